@@ -1,0 +1,24 @@
+"""Domain exceptions that the API, the CLI and the tracker translate for their users."""
+
+from __future__ import annotations
+
+
+class ClaudeApiError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class TrackingError(ClaudeApiError):
+    """The store could not record events (database locked, unwritable or down)."""
+
+
+class NotFound(ClaudeApiError):
+    """The named agent, skill or task has no recorded invocation."""
+
+
+class InvalidFilter(ClaudeApiError):
+    """A query parameter is out of range or malformed; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

@@ -1,0 +1,74 @@
+"""The usage tables: `agent_usage` and `skill_usage`, one row per invocation (per event id).
+
+Cost and tokens on a row are the invocation's own, exclusive of its children, so summing rows
+never counts anything twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from claude_api.models.events import MAX_NAME_LENGTH, Kind
+from claude_api.models.types import UTCDateTime
+
+NAME = sa.String(MAX_NAME_LENGTH)
+
+
+class UsageColumns(SQLModel):
+    """Columns both tables share (not a table)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: uuid.UUID = Field(sa_type=sa.Uuid, unique=True, index=True, nullable=False)
+    task_id: str = Field(sa_type=NAME, index=True)
+    parent_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid, index=True)
+    project_id: str | None = Field(default=None, sa_type=NAME, index=True)
+    timestamp: datetime = Field(sa_type=UTCDateTime, index=True)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(sa_type=sa.String(16))
+    duration_seconds: float | None = Field(default=None, sa_type=sa.Float)
+    cost_usd: float | None = Field(default=None, sa_type=sa.Float)
+    cost_source: str | None = Field(default=None, sa_type=sa.String(16))
+    input_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    output_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    cache_read_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    cache_creation_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    model: str | None = Field(default=None, sa_type=NAME)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    source: str = Field(sa_type=sa.String(64))
+
+
+class AgentUsage(UsageColumns, table=True):
+    """One invocation of an agent: a task's main loop or a subagent it spawned."""
+
+    __tablename__ = "agent_usage"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('running', 'completed', 'failed')", name="ck_agent_usage_status"
+        ),
+    )
+
+    agent_name: str = Field(sa_type=NAME, index=True)
+
+
+class SkillUsage(UsageColumns, table=True):
+    """One invocation of a skill, inside the agent invocation given by `parent_id`."""
+
+    __tablename__ = "skill_usage"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('running', 'completed', 'failed')", name="ck_skill_usage_status"
+        ),
+    )
+
+    skill_name: str = Field(sa_type=NAME, index=True)
+
+
+USAGE_TABLES: dict[Kind, type[AgentUsage] | type[SkillUsage]] = {
+    Kind.AGENT: AgentUsage,
+    Kind.SKILL: SkillUsage,
+}
+NAME_COLUMNS: dict[Kind, str] = {Kind.AGENT: "agent_name", Kind.SKILL: "skill_name"}
