@@ -33,9 +33,10 @@ def make_event(**overrides: Any) -> UsageEvent:
         "source": "test",
     }
     fields.update(overrides)
-    if fields["status"] in (Status.RUNNING, "running"):
+    if fields["status"] == Status.RUNNING:
         for key in ("duration_seconds", "cost_usd", "input_tokens", "output_tokens"):
-            fields.setdefault(key, None) if key in overrides else fields.update({key: None})
+            if key not in overrides:
+                fields[key] = None
     return UsageEvent.model_validate(fields)
 
 

@@ -1,0 +1,1 @@
+"""The `claude-api` command line."""

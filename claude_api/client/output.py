@@ -1,0 +1,26 @@
+"""The only place that prints: data to stdout, diagnostics to stderr."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout."""
+    stdout.out(json.dumps(data, indent=2, default=str), highlight=False)
+
+
+def error(message: str) -> None:
+    """A one-sentence error on stderr."""
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+
+
+def info(message: str) -> None:
+    """A diagnostic on stderr."""
+    stderr.print(message, highlight=False)
