@@ -27,7 +27,7 @@ def _postgres_base_url() -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgresql_url() -> Iterator[str]:
     """A URL of the test PostgreSQL database whose search path is a new, empty schema."""
     base = _postgres_base_url()
     schema = f"test_{uuid.uuid4().hex[:12]}"

@@ -40,8 +40,13 @@ def make_event(**overrides: Any) -> UsageEvent:
     return UsageEvent.model_validate(fields)
 
 
-def make_events(count: int, *, start: datetime = BASE_TIME, step: timedelta = timedelta(minutes=1),
-                **overrides: Any) -> list[UsageEvent]:
+def make_events(
+    count: int,
+    *,
+    start: datetime = BASE_TIME,
+    step: timedelta = timedelta(minutes=1),
+    **overrides: Any,
+) -> list[UsageEvent]:
     """`count` finished events one `step` apart."""
     return [make_event(timestamp=start + i * step, **overrides) for i in range(count)]
 
