@@ -60,7 +60,7 @@ class Tracker:
         *,
         store: str | None = RECORDER_NAME,
         queue_size: int = 100_000,
-        batch_size: int = 2_000,
+        batch_size: int = 10_000,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
     ) -> None:
         self.manager = manager
@@ -101,7 +101,10 @@ class Tracker:
         """
         failures = self._dispatch(events, retry=False)
         if self.store in failures:
-            raise TrackingError(f"could not store {len(events)} events: {failures[self.store]}")
+            error = failures[self.store]
+            raise TrackingError(
+                f"could not store {len(events)} events: {describe(error)}"
+            ) from error
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event was delivered; False when `timeout` ran out first."""
@@ -233,6 +236,13 @@ def _bind(impl: pluggy.HookImpl) -> Callable[[Any], Any]:
     if impl.argnames:
         return function
     return lambda _argument: function()
+
+
+def describe(error: BaseException, limit: int = 300) -> str:
+    """A one-line account of an error, without the statement and parameters SQLAlchemy adds."""
+    cause = getattr(error, "orig", None) or error
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def build_tracker(

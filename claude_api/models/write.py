@@ -9,6 +9,7 @@ Rules, applied atomically by the database so that concurrent writers agree:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -29,8 +30,9 @@ _FINISH_COLUMNS = (
 
 def event_row(event: UsageEvent) -> dict[str, Any]:
     """The table row for an event (the name lands in `agent_name` or `skill_name`)."""
-    row = event.model_dump(exclude={"kind", "name"})
-    row[NAME_COLUMNS[event.kind]] = event.name
+    row = dict(event.__dict__)  # the validated field values, without model_dump's copying
+    del row["kind"]
+    row[NAME_COLUMNS[event.kind]] = row.pop("name")
     return row
 
 
@@ -49,29 +51,60 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
 
     Within one batch the rules apply as if the events had been written one at a time in order.
     """
+    connection = session.connection()
+    dialect_name = connection.dialect.name
     collapsed = collapse(events).values()
     for kind in Kind:
-        of_kind = [event for event in collapsed if event.kind is kind]
-        starts = [event_row(e) for e in of_kind if e.status is Status.RUNNING]
-        finishes = [event_row(e) for e in of_kind if e.status is not Status.RUNNING]
-        table = USAGE_TABLES[kind].__table__
-        if starts:
-            session.execute(_insert(session, table).on_conflict_do_nothing(), starts)
-        if finishes:
-            session.execute(_finish_upsert(session, table), finishes)
+        for is_finish in (False, True):
+            rows = [
+                _driver_row(event, dialect_name)
+                for event in collapsed
+                if event.kind is kind and event.is_finish is is_finish
+            ]
+            if rows:
+                # The statement is compiled once per dialect and run through the driver's
+                # executemany: SQLAlchemy's per-row parameter processing would cost more than
+                # the database's own work (bench/bench_tracking.py).
+                connection.exec_driver_sql(_statement_sql(dialect_name, kind, is_finish), rows)
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
-
-
-def _finish_upsert(session: Session, table: sa.Table) -> Any:
-    statement = _insert(session, table)
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.event_id],
-        set_={name: sa.func.coalesce(excluded[name], table.c[name]) for name in _FINISH_COLUMNS},
-        where=table.c.status == Status.RUNNING.value,
+@cache
+def _statement_sql(dialect_name: str, kind: Kind, is_finish: bool) -> str:
+    table = USAGE_TABLES[kind].__table__
+    if dialect_name == "postgresql":
+        insert, dialect = postgresql.insert(table), postgresql.psycopg.dialect()
+    else:
+        insert, dialect = sqlite.insert(table), sqlite.pysqlite.dialect(paramstyle="named")
+    if is_finish:
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.event_id],
+            set_={
+                name: sa.func.coalesce(insert.excluded[name], table.c[name])
+                for name in _FINISH_COLUMNS
+            },
+            where=table.c.status == sa.literal_column(f"'{Status.RUNNING.value}'"),
+        )
+    else:
+        statement = insert.on_conflict_do_nothing()
+    columns = [column.name for column in table.columns if column.name != "id"]
+    return str(
+        statement.values({name: sa.bindparam(name) for name in columns}).compile(dialect=dialect)
     )
+
+
+def _driver_row(event: UsageEvent, dialect_name: str) -> dict[str, Any]:
+    """The row as the driver takes it, converted as the column types would convert it."""
+    row = event_row(event)
+    row["status"] = event.status.value
+    row["cost_source"] = event.cost_source.value if event.cost_source is not None else None
+    if dialect_name == "sqlite":
+        # The storage formats of SQLAlchemy's SQLite DateTime and Uuid types, so that rows
+        # written here read back, and compare in queries, exactly like rows the ORM writes.
+        # Events hold UTC times only.
+        row["timestamp"] = f"{event.timestamp:%Y-%m-%d %H:%M:%S.%f}"
+        if event.finished_at is not None:
+            row["finished_at"] = f"{event.finished_at:%Y-%m-%d %H:%M:%S.%f}"
+        row["event_id"] = event.event_id.hex
+        if event.parent_id is not None:
+            row["parent_id"] = event.parent_id.hex
+    return row

@@ -1,0 +1,177 @@
+"""Recording through the hook path against a raw `executemany`, and how long `emit` holds the
+caller's thread.
+
+    python -m bench.bench_tracking [--events 100000] [--database-url URL]
+
+Each run measures the baseline and the hook path on the same machine, in fresh copies of the
+same migrated table, and prints the ratio. PostgreSQL: pass a URL of an empty database; the
+benchmark creates and drops its own schema there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+
+from claude_api.models.db import make_engine, upgrade
+from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.models.write import event_row
+from claude_api.tracking import build_tracker
+
+AGENTS = [f"agent-{i}" for i in range(40)]
+MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
+
+
+def make_finished_events(count: int) -> list[UsageEvent]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        UsageEvent(
+            event_id=uuid.uuid4(),
+            kind=Kind.AGENT,
+            name=AGENTS[(i * 7919) % len(AGENTS)],
+            task_id=f"task-{i // 5}",
+            project_id=f"project-{i % 3}",
+            timestamp=start + timedelta(seconds=i),
+            status=Status.FAILED if i % 17 == 0 else Status.COMPLETED,
+            duration_seconds=1 + (i % 300) / 10,
+            cost_usd=(i % 1000) / 10_000,
+            input_tokens=1000 + i % 5000,
+            output_tokens=100 + i % 900,
+            cache_read_tokens=i % 20_000,
+            cache_creation_tokens=i % 700,
+            model=MODELS[i % len(MODELS)],
+            error_message="tool failed" if i % 17 == 0 else None,
+            source="bench",
+        )
+        for i in range(count)
+    ]
+
+
+@contextmanager
+def fresh_database(url: str | None) -> Iterator[Engine]:
+    """A migrated, empty database: a temporary SQLite file, or a new schema in `url`."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as directory:
+            engine = make_engine(f"sqlite:///{Path(directory) / 'bench.db'}")
+            upgrade(engine)
+            yield engine
+            engine.dispose()
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    engine = make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def raw_insert(engine: Engine, events: list[UsageEvent], batch: int = 10_000) -> float:
+    """The limit: the same rows, prepared in advance, through the driver's `executemany`."""
+    rows = [event_row(event) for event in events]
+    columns = list(rows[0])
+    marker = "?" if engine.dialect.name == "sqlite" else "%s"
+    sql = (
+        f"INSERT INTO agent_usage ({', '.join(columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+    sqlite = engine.dialect.name == "sqlite"
+
+    def value(v: object) -> object:
+        if isinstance(v, datetime) and sqlite:
+            return v.replace(tzinfo=None).isoformat(sep=" ")
+        if isinstance(v, uuid.UUID) and sqlite:
+            return v.hex
+        return v
+
+    tuples = [tuple(value(row[c]) for c in columns) for row in rows]
+    connection = engine.raw_connection()
+    try:
+        started = time.perf_counter()
+        cursor = connection.cursor()
+        for i in range(0, len(tuples), batch):
+            if sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.executemany(sql, tuples[i : i + batch])
+            connection.commit()
+        return time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def hook_path(engine: Engine, events: list[UsageEvent]) -> tuple[float, list[int]]:
+    """Emit every event through the tracker and wait until all are stored."""
+    tracker = build_tracker(engine, load_entrypoints=False)
+    holds: list[int] = []
+    clock = time.perf_counter_ns
+    started = time.perf_counter()
+    for event in events:
+        before = clock()
+        tracker.emit(event)
+        holds.append(clock() - before)
+    tracker.flush()
+    elapsed = time.perf_counter() - started
+    tracker.close()
+    if tracker.stats.stored != len(events):
+        raise SystemExit(f"only {tracker.stats.stored} of {len(events)} events were stored")
+    return elapsed, holds
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM agent_usage")).scalar_one()
+
+
+def percentile(values: list[int], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: a SQLite temp file)")
+    args = parser.parse_args()
+
+    events = make_finished_events(args.events)
+    with fresh_database(args.database_url) as engine:
+        backend = engine.dialect.name
+        raw_seconds = raw_insert(engine, events)
+        assert count(engine) == len(events)
+    with fresh_database(args.database_url) as engine:
+        hook_seconds, holds = hook_path(engine, events)
+        assert count(engine) == len(events)
+
+    n = len(events)
+    print(f"backend: {backend}, events: {n:,}")
+    print(f"raw executemany : {raw_seconds:7.3f} s  {n / raw_seconds:>10,.0f} events/s")
+    print(f"hook path       : {hook_seconds:7.3f} s  {n / hook_seconds:>10,.0f} events/s")
+    print(f"ratio hook/raw  : {hook_seconds / raw_seconds:7.2f}x  (target <= 2x)")
+    print(
+        "emit hold       : "
+        f"p50 {percentile(holds, 0.50) / 1000:.1f} us, "
+        f"p99 {percentile(holds, 0.99) / 1000:.1f} us, "
+        f"p99.9 {percentile(holds, 0.999) / 1000:.1f} us, "
+        f"max {max(holds) / 1000:.1f} us, mean {statistics.fmean(holds) / 1000:.1f} us "
+        "(target p99 < 200 us)"
+    )
+
+
+if __name__ == "__main__":
+    main()
