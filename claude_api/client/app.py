@@ -7,6 +7,7 @@ import logging
 import typer
 
 from claude_api.client.db import db_app
+from claude_api.client.run import task_run
 
 app = typer.Typer(
     name="claude-api",
@@ -16,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.command("run")(task_run)
 
 
 @app.callback()

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -18,9 +19,9 @@ def print_json(data: Any) -> None:
 
 def error(message: str) -> None:
     """A one-sentence error on stderr."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
 def info(message: str) -> None:
     """A diagnostic on stderr."""
-    stderr.print(message, highlight=False)
+    stderr.print(escape(message), highlight=False)

@@ -1,0 +1,121 @@
+"""`claude-api run`: run a task with Claude Code, record its agents and skills, show the result."""
+
+from __future__ import annotations
+
+import logging
+
+import pluggy
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import Engine
+
+from claude_api.client import output
+from claude_api.config import Settings
+from claude_api.executor import TaskResult, run_task
+from claude_api.models.db import make_engine, upgrade
+from claude_api.plugins.manager import get_plugin_manager
+from claude_api.tracking import Tracker, build_tracker
+
+logger = logging.getLogger(__name__)
+
+TRACKER_CLOSE_TIMEOUT = 30.0  # seconds to finish storing the run's events before exiting
+
+
+def task_run(
+    prompt: str = typer.Argument(..., help="What Claude Code should do."),
+    agent: str | None = typer.Option(
+        None, "--agent", help="The agent that runs the task (default: Claude Code's own)."
+    ),
+    project: str | None = typer.Option(None, "--project", help="Project id to record."),
+    task_id: str | None = typer.Option(
+        None, "--task-id", help="Task id to record (default: a new UUID)."
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.0, help="Stop the run after this many seconds."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a task with Claude Code and record every agent and skill it uses.
+
+    Exits 0 when the task completed, 1 when it failed.
+
+    Example: claude-api run "Review src/ and fix lint" --agent code-reviewer --timeout 600
+    """
+    settings = Settings()
+    tracker, engine = open_tracker(settings)
+    try:
+        result = run_task(
+            prompt,
+            tracker=tracker,
+            agent=agent,
+            project_id=project,
+            task_id=task_id,
+            timeout=timeout,
+            settings=settings,
+        )
+    finally:
+        if not tracker.close(TRACKER_CLOSE_TIMEOUT):
+            logger.error("gave up waiting for the usage events to be stored; some may be lost")
+        if engine is not None:
+            engine.dispose()
+    if json_output:
+        output.print_json(result.to_dict())
+    else:
+        output.stdout.print(_summary(result))
+        if result.result:
+            output.stdout.print(Text(result.result), soft_wrap=True)
+    if not result.ok:
+        output.error(escape(result.error or "the task failed"))
+        raise typer.Exit(code=1)
+
+
+def open_tracker(settings: Settings) -> tuple[Tracker, Engine | None]:
+    """A tracker on the configured database; when that cannot be opened or migrated, one that
+    only feeds third-party plugins, so that the task still runs (the problem is logged)."""
+    engine: Engine | None = None
+    try:
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+    except Exception as error:
+        logger.error("usage will not be recorded: the database cannot be opened: %s", error)
+        if engine is not None:
+            engine.dispose()
+        return Tracker(_plugin_manager(), store=None, queue_size=settings.tracking_queue_size), None
+    try:
+        return build_tracker(engine, queue_size=settings.tracking_queue_size), engine
+    except Exception:
+        logger.exception("third-party usage plugins failed to load; recording without them")
+        return (
+            build_tracker(engine, load_entrypoints=False, queue_size=settings.tracking_queue_size),
+            engine,
+        )
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    try:
+        return get_plugin_manager()
+    except Exception:
+        logger.exception("third-party usage plugins failed to load; running without them")
+        return get_plugin_manager(load_entrypoints=False)
+
+
+def _summary(result: TaskResult) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_column(style="bold")
+    table.add_column()
+    status_style = "green" if result.ok else "red"
+    rows = [
+        ("task", Text(result.task_id)),
+        ("status", Text(result.status.value, style=status_style)),
+        ("agent", Text(result.agent)),
+        ("model", Text(result.model or "-")),
+        ("duration", Text(f"{result.duration_seconds:.1f}s")),
+        ("cost", Text("-" if result.cost_usd is None else f"${result.cost_usd:.4f}")),
+        ("session", Text(result.session_id or "-")),
+        ("exit code", Text("-" if result.exit_code is None else str(result.exit_code))),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
