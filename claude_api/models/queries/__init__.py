@@ -1,0 +1,27 @@
+"""The query layer: every SELECT and aggregate over the usage tables, as pure functions from a
+session and typed filters to typed results. Resolvers, REST handlers and the CLI call these.
+"""
+
+from __future__ import annotations
+
+from claude_api.models.queries.history import usage_by_period, usage_report
+from claude_api.models.queries.stats import (
+    errors_by_name,
+    leaderboard,
+    list_names,
+    stats_by_name,
+    usage_stats,
+)
+from claude_api.models.queries.tasks import list_task_usage, list_tasks
+
+__all__ = [
+    "errors_by_name",
+    "leaderboard",
+    "list_names",
+    "list_task_usage",
+    "list_tasks",
+    "stats_by_name",
+    "usage_by_period",
+    "usage_report",
+    "usage_stats",
+]

@@ -1,0 +1,213 @@
+"""Usage over calendar time in a time zone: histories bucketed by period, and period reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from claude_api.errors import InvalidFilter
+from claude_api.models.events import Kind
+from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_count, to_enum
+from claude_api.models.queries._aggregates import aggregate_select, totals_columns, totals_fields
+from claude_api.models.queries._calendar import (
+    calendar_buckets,
+    local_date,
+    local_midnight,
+    period_range,
+    period_start,
+    shift,
+)
+from claude_api.models.queries._source import bytewise, resolve_kind, usage_rows
+from claude_api.models.queries.stats import errors_by_name
+from claude_api.models.results import (
+    History,
+    HistoryBucket,
+    PeriodChange,
+    Report,
+    ReportRow,
+    UsageTotals,
+)
+
+DEFAULT_BUCKETS = {Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
+
+
+def usage_by_period(
+    session: Session,
+    *,
+    filter: UsageFilter,
+    period: Period,
+    now: datetime | None = None,
+) -> History:
+    """The invocations matching `filter` per calendar day, ISO week (from Monday) or month in
+    `filter.tz`, over [filter.since, filter.until), empty buckets included with zero counts.
+
+    The first and last buckets are clipped to the range, so the buckets add up to exactly the
+    range. Without `until` the range ends `now` (default: the current time); without `since` it
+    starts DEFAULT_BUCKETS periods back. Each bucket holds the `UsageTotals` of the invocations
+    that started in it (running ones count as invocations only).
+
+    Raises NotFound when `filter.name` was never recorded; InvalidFilter for a range of more
+    than MAX_BUCKETS buckets.
+    """
+    period = to_enum(Period, period, field="period")
+    since, until = _history_range(filter, period, now)
+    buckets = calendar_buckets(since, until, period, filter.zone)
+    kind = resolve_kind(session, filter)
+    rows = usage_rows(filter.replace(since=since, until=until))
+    index = _bucket_index(rows.c.timestamp, [bucket.start_at for bucket in buckets[1:]])
+    # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
+    # to the same CASE in the select list, their bound parameters being distinct.
+    indexed = sa.select(*rows.c, index.label("bucket")).subquery("indexed")
+    statement = sa.select(indexed.c.bucket, *totals_columns(indexed)).group_by(indexed.c.bucket)
+    found = {row.bucket: row for row in session.execute(statement)}
+    return History(
+        kind=kind,
+        name=filter.name,
+        period=period,
+        tz=filter.tz,
+        start_at=since,
+        end_at=until,
+        buckets=tuple(
+            HistoryBucket(
+                period_start=bucket.period_start,
+                start_at=bucket.start_at,
+                end_at=bucket.end_at,
+                **totals_fields(found.get(number)),
+            )
+            for number, bucket in enumerate(buckets)
+        ),
+    )
+
+
+def _history_range(
+    filter: UsageFilter, period: Period, now: datetime | None
+) -> tuple[datetime, datetime]:
+    until = filter.until or _now(now)
+    since = filter.since
+    if since is None:
+        zone = filter.zone
+        last = period_start(local_date(until - timedelta(microseconds=1), zone), period)
+        try:
+            since = local_midnight(shift(last, period, 1 - DEFAULT_BUCKETS[period]), zone)
+        except (OverflowError, ValueError):
+            raise InvalidFilter("until", "is out of the supported date range") from None
+    if since >= until:
+        raise InvalidFilter("since", "must be before until")
+    return since, until
+
+
+def _now(now: datetime | None) -> datetime:
+    return datetime.now(UTC) if now is None else _aware(now, "now")
+
+
+def _aware(moment: datetime, field: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidFilter(field, "must carry a time zone offset")
+    return moment.astimezone(UTC)
+
+
+def _bucket_index(timestamp: Any, edges: Sequence[datetime], first: int = 0) -> Any:
+    """The number of the bucket holding `timestamp`, given the start instants of buckets
+    first+1, first+2, ...; a balanced CASE tree keeps the work per row logarithmic in the number
+    of buckets, where a flat CASE would test up to MAX_BUCKETS edges."""
+    if not edges:
+        return sa.literal_column(str(first), sa.Integer)
+    middle = len(edges) // 2
+    return sa.case(
+        (timestamp < edges[middle], _bucket_index(timestamp, edges[:middle], first)),
+        else_=_bucket_index(timestamp, edges[middle + 1 :], first + middle + 1),
+    )
+
+
+def usage_report(
+    session: Session,
+    *,
+    period: Period,
+    on: date | None = None,
+    filter: UsageFilter = UsageFilter(),
+    top_failures: int = 10,
+    now: datetime | None = None,
+) -> Report:
+    """A report of the day, ISO week or month in `filter.tz` holding the local date `on`
+    (default: the date of `now`, itself defaulting to the current time), against the period
+    before it.
+
+    Totals, a row per agent and per skill, the `top_failures` most frequent (name, error
+    message) failures, and the change in invocations, total cost and success rate. The filter
+    may narrow the invocations (kind, name, project, model, status) but not the range: its
+    since/until must be empty. Naming an unrecorded agent is not an error here: its report is
+    empty.
+    """
+    period = to_enum(Period, period, field="period")
+    check_count(top_failures, field="top_failures", maximum=MAX_TOP)
+    if filter.since is not None or filter.until is not None:
+        raise InvalidFilter("since", "a report covers its period: leave since and until empty")
+    zone = filter.zone
+    if isinstance(on, datetime):
+        on = local_date(_aware(on, "on"), zone)
+    day = on if on is not None else local_date(_now(now), zone)
+    first_day, start_at, end_at = period_range(day, period, zone)
+    _, previous_start_at, _ = period_range(day, period, zone, offset=-1)
+    current = filter.replace(since=start_at, until=end_at)
+    previous = filter.replace(since=previous_start_at, until=start_at)
+
+    totals = _totals(session, current)
+    previous_totals = _totals(session, previous)
+    rows = usage_rows(current)
+    statement = aggregate_select(rows, by_name=True)
+    keys = statement.selected_columns
+    by_name = [
+        ReportRow(kind=Kind(row.kind), name=row.name, **totals_fields(row))
+        for row in session.execute(
+            statement.order_by(keys.invocations.desc(), bytewise(keys.name), keys.kind)
+        )
+    ]
+    failures = errors_by_name(session, filter=current, limit=top_failures) if top_failures else []
+    return Report(
+        period=period,
+        tz=filter.tz,
+        period_start=first_day,
+        start_at=start_at,
+        end_at=end_at,
+        totals=totals,
+        previous_totals=previous_totals,
+        change=_change(previous_totals, totals),
+        agents=tuple(row for row in by_name if row.kind is Kind.AGENT),
+        skills=tuple(row for row in by_name if row.kind is Kind.SKILL),
+        top_failures=tuple(failures),
+    )
+
+
+def _totals(session: Session, filter: UsageFilter) -> UsageTotals:
+    row = session.execute(aggregate_select(usage_rows(filter), by_name=False)).one()
+    return UsageTotals(**totals_fields(row))
+
+
+def _change(previous: UsageTotals, current: UsageTotals) -> PeriodChange:
+    rate_delta = (
+        None
+        if previous.success_rate is None or current.success_rate is None
+        else current.success_rate - previous.success_rate
+    )
+    return PeriodChange(
+        invocations_delta=current.invocations - previous.invocations,
+        invocations_relative=_relative(
+            current.invocations - previous.invocations, previous.invocations
+        ),
+        total_cost_usd_delta=current.total_cost_usd - previous.total_cost_usd,
+        total_cost_usd_relative=_relative(
+            current.total_cost_usd - previous.total_cost_usd, previous.total_cost_usd
+        ),
+        success_rate_delta=rate_delta,
+        success_rate_relative=_relative(rate_delta, previous.success_rate),
+    )
+
+
+def _relative(delta: float | None, previous: float | None) -> float | None:
+    if delta is None or not previous:
+        return None
+    return delta / previous

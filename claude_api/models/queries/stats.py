@@ -1,0 +1,203 @@
+"""Statistics per agent or skill, leaderboards, failure counts and the list of names."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from claude_api.models.events import Kind
+from claude_api.models.filters import (
+    MAX_TOP,
+    LeaderboardMetric,
+    UsageFilter,
+    check_count,
+    check_limit,
+    to_enum,
+)
+from claude_api.models.queries._aggregates import (
+    aggregate_select,
+    error_count,
+    error_counts_select,
+    totals_fields,
+)
+from claude_api.models.queries._pagination import decode_cursor, make_page
+from claude_api.models.queries._source import (
+    as_float,
+    bytewise,
+    resolve_kind,
+    usage_rows,
+)
+from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
+
+DEFAULT_TOP_ERRORS = 5
+_STATS_LISTING = "stats_by_name"
+
+
+def usage_stats(
+    session: Session, *, filter: UsageFilter, top_errors: int = DEFAULT_TOP_ERRORS
+) -> UsageStats:
+    """Statistics of every invocation matching `filter`: of one agent or skill when it names
+    one, of everything matched otherwise.
+
+    Running rows count as invocations; only finished (completed or failed) rows feed the success
+    rate and the durations (average and nearest-rank p50/p95). `top_errors` limits the most
+    frequent failure messages, by (kind, name, message). With kind None a name recorded both
+    as an agent and as a skill is aggregated across both, and `kind` is None.
+
+    Raises NotFound when `filter.name` was never recorded (a name with no row in the range
+    gives zero counts); InvalidFilter for a bad `top_errors`.
+    """
+    check_count(top_errors, field="top_errors", maximum=MAX_TOP)
+    kind = resolve_kind(session, filter)
+    row = session.execute(aggregate_select(usage_rows(filter), by_name=False, percentiles=True))
+    errors = errors_by_name(session, filter=filter, limit=top_errors) if top_errors else []
+    return _stats(row.one(), kind=kind, name=filter.name, top_errors=errors)
+
+
+def stats_by_name(
+    session: Session,
+    *,
+    filter: UsageFilter = UsageFilter(),
+    limit: int = 50,
+    after: str | None = None,
+    top_errors: int = DEFAULT_TOP_ERRORS,
+) -> Page[UsageStats]:
+    """`usage_stats` of every (kind, name) with an invocation matching `filter`, one page of
+    `limit` at a time, ordered by name (code point order), then kind (agent before skill).
+
+    Pass a page's `next_cursor` as `after` for the next page. Raises InvalidFilter for a bad
+    `limit`, `top_errors` or cursor.
+    """
+    check_limit(limit)
+    check_count(top_errors, field="top_errors", maximum=MAX_TOP)
+    rows = usage_rows(filter)
+    where = []
+    if after is not None:
+        kind, name = decode_cursor(_STATS_LISTING, after, 2)
+        to_enum(Kind, kind, field="after")
+        where.append(
+            sa.or_(
+                bytewise(rows.c.name) > name,
+                sa.and_(rows.c.name == name, rows.c.kind > kind),
+            )
+        )
+    statement = aggregate_select(rows, by_name=True, percentiles=True, where=where)
+    keys = statement.selected_columns
+    found = session.execute(
+        statement.order_by(bytewise(keys.name), keys.kind).limit(limit + 1)
+    ).all()
+    errors = _errors_per_name(session, filter, [row.name for row in found[:limit]], top_errors)
+    items = [
+        _stats(row, kind=Kind(row.kind), name=row.name, top_errors=errors[row.kind, row.name])
+        for row in found
+    ]
+    return make_page(
+        items,
+        limit=limit,
+        listing=_STATS_LISTING,
+        key=lambda stats: (str(stats.kind), str(stats.name)),
+    )
+
+
+def errors_by_name(
+    session: Session, *, filter: UsageFilter = UsageFilter(), limit: int = 10
+) -> list[ErrorCount]:
+    """The most frequent failures among the invocations matching `filter`: failed rows with an
+    error message, counted per (kind, name, message), most frequent first, ties broken by name,
+    kind and message."""
+    check_limit(limit, maximum=MAX_TOP)
+    statement = error_counts_select(usage_rows(filter), limit=limit, per_name=False)
+    return [error_count(row) for row in session.execute(statement)]
+
+
+def _errors_per_name(
+    session: Session, filter: UsageFilter, names: list[str], limit: int
+) -> defaultdict[tuple[str, str], list[ErrorCount]]:
+    errors: defaultdict[tuple[str, str], list[ErrorCount]] = defaultdict(list)
+    if not names or not limit:
+        return errors
+    rows = usage_rows(filter)
+    statement = error_counts_select(
+        rows, limit=limit, per_name=True, where=[rows.c.name.in_(set(names))]
+    )
+    for row in session.execute(statement):
+        errors[row.kind, row.name].append(error_count(row))
+    return errors
+
+
+def _stats(
+    row: Any, *, kind: Kind | None, name: str | None, top_errors: list[ErrorCount]
+) -> UsageStats:
+    return UsageStats(
+        kind=kind,
+        name=name,
+        **totals_fields(row),
+        avg_input_tokens=as_float(row.avg_input_tokens),
+        avg_output_tokens=as_float(row.avg_output_tokens),
+        p50_duration_seconds=as_float(row.p50_duration_seconds),
+        p95_duration_seconds=as_float(row.p95_duration_seconds),
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        top_errors=tuple(top_errors),
+    )
+
+
+def leaderboard(
+    session: Session,
+    *,
+    filter: UsageFilter = UsageFilter(),
+    metric: LeaderboardMetric = LeaderboardMetric.USAGE,
+    limit: int = 10,
+    min_invocations: int = 1,
+) -> list[LeaderboardEntry]:
+    """The top `limit` agents and skills matching `filter` by `metric`, highest first: usage
+    (invocations), cost (total USD), success_rate, duration (average of finished runs: the
+    slowest first) or tokens (total input + output).
+
+    Only names with at least `min_invocations` matching invocations (running ones included)
+    take part, and a name without a value for the metric (no finished run for success_rate,
+    no measured duration, no reported cost) is left out. Ties are broken by name, then kind;
+    ranks run 1..n without gaps.
+    """
+    metric = to_enum(LeaderboardMetric, metric, field="metric")
+    check_limit(limit, maximum=MAX_TOP)
+    check_count(min_invocations, field="min_invocations")
+    totals = aggregate_select(usage_rows(filter), by_name=True).subquery("totals")
+    c = totals.c
+    value = {
+        LeaderboardMetric.USAGE: c.invocations,
+        LeaderboardMetric.COST: c.total_cost_usd,
+        LeaderboardMetric.SUCCESS_RATE: c.success_rate,
+        LeaderboardMetric.DURATION: c.avg_duration_seconds,
+        LeaderboardMetric.TOKENS: sa.func.coalesce(c.input_tokens, 0)
+        + sa.func.coalesce(c.output_tokens, 0),
+    }[metric]
+    statement = (
+        sa.select(c.kind, c.name, value.label("value"), c.invocations)
+        .where(c.invocations >= min_invocations, value.is_not(None))
+        .order_by(value.desc(), bytewise(c.name), c.kind)
+        .limit(limit)
+    )
+    return [
+        LeaderboardEntry(
+            rank=rank,
+            kind=Kind(row.kind),
+            name=row.name,
+            metric=metric,
+            value=float(row.value),
+            invocations=int(row.invocations),
+        )
+        for rank, row in enumerate(session.execute(statement), start=1)
+    ]
+
+
+def list_names(session: Session, *, kind: Kind | None = None) -> list[str]:
+    """Every agent or skill name ever recorded (both when `kind` is None), each once, in code
+    point order."""
+    kind = to_enum(Kind, kind, field="kind") if kind is not None else None
+    rows = usage_rows(UsageFilter(kind=kind))
+    statement = sa.select(rows.c.name).group_by(rows.c.name).order_by(bytewise(rows.c.name))
+    return list(session.execute(statement).scalars())

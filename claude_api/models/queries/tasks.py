@@ -1,0 +1,116 @@
+"""Tasks: which agents and skills a task ran, and which tasks ran an agent or skill."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from claude_api.errors import InvalidFilter, NotFound
+from claude_api.models.events import Kind, Status
+from claude_api.models.filters import UsageFilter, check_limit
+from claude_api.models.queries._aggregates import stats_columns, totals_fields
+from claude_api.models.queries._pagination import decode_cursor, make_page
+from claude_api.models.queries._source import bytewise, usage_rows
+from claude_api.models.results import Page, TaskSummary, TaskUsage
+
+_TASKS_LISTING = "tasks"
+
+
+def list_task_usage(session: Session, *, task_id: str) -> list[TaskUsage]:
+    """Every invocation of the task, agents and skills alike, in start order (ties: agents
+    before skills, then event id); `parent_id` links each to the invocation that ran it.
+
+    Raises NotFound when the task has no recorded invocation.
+    """
+    rows = usage_rows(UsageFilter(task_id=task_id))
+    statement = sa.select(rows).order_by(rows.c.timestamp, rows.c.kind, rows.c.event_id)
+    found = session.execute(statement).all()
+    if not found:
+        raise NotFound(f"no invocation of task {task_id!r} has been recorded")
+    return [_task_usage(row) for row in found]
+
+
+def _task_usage(row: Any) -> TaskUsage:
+    return TaskUsage(
+        kind=Kind(row.kind),
+        name=row.name,
+        event_id=row.event_id,
+        parent_id=row.parent_id,
+        project_id=row.project_id,
+        status=Status(row.status),
+        timestamp=row.timestamp,
+        finished_at=row.finished_at,
+        duration_seconds=row.duration_seconds,
+        cost_usd=row.cost_usd,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        model=row.model,
+        error_message=row.error_message,
+    )
+
+
+def list_tasks(
+    session: Session,
+    *,
+    filter: UsageFilter = UsageFilter(),
+    limit: int = 50,
+    after: str | None = None,
+) -> Page[TaskSummary]:
+    """The tasks with an invocation matching `filter` (e.g. the tasks that used an agent), the
+    most recently active first (by the latest start among those invocations, then task id).
+
+    Counts, cost and first/last seen are over the task's matching invocations only. Pass a
+    page's `next_cursor` as `after` for the next page; InvalidFilter for a bad limit or cursor.
+    """
+    check_limit(limit)
+    rows = usage_rows(filter)
+    last_seen = sa.func.max(rows.c.timestamp)
+    statement = (
+        sa.select(rows.c.task_id, *stats_columns(rows))
+        .group_by(rows.c.task_id)
+        .order_by(last_seen.desc(), bytewise(rows.c.task_id))
+        .limit(limit + 1)
+    )
+    if after is not None:
+        seen, task_id = decode_cursor(_TASKS_LISTING, after, 2)
+        before = _cursor_time(seen)
+        statement = statement.having(
+            sa.or_(
+                last_seen < before,
+                sa.and_(last_seen == before, bytewise(rows.c.task_id) > task_id),
+            )
+        )
+    items = [_task_summary(row) for row in session.execute(statement)]
+    return make_page(
+        items,
+        limit=limit,
+        listing=_TASKS_LISTING,
+        key=lambda task: (task.last_seen_at.isoformat(), task.task_id),
+    )
+
+
+def _task_summary(row: Any) -> TaskSummary:
+    totals = totals_fields(row)
+    return TaskSummary(
+        task_id=row.task_id,
+        invocations=totals["invocations"],
+        completed=totals["completed"],
+        failed=totals["failed"],
+        running=totals["running"],
+        total_cost_usd=totals["total_cost_usd"],
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+    )
+
+
+def _cursor_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.utcoffset() is None:
+        raise InvalidFilter("after", "is not a cursor of this listing")
+    return moment

@@ -1,0 +1,193 @@
+"""The typed results of the query layer: plain frozen data, never ORM rows.
+
+Field names are the REST JSON keys (and, camel-cased, the GraphQL fields). Times are UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Generic, TypeVar
+from uuid import UUID
+
+from claude_api.models.events import Kind, Status
+from claude_api.models.filters import LeaderboardMetric, Period
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageTotals:
+    """Counts and sums over a set of invocations.
+
+    `running` rows count as invocations but not toward `success_rate` or durations, which only
+    finished (completed or failed) rows feed. `success_rate` = completed / (completed + failed),
+    None without a finished run. Costs and tokens sum what the rows report; the averages are over
+    the rows that report a value (None when none does).
+    """
+
+    invocations: int
+    completed: int
+    failed: int
+    running: int
+    success_rate: float | None
+    total_cost_usd: float
+    avg_cost_usd: float | None
+    avg_duration_seconds: float | None
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorCount:
+    """How many failed invocations of one agent or skill ended with one error message."""
+
+    kind: Kind
+    name: str
+    error_message: str
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageStats(UsageTotals):
+    """Statistics of one agent or skill (or, with `name` None, of every invocation matched).
+
+    `kind` is None when the rows come from both tables. Percentiles are nearest-rank over the
+    durations of finished runs. `top_errors` are its most frequent failure messages.
+    """
+
+    kind: Kind | None
+    name: str | None
+    avg_input_tokens: float | None
+    avg_output_tokens: float | None
+    p50_duration_seconds: float | None
+    p95_duration_seconds: float | None
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    top_errors: tuple[ErrorCount, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaderboardEntry:
+    """One place on a leaderboard: ranks run 1..n, ties broken by name, then kind."""
+
+    rank: int
+    kind: Kind
+    name: str
+    metric: LeaderboardMetric
+    value: float
+    invocations: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryBucket(UsageTotals):
+    """One calendar day, week or month of a history.
+
+    `period_start` is the bucket's first local date; `start_at`/`end_at` are the UTC instants
+    counted, the calendar bucket clipped to the history's range.
+    """
+
+    period_start: date
+    start_at: datetime
+    end_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class History:
+    """Invocations of one agent or skill (or all) per calendar bucket, empty buckets included."""
+
+    kind: Kind | None
+    name: str | None
+    period: Period
+    tz: str
+    start_at: datetime
+    end_at: datetime
+    buckets: tuple[HistoryBucket, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportRow(UsageTotals):
+    """One agent or skill in a report."""
+
+    kind: Kind
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeriodChange:
+    """A period against the previous one: `_delta` is current - previous, `_relative` is the
+    delta divided by the previous value (None when the previous value is 0 or None)."""
+
+    invocations_delta: int
+    invocations_relative: float | None
+    total_cost_usd_delta: float
+    total_cost_usd_relative: float | None
+    success_rate_delta: float | None
+    success_rate_relative: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """A day, week or month in the filter's time zone, and how it compares with the previous one.
+
+    `agents` and `skills` are ordered by invocations (most first), then name.
+    """
+
+    period: Period
+    tz: str
+    period_start: date
+    start_at: datetime
+    end_at: datetime
+    totals: UsageTotals
+    previous_totals: UsageTotals
+    change: PeriodChange
+    agents: tuple[ReportRow, ...]
+    skills: tuple[ReportRow, ...]
+    top_failures: tuple[ErrorCount, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskUsage:
+    """One invocation within a task. `parent_id` is the event id of the invocation that ran it:
+    a skill's agent invocation, a subagent's task invocation."""
+
+    kind: Kind
+    name: str
+    event_id: UUID
+    parent_id: UUID | None
+    project_id: str | None
+    status: Status
+    timestamp: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    cost_usd: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    model: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSummary:
+    """A task, summarised over its invocations that match the filter."""
+
+    task_id: str
+    invocations: int
+    completed: int
+    failed: int
+    running: int
+    total_cost_usd: float
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a listing; pass `next_cursor` as `after` to get the next one."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
+    has_next: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_next", self.next_cursor is not None)
