@@ -1,0 +1,76 @@
+"""`POST /v1/events`: usage events from runners on other machines, through the same tracker.
+
+A request holds one event or a batch `{"events": [...]}`. The batch is validated whole: one bad
+event rejects it with every problem listed and nothing stored. An accepted batch is stored
+before the response, so a 200 means the events are in the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from claude_api.errors import TrackingError
+from claude_api.models.events import UsageEvent
+from claude_api.server.responses import JSONResponse, problem
+
+MAX_BATCH_EVENTS = 10_000
+
+
+async def post_events(request: Request) -> Response:
+    """Validate and store one event or a batch of events."""
+    try:
+        payload = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as error:
+        return problem(400, f"the request body is not valid JSON: {error}")
+    items, location = _items(payload)
+    if items is None:
+        return problem(
+            422, 'send one event object or a batch {"events": [...]}', [{"field": "body"}]
+        )
+    if len(items) > MAX_BATCH_EVENTS:
+        return problem(
+            422,
+            f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}",
+            [{"field": "events", "message": "too many events"}],
+        )
+    events, errors = validate_events(items, location)
+    if errors:
+        return problem(422, f"{len(errors)} problems; nothing was stored", errors)
+    try:
+        await run_in_threadpool(request.app.state.services.tracker.record, events)
+    except TrackingError as error:
+        return problem(503, f"the database could not store the events: {error}")
+    return JSONResponse({"received": len(events)})
+
+
+def _items(payload: Any) -> tuple[list[Any] | None, str]:
+    if isinstance(payload, dict) and set(payload) == {"events"}:
+        events = payload["events"]
+        return (events if isinstance(events, list) else None), "events"
+    if isinstance(payload, dict):
+        return [payload], ""
+    return None, ""
+
+
+def validate_events(
+    items: list[Any], location: str
+) -> tuple[list[UsageEvent], list[dict[str, str]]]:
+    """Every item as an event, or every problem with the path of the field it is about."""
+    events: list[UsageEvent] = []
+    errors: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        prefix = f"{location}[{index}]" if location else ""
+        try:
+            events.append(UsageEvent.model_validate(item))
+        except ValidationError as error:
+            for detail in error.errors(include_url=False, include_input=False):
+                path = ".".join(str(part) for part in detail["loc"])
+                field = ".".join(part for part in (prefix, path) if part) or "body"
+                errors.append({"field": field, "message": detail["msg"]})
+    return events, errors
