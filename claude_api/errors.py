@@ -22,3 +22,11 @@ class InvalidFilter(ClaudeApiError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class InvalidEvents(ClaudeApiError):
+    """Events failed validation; `problems` lists each as {"field", "message"}."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(problems)} problems in the events; nothing was stored")
+        self.problems = problems

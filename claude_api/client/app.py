@@ -8,6 +8,7 @@ import typer
 
 from claude_api.client.db import db_app
 from claude_api.client.run import task_run
+from claude_api.client.server_commands import schema, serve
 
 app = typer.Typer(
     name="claude-api",
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.command("run")(task_run)
+app.command("serve")(serve)
+app.command("schema")(schema)
 
 
 @app.callback()

@@ -7,7 +7,17 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from claude_api.errors import InvalidEvents
 
 MAX_NAME_LENGTH = 200
 MAX_ERROR_LENGTH = 20_000
@@ -117,3 +127,22 @@ class UsageEvent(BaseModel):
         data = self.model_dump()
         data.update(changes, status=status)
         return UsageEvent.model_validate(data)
+
+
+def parse_events(items: list[Any], location: str = "events") -> list[UsageEvent]:
+    """Every item (wire form) as an event; raises InvalidEvents listing every problem, each
+    with the path of its field (`events[3].cost_usd`), when any item is invalid."""
+    events: list[UsageEvent] = []
+    problems: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        prefix = f"{location}[{index}]" if location else ""
+        try:
+            events.append(UsageEvent.model_validate(item))
+        except ValidationError as error:
+            for detail in error.errors(include_url=False, include_input=False):
+                path = ".".join(str(part) for part in detail["loc"])
+                field = ".".join(part for part in (prefix, path) if part) or "event"
+                problems.append({"field": field, "message": detail["msg"]})
+    if problems:
+        raise InvalidEvents(problems)
+    return events

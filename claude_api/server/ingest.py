@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from claude_api.errors import TrackingError
-from claude_api.models.events import UsageEvent
+from claude_api.errors import InvalidEvents, TrackingError
+from claude_api.models.events import parse_events
 from claude_api.server.responses import JSONResponse, problem
 
 MAX_BATCH_EVENTS = 10_000
@@ -39,9 +38,10 @@ async def post_events(request: Request) -> Response:
             f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}",
             [{"field": "events", "message": "too many events"}],
         )
-    events, errors = validate_events(items, location)
-    if errors:
-        return problem(422, f"{len(errors)} problems; nothing was stored", errors)
+    try:
+        events = parse_events(items, location)
+    except InvalidEvents as error:
+        return problem(422, str(error), error.problems)
     try:
         await run_in_threadpool(request.app.state.services.tracker.record, events)
     except TrackingError as error:
@@ -56,21 +56,3 @@ def _items(payload: Any) -> tuple[list[Any] | None, str]:
     if isinstance(payload, dict):
         return [payload], ""
     return None, ""
-
-
-def validate_events(
-    items: list[Any], location: str
-) -> tuple[list[UsageEvent], list[dict[str, str]]]:
-    """Every item as an event, or every problem with the path of the field it is about."""
-    events: list[UsageEvent] = []
-    errors: list[dict[str, str]] = []
-    for index, item in enumerate(items):
-        prefix = f"{location}[{index}]" if location else ""
-        try:
-            events.append(UsageEvent.model_validate(item))
-        except ValidationError as error:
-            for detail in error.errors(include_url=False, include_input=False):
-                path = ".".join(str(part) for part in detail["loc"])
-                field = ".".join(part for part in (prefix, path) if part) or "body"
-                errors.append({"field": field, "message": detail["msg"]})
-    return events, errors

@@ -1,0 +1,1 @@
+"""GraphQL surface: Strawberry types and resolvers, error translation and the HTTP transport."""

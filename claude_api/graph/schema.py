@@ -1,0 +1,220 @@
+"""The GraphQL schema: thin resolvers that call the query layer and the tracker, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import date
+from typing import Any, Protocol, TypeVar
+
+import strawberry
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from strawberry.types import Info
+
+from claude_api.graph import types
+from claude_api.graph.errors import log_errors
+from claude_api.graph.http import schema_extensions
+from claude_api.graph.inputs import UsageEventInput, UsageFilterInput, to_filter
+from claude_api.models import queries
+from claude_api.models.events import Kind, UsageEvent, parse_events
+from claude_api.models.filters import LeaderboardMetric, Period
+
+T = TypeVar("T")
+DEFAULT_PAGE_SIZE = 50
+
+
+class GraphContext(Protocol):
+    """What resolvers need from the app: read sessions and the tracker."""
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
+    @property
+    def tracker(self) -> Any: ...
+
+
+async def _query(info: Info[GraphContext, None], function: Callable[..., T], **kwargs: Any) -> T:
+    """Run a query-layer function in a worker thread with a session of its own."""
+    context = info.context
+
+    def work() -> T:
+        with context.session() as session:
+            return function(session, **kwargs)
+
+    return await run_in_threadpool(work)
+
+
+async def _stats(info: Info, kind: Kind, name: str, filter: UsageFilterInput | None) -> Any:
+    scope = to_filter(filter, kind=kind, name=name)
+    return types.UsageStats.of(await _query(info, queries.usage_stats, filter=scope))
+
+
+async def _stats_page(
+    info: Info, kind: Kind, filter: UsageFilterInput | None, first: int, after: str | None
+) -> types.UsageStatsPage:
+    scope = to_filter(filter, kind=kind)
+    page = await _query(info, queries.stats_by_name, filter=scope, limit=first, after=after)
+    return types.UsageStatsPage(
+        items=[types.UsageStats.of(item) for item in page.items],
+        next_cursor=page.next_cursor,
+        has_next=page.has_next,
+    )
+
+
+@strawberry.type(description="Questions about agents, skills and tasks.")
+class Query:
+    @strawberry.field(description="Statistics of one agent; null (with an error) if unknown.")
+    async def agent(
+        self, info: Info, name: str, filter: UsageFilterInput | None = None
+    ) -> types.UsageStats | None:
+        return await _stats(info, Kind.AGENT, name, filter)
+
+    @strawberry.field(description="Statistics of one skill; null (with an error) if unknown.")
+    async def skill(
+        self, info: Info, name: str, filter: UsageFilterInput | None = None
+    ) -> types.UsageStats | None:
+        return await _stats(info, Kind.SKILL, name, filter)
+
+    @strawberry.field(description="Statistics of every agent, by name.")
+    async def agents(
+        self,
+        info: Info,
+        filter: UsageFilterInput | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> types.UsageStatsPage:
+        return await _stats_page(info, Kind.AGENT, filter, first, after)
+
+    @strawberry.field(description="Statistics of every skill, by name.")
+    async def skills(
+        self,
+        info: Info,
+        filter: UsageFilterInput | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> types.UsageStatsPage:
+        return await _stats_page(info, Kind.SKILL, filter, first, after)
+
+    @strawberry.field(
+        description="The top agents or skills (both when kind is null) by a metric; only those "
+        "with at least minInvocations take part."
+    )
+    async def leaderboard(
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        by: types.LeaderboardMetric = LeaderboardMetric.USAGE,
+        limit: int = 10,
+        min_invocations: int = 1,
+        filter: UsageFilterInput | None = None,
+    ) -> list[types.LeaderboardEntry]:
+        entries = await _query(
+            info,
+            queries.leaderboard,
+            filter=to_filter(filter, kind=kind),
+            metric=by,
+            limit=limit,
+            min_invocations=min_invocations,
+        )
+        return [types.LeaderboardEntry.from_result(entry) for entry in entries]
+
+    @strawberry.field(
+        description="Invocations of one agent or skill per day, week or month, empty buckets "
+        "included (default range: the last 30 days, 12 weeks or 12 months)."
+    )
+    async def history(
+        self,
+        info: Info,
+        kind: types.Kind,
+        name: str,
+        period: types.Period = Period.DAY,
+        filter: UsageFilterInput | None = None,
+    ) -> types.History | None:
+        scope = to_filter(filter, kind=kind, name=name)
+        history = await _query(info, queries.usage_by_period, filter=scope, period=period)
+        return types.History.of(history)
+
+    @strawberry.field(
+        description="A day, week or month (the one holding `date`, default today in the "
+        "filter's time zone) against the previous one."
+    )
+    async def report(
+        self,
+        info: Info,
+        period: types.Period = Period.DAY,
+        date: date | None = None,
+        kind: types.Kind | None = None,
+        filter: UsageFilterInput | None = None,
+    ) -> types.Report:
+        report = await _query(
+            info, queries.usage_report, period=period, on=date, filter=to_filter(filter, kind=kind)
+        )
+        return types.Report.of(report)
+
+    @strawberry.field(description="Every agent and skill invocation of one task; null if unknown.")
+    async def task(self, info: Info, id: str) -> types.Task | None:
+        usage = await _query(info, queries.list_task_usage, task_id=id)
+        return types.Task(id=id, invocations=[types.Invocation.from_result(u) for u in usage])
+
+    @strawberry.field(
+        description="Tasks, most recent first; with name (and kind), the tasks that used it."
+    )
+    async def tasks(
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        name: str | None = None,
+        filter: UsageFilterInput | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> types.TaskSummaryPage:
+        page = await _query(
+            info,
+            queries.list_tasks,
+            filter=to_filter(filter, kind=kind, name=name),
+            limit=first,
+            after=after,
+        )
+        return types.TaskSummaryPage(
+            items=[types.TaskSummary.from_result(item) for item in page.items],
+            next_cursor=page.next_cursor,
+            has_next=page.has_next,
+        )
+
+
+async def _record(info: Info[GraphContext, None], events: list[UsageEvent]) -> types.RecordResult:
+    await run_in_threadpool(info.context.tracker.record, events)
+    return types.RecordResult(received=len(events))
+
+
+@strawberry.type(description="Usage events from remote runners, stored by the same recorder.")
+class Mutation:
+    @strawberry.mutation(description="Record one usage event.")
+    async def record_usage(self, info: Info, event: UsageEventInput) -> types.RecordResult:
+        return await _record(info, parse_events([event.to_wire()], location="event"))
+
+    @strawberry.mutation(
+        description="Record a batch of events: one invalid event rejects the batch, nothing "
+        "stored, every problem listed in the error's extensions."
+    )
+    async def record_usage_batch(
+        self, info: Info, events: list[UsageEventInput]
+    ) -> types.RecordResult:
+        return await _record(info, parse_events([e.to_wire() for e in events]))
+
+
+class AnalyticsSchema(strawberry.Schema):
+    """The schema with the project's error handling: client errors logged quietly."""
+
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        log_errors(errors, execution_context)
+
+
+def build_schema() -> strawberry.Schema:
+    """The GraphQL schema, with parse/validation caches and domain error codes."""
+    return AnalyticsSchema(query=Query, mutation=Mutation, extensions=schema_extensions())
+
+
+def export_sdl() -> str:
+    """The schema in SDL, as committed in `schema.graphql`."""
+    return build_schema().as_str() + "\n"

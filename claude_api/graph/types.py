@@ -1,0 +1,228 @@
+"""Strawberry output types: the query layer's results as GraphQL objects (`from_result`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from typing import Any, Self
+from uuid import UUID
+
+import strawberry
+
+from claude_api.models import filters, results
+from claude_api.models.events import Kind as KindEnum
+from claude_api.models.events import Status as StatusEnum
+
+Kind = strawberry.enum(KindEnum, description="What was invoked: an agent or a skill.")
+Status = strawberry.enum(StatusEnum, description="Where an invocation stands.")
+Period = strawberry.enum(
+    filters.Period, description="A calendar period; weeks are ISO weeks, starting on Monday."
+)
+LeaderboardMetric = strawberry.enum(
+    filters.LeaderboardMetric, description="What a leaderboard ranks by, highest first."
+)
+
+
+class FromResult:
+    """Builds a GraphQL object from the query-layer dataclass of the same shape."""
+
+    @classmethod
+    def from_result(cls, result: Any, **overrides: Any) -> Self:
+        names = {field.name for field in dataclasses.fields(cls) if field.init}  # type: ignore[arg-type]
+        values = {name: getattr(result, name) for name in names if hasattr(result, name)}
+        values.update(overrides)
+        return cls(**values)
+
+
+@strawberry.interface(description="Counts and sums over a set of invocations.")
+class Totals:
+    invocations: int = strawberry.field(description="Invocations started, running ones included.")
+    completed: int
+    failed: int
+    running: int
+    success_rate: float | None = strawberry.field(
+        description="completed / (completed + failed); null without a finished invocation."
+    )
+    total_cost_usd: float = strawberry.field(
+        description="Cost in USD of these invocations, each exclusive of its children."
+    )
+    avg_cost_usd: float | None = strawberry.field(
+        description="Average cost over the invocations that report one."
+    )
+    avg_duration_seconds: float | None = strawberry.field(
+        description="Average duration of finished invocations."
+    )
+    input_tokens: int
+    output_tokens: int
+
+
+@strawberry.type(description="How many failures of one agent or skill ended with one message.")
+class ErrorCount(FromResult):
+    kind: Kind
+    name: str
+    error_message: str
+    count: int
+
+
+@strawberry.type(description="Statistics of one agent or skill over the filter's invocations.")
+class UsageStats(Totals, FromResult):
+    kind: Kind | None = strawberry.field(description="Null when both agents and skills count.")
+    name: str | None
+    avg_input_tokens: float | None
+    avg_output_tokens: float | None
+    p50_duration_seconds: float | None = strawberry.field(
+        description="Median duration of finished invocations (nearest rank)."
+    )
+    p95_duration_seconds: float | None = strawberry.field(
+        description="95th percentile duration of finished invocations (nearest rank)."
+    )
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    top_errors: list[ErrorCount] = strawberry.field(
+        description="The most frequent error messages of its failures."
+    )
+
+    @classmethod
+    def of(cls, stats: results.UsageStats) -> UsageStats:
+        return cls.from_result(
+            stats, top_errors=[ErrorCount.from_result(e) for e in stats.top_errors]
+        )
+
+
+@strawberry.type(description="One page of a listing; pass nextCursor as `after` for the next.")
+class UsageStatsPage:
+    items: list[UsageStats]
+    next_cursor: str | None
+    has_next: bool
+
+
+@strawberry.type(description="One place on a leaderboard; ties are broken by name.")
+class LeaderboardEntry(FromResult):
+    rank: int
+    kind: Kind
+    name: str
+    metric: LeaderboardMetric
+    value: float
+    invocations: int
+
+
+@strawberry.type(description="One calendar day, week or month of a history.")
+class HistoryBucket(Totals, FromResult):
+    period_start: date = strawberry.field(description="The bucket's first local date.")
+    start_at: datetime = strawberry.field(description="First instant counted (UTC).")
+    end_at: datetime = strawberry.field(description="End of the bucket, exclusive (UTC).")
+
+
+@strawberry.type(description="Invocations per calendar bucket, empty buckets included.")
+class History(FromResult):
+    kind: Kind | None
+    name: str | None
+    period: Period
+    tz: str
+    start_at: datetime
+    end_at: datetime
+    buckets: list[HistoryBucket]
+
+    @classmethod
+    def of(cls, history: results.History) -> History:
+        return cls.from_result(
+            history, buckets=[HistoryBucket.from_result(b) for b in history.buckets]
+        )
+
+
+@strawberry.type(description="Counts and sums of a report's period.")
+class UsageTotals(Totals, FromResult):
+    pass
+
+
+@strawberry.type(description="One agent or skill in a report.")
+class ReportRow(Totals, FromResult):
+    kind: Kind
+    name: str
+
+
+@strawberry.type(description="A period against the previous one: delta and delta / previous.")
+class PeriodChange(FromResult):
+    invocations_delta: int
+    invocations_relative: float | None
+    total_cost_usd_delta: float
+    total_cost_usd_relative: float | None
+    success_rate_delta: float | None
+    success_rate_relative: float | None
+
+
+@strawberry.type(description="A day, week or month and how it compares with the previous one.")
+class Report(FromResult):
+    period: Period
+    tz: str
+    period_start: date
+    start_at: datetime
+    end_at: datetime
+    totals: UsageTotals
+    previous_totals: UsageTotals
+    change: PeriodChange
+    agents: list[ReportRow]
+    skills: list[ReportRow]
+    top_failures: list[ErrorCount]
+
+    @classmethod
+    def of(cls, report: results.Report) -> Report:
+        return cls.from_result(
+            report,
+            totals=UsageTotals.from_result(report.totals),
+            previous_totals=UsageTotals.from_result(report.previous_totals),
+            change=PeriodChange.from_result(report.change),
+            agents=[ReportRow.from_result(row) for row in report.agents],
+            skills=[ReportRow.from_result(row) for row in report.skills],
+            top_failures=[ErrorCount.from_result(e) for e in report.top_failures],
+        )
+
+
+@strawberry.type(description="One invocation within a task.")
+class Invocation(FromResult):
+    kind: Kind
+    name: str
+    event_id: UUID
+    parent_id: UUID | None = strawberry.field(
+        description="The invocation that ran this one: a skill's agent, a subagent's task."
+    )
+    project_id: str | None
+    status: Status
+    timestamp: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    cost_usd: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    model: str | None
+    error_message: str | None
+
+
+@strawberry.type(description="A task and every agent and skill invocation it made.")
+class Task:
+    id: str
+    invocations: list[Invocation]
+
+
+@strawberry.type(description="A task summarised over its invocations that match the filter.")
+class TaskSummary(FromResult):
+    task_id: str
+    invocations: int
+    completed: int
+    failed: int
+    running: int
+    total_cost_usd: float
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+@strawberry.type(description="One page of tasks, most recent first.")
+class TaskSummaryPage:
+    items: list[TaskSummary]
+    next_cursor: str | None
+    has_next: bool
+
+
+@strawberry.type(description="What a recordUsage mutation stored.")
+class RecordResult:
+    received: int = strawberry.field(description="Events accepted; repeated ids count once.")
