@@ -129,20 +129,27 @@ class UsageEvent(BaseModel):
         return UsageEvent.model_validate(data)
 
 
+def validation_problems(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """Each problem of a pydantic error as {"field", "message"}, the field's path after `prefix`."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in detail["loc"])
+        field = ".".join(part for part in (prefix, path) if part) or "body"
+        problems.append({"field": field, "message": detail["msg"]})
+    return problems
+
+
 def parse_events(items: list[Any], location: str = "events") -> list[UsageEvent]:
     """Every item (wire form) as an event; raises InvalidEvents listing every problem, each
     with the path of its field (`events[3].cost_usd`), when any item is invalid."""
     events: list[UsageEvent] = []
     problems: list[dict[str, str]] = []
     for index, item in enumerate(items):
-        prefix = f"{location}[{index}]" if location else ""
         try:
             events.append(UsageEvent.model_validate(item))
         except ValidationError as error:
-            for detail in error.errors(include_url=False, include_input=False):
-                path = ".".join(str(part) for part in detail["loc"])
-                field = ".".join(part for part in (prefix, path) if part) or "event"
-                problems.append({"field": field, "message": detail["msg"]})
+            prefix = f"{location}[{index}]" if location else ""
+            problems += validation_problems(error, prefix)
     if problems:
         raise InvalidEvents(problems)
     return events

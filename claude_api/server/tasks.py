@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from claude_api.executor import run_task
-from claude_api.models.events import MAX_NAME_LENGTH
+from claude_api.models.events import MAX_NAME_LENGTH, validation_problems
 from claude_api.server.responses import JSONResponse, problem
 
 MAX_TASK_SECONDS = 24 * 3600
@@ -41,11 +41,7 @@ async def post_task(request: Request) -> Response:
     except orjson.JSONDecodeError as error:
         return problem(400, f"the request body is not valid JSON: {error}")
     except ValidationError as error:
-        errors = [
-            {"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]}
-            for e in error.errors(include_url=False, include_input=False)
-        ]
-        return problem(422, "the task request is invalid", errors)
+        return problem(422, "the task request is invalid", validation_problems(error))
     services = request.app.state.services
     result = await run_in_threadpool(
         run_task,
