@@ -117,6 +117,8 @@ def _check_text(field: str, value: object) -> None:
         return
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_LENGTH:
         raise InvalidFilter(field, f"must be a text of 1 to {MAX_NAME_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidFilter(field, "must not contain NUL characters")
 
 
 def _to_utc(field: str, value: object) -> datetime:
@@ -124,7 +126,10 @@ def _to_utc(field: str, value: object) -> datetime:
         raise InvalidFilter(field, f"must be a datetime, got {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidFilter(field, "must carry a time zone offset")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidFilter(field, "is out of the range of representable times") from None
 
 
 def _check_tz(tz: object) -> None:

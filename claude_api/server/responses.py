@@ -18,10 +18,14 @@ class JSONResponse(Response):
 
 
 def problem(
-    status_code: int, message: str, errors: list[dict[str, Any]] | None = None
+    status_code: int,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    """An error body: a sentence for people and, per problem, the field it is about."""
-    body: dict[str, Any] = {"message": message}
+    """An error body: a sentence for people and, per problem, the field it is about; `extra`
+    adds keys (e.g. `suggestions`)."""
+    body: dict[str, Any] = {"message": message, **extra}
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status_code)

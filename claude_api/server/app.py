@@ -1,0 +1,90 @@
+"""The Starlette app: `/graphql` (with GraphiQL), the REST shims, event ingest and health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from claude_api.config import Settings
+from claude_api.graph.http import GraphQLApp, graphql_routes
+from claude_api.graph.schema import build_schema
+from claude_api.models.db import current_revision, head_revision
+from claude_api.server.ingest import post_events
+from claude_api.server.responses import JSONResponse, problem
+from claude_api.server.rest import rest_routes
+from claude_api.server.services import Services
+from claude_api.server.tasks import post_task
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
+    """The app; it opens the database and runs migrations when it starts, unless `services`
+    (already started) are given."""
+    settings = settings or Settings()
+    holder: dict[str, Services] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started = services or await run_in_threadpool(Services.start, settings)
+        holder["services"] = started
+        app.state.services = started
+        try:
+            yield
+        finally:
+            if services is None:
+                await run_in_threadpool(started.close)
+
+    graphql = GraphQLApp(build_schema(), context_getter=lambda request: holder["services"])
+    routes = [
+        *graphql_routes(graphql),
+        *rest_routes(),
+        Route("/v1/events", post_events, methods=["POST"]),
+        Route("/v1/task", post_task, methods=["POST"]),
+        Route("/healthz", health, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own errors (no such route, method not allowed) as JSON, like every other."""
+    assert isinstance(error, HTTPException)
+    response = problem(error.status_code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def health(request: Request) -> Response:
+    """Whether the database answers and its schema is the one this version expects."""
+    services: Services = request.app.state.services
+
+    def check() -> dict[str, object]:
+        with services.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return {"schema_version": current_revision(services.engine)}
+
+    try:
+        found = await run_in_threadpool(check)
+    except Exception as error:
+        body = {"status": "unavailable", "database": "unreachable", "error": type(error).__name__}
+        return JSONResponse(body, status_code=503)
+    expected = head_revision()
+    current = found["schema_version"]
+    status, code = ("ok", 200) if current == expected else ("schema outdated", 503)
+    body = {
+        "status": status,
+        "database": services.engine.dialect.name,
+        "schema_version": current,
+        "expected_schema_version": expected,
+    }
+    return JSONResponse(body, status_code=code)
