@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -433,3 +434,37 @@ def test_raising_tracker_does_not_change_the_result(
 
     assert comparable(result) == comparable(healthy)
     assert "tracking failed" in caplog.text
+
+
+def test_database_lost_mid_run_keeps_the_result_and_logs(
+    fake: FakeClaude,
+    tracker: Tracker,
+    engine: Engine,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database goes away while the task runs (its tables dropped): the task's result is
+    the healthy run's, the lost events are logged and counted, nothing raises."""
+    healthy = run(fake, sc.success(), None, task_id="t-3")
+    resume = tmp_path / "resume"
+    script = dataclasses.replace(sc.success(), pause_after_line=3, resume_file=str(resume))
+
+    def break_the_database() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not rows(engine, AgentUsage.__table__):
+            time.sleep(0.02)  # the task's start is stored: the run is under way
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE agent_usage"))
+            connection.execute(sa.text("DROP TABLE skill_usage"))
+        resume.touch()
+
+    saboteur = threading.Thread(target=break_the_database)
+    saboteur.start()
+    with caplog.at_level(logging.ERROR):
+        result = run(fake, script, tracker, task_id="t-3")
+    saboteur.join()
+
+    assert comparable(result) == comparable(healthy)
+    assert tracker.stats.stored >= 1
+    assert tracker.stats.dropped >= 1
+    assert "not stored and dropped" in caplog.text

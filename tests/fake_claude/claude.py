@@ -68,16 +68,25 @@ def main(argv: list[str]) -> int:
     if args.output_format != "stream-json" or not args.prompt:
         sys.stderr.write("fake claude: only stream-json runs with a prompt are scripted\n")
         return 2
-    for item in script.get("stdout", []):
+    for number, item in enumerate(script.get("stdout", []), start=1):
         line = item if isinstance(item, str) else json.dumps(item)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+        if number == script.get("pause_after_line"):
+            _wait_for(script["resume_file"])
     if script.get("stderr"):
         sys.stderr.write(script["stderr"])
         sys.stderr.flush()
     while script.get("hang"):
         time.sleep(60)
     return int(script.get("exit_code", 0))
+
+
+def _wait_for(path: str, limit: float = 20.0) -> None:
+    """Pause mid-stream until the test creates `path`, so it can act while the run is going."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 if __name__ == "__main__":

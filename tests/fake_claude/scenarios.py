@@ -24,9 +24,13 @@ class Script:
     hang: bool = False
     ignore_sigterm: bool = False
     spawn_child: bool = False
+    pause_after_line: int | None = None  # then wait until resume_file exists
+    resume_file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "pause_after_line": self.pause_after_line,
+            "resume_file": self.resume_file,
             "stdout": self.stdout,
             "stderr": self.stderr,
             "exit_code": self.exit_code,
