@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "claude-api"
@@ -19,7 +19,10 @@ def default_database_url() -> str:
 class Settings(BaseSettings):
     """Every setting in one place; each is also the environment variable `CLAUDE_API_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="CLAUDE_API_", extra="ignore")
+    # validate_by_name: `api_key` is read from CLAUDE_API_KEY (an alias), and set by name in code.
+    model_config = SettingsConfigDict(
+        env_prefix="CLAUDE_API_", extra="ignore", validate_by_name=True
+    )
 
     database_url: str = Field(
         default_factory=default_database_url,
@@ -30,4 +33,14 @@ class Settings(BaseSettings):
         default=100_000,
         ge=1,
         description="Events the background tracker holds before it drops new ones.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The claude-api server the CLI asks, e.g. http://127.0.0.1:8000; unset, the "
+        "CLI answers from the database itself.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="CLAUDE_API_KEY",  # not CLAUDE_API_API_KEY, as the prefix would make it
+        description="Sent by the CLI as `Authorization: Bearer <key>` to the server.",
     )

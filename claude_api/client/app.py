@@ -6,17 +6,28 @@ import logging
 
 import typer
 
+from claude_api.client.agents import agents_app
+from claude_api.client.analytics import analytics_app
 from claude_api.client.db import db_app
 from claude_api.client.run import task_run
 from claude_api.client.server_commands import schema, serve
+from claude_api.client.skills import skills_app
 
 app = typer.Typer(
     name="claude-api",
-    help="Usage analytics for AI agents and skills.",
+    help="Usage analytics for AI agents and skills: which are used, how often they succeed, "
+    "what they cost.\n\n"
+    "The agents, skills and analytics commands ask the server at --url (or CLAUDE_API_URL, "
+    "with CLAUDE_API_KEY as a bearer token), else the local database "
+    "(CLAUDE_API_DATABASE_URL). They print tables, or JSON with --json.\n\n"
+    "Example: claude-api agents leaderboard --by success-rate --since 2026-05-01",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(agents_app, name="agents")
+app.add_typer(skills_app, name="skills")
+app.add_typer(analytics_app, name="analytics")
 app.add_typer(db_app, name="db")
 app.command("run")(task_run)
 app.command("serve")(serve)

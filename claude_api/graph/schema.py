@@ -181,6 +181,50 @@ class Query:
             has_next=page.has_next,
         )
 
+    @strawberry.field(
+        description="Every invocation matching, agents and skills alike unless kind is given, in "
+        "start order (ties: agents first, then event id), one page at a time."
+    )
+    async def invocations(
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        name: str | None = None,
+        filter: UsageFilterInput | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> types.InvocationPage:
+        page = await _query(
+            info,
+            queries.list_invocations,
+            filter=to_filter(filter, kind=kind, name=name),
+            limit=first,
+            after=after,
+        )
+        return types.InvocationPage(
+            items=[types.InvocationRecord.from_result(item) for item in page.items],
+            next_cursor=page.next_cursor,
+            has_next=page.has_next,
+        )
+
+    @strawberry.field(description="How many invocations `invocations` lists for these arguments.")
+    async def invocation_count(
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        name: str | None = None,
+        filter: UsageFilterInput | None = None,
+    ) -> int:
+        scope = to_filter(filter, kind=kind, name=name)
+        return await _query(info, queries.count_invocations, filter=scope)
+
+    @strawberry.field(
+        description="Every agent or skill name ever recorded (both when kind is null), in code "
+        "point order."
+    )
+    async def names(self, info: Info, kind: types.Kind | None = None) -> list[str]:
+        return await _query(info, queries.list_names, kind=kind)
+
 
 async def _record(info: Info[GraphContext, None], events: list[UsageEvent]) -> types.RecordResult:
     await run_in_threadpool(info.context.tracker.record, events)

@@ -198,6 +198,18 @@ class Invocation(FromResult):
     error_message: str | None
 
 
+@strawberry.type(description="One invocation with the task that ran it, as `invocations` lists it.")
+class InvocationRecord(Invocation):
+    task_id: str
+
+
+@strawberry.type(description="One page of invocations; pass nextCursor as `after` for the next.")
+class InvocationPage:
+    items: list[InvocationRecord]
+    next_cursor: str | None
+    has_next: bool
+
+
 @strawberry.type(description="A task and every agent and skill invocation it made.")
 class Task:
     id: str

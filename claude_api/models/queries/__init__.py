@@ -5,6 +5,11 @@ session and typed filters to typed results. Resolvers, REST handlers and the CLI
 from __future__ import annotations
 
 from claude_api.models.queries.history import usage_by_period, usage_report
+from claude_api.models.queries.invocations import (
+    InvocationRecord,
+    count_invocations,
+    list_invocations,
+)
 from claude_api.models.queries.stats import (
     errors_by_name,
     leaderboard,
@@ -15,8 +20,11 @@ from claude_api.models.queries.stats import (
 from claude_api.models.queries.tasks import list_task_usage, list_tasks
 
 __all__ = [
+    "InvocationRecord",
+    "count_invocations",
     "errors_by_name",
     "leaderboard",
+    "list_invocations",
     "list_names",
     "list_task_usage",
     "list_tasks",

@@ -1,0 +1,147 @@
+"""`claude-api analytics export` of a million invocations in bounded memory.
+
+    python -m bench.bench_export [--rows 1000000] [--baseline-rows 10000] [--format csv|jsonl]
+
+Fills two temporary SQLite files through the write path (agents and skills, batches of 10,000),
+then runs the console script in a subprocess on each, in-process (no server): the baseline and the
+full export. Prints rows/s and each run's peak RSS; bounded memory means the ratio of the peak RSS
+of the full export to the baseline's stays near 1, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from claude_api.models.db import make_engine, upgrade, write_engine
+from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.models.write import store_events
+
+BATCH = 10_000
+AGENTS = [f"agent-{i}" for i in range(40)]
+SKILLS = [f"skill-{i}" for i in range(15)]
+MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
+CLAUDE_API = Path(sys.executable).parent / "claude-api"
+
+
+def events(count: int) -> Iterator[list[UsageEvent]]:
+    """`count` finished invocations, one in five a skill, in batches of BATCH."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for first in range(0, count, BATCH):
+        batch = []
+        for i in range(first, min(first + BATCH, count)):
+            skill = i % 5 == 4
+            failed = i % 17 == 0
+            batch.append(
+                UsageEvent(
+                    event_id=uuid.uuid4(),
+                    kind=Kind.SKILL if skill else Kind.AGENT,
+                    name=SKILLS[i % len(SKILLS)] if skill else AGENTS[(i * 7919) % len(AGENTS)],
+                    task_id=f"task-{i // 5}",
+                    project_id=f"project-{i % 3}",
+                    timestamp=start + timedelta(seconds=i // 2),  # pairs share an instant
+                    status=Status.FAILED if failed else Status.COMPLETED,
+                    duration_seconds=1 + (i % 300) / 10,
+                    cost_usd=(i % 1000) / 10_000,
+                    input_tokens=1000 + i % 5000,
+                    output_tokens=100 + i % 900,
+                    model=MODELS[i % len(MODELS)],
+                    error_message="tool failed: =cmd()" if failed else None,
+                    source="bench",
+                )
+            )
+        yield batch
+
+
+def fill(path: Path, rows: int) -> float:
+    """Store `rows` invocations in a new SQLite file; returns the seconds it took."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    began = time.perf_counter()
+    writer = write_engine(engine)
+    for batch in events(rows):
+        with Session(writer) as session:
+            store_events(session, batch)
+            session.commit()
+    engine.dispose()
+    return time.perf_counter() - began
+
+
+@dataclass
+class Run:
+    rows: int
+    seconds: float
+    peak_rss_mb: float
+    file_mb: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds
+
+
+def export(database: Path, target: Path, export_format: str) -> Run:
+    """Run the console script on `database`; its own peak RSS comes from wait4."""
+    env = {**os.environ, "CLAUDE_API_DATABASE_URL": f"sqlite:///{database}"}
+    env.pop("CLAUDE_API_URL", None)
+    command = [str(CLAUDE_API), "analytics", "export", "-o", str(target), "--format", export_format]
+    began = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - began
+    process.returncode = os.waitstatus_to_exitcode(status)
+    message = process.stderr.read() if process.stderr else ""
+    if process.returncode != 0:
+        raise SystemExit(f"export failed ({process.returncode}): {message}")
+    with target.open("rb") as file:
+        lines = sum(1 for _ in file)
+    rows = lines - 1 if export_format == "csv" else lines
+    return Run(rows, seconds, usage.ru_maxrss / 1024, target.stat().st_size / 2**20)
+
+
+def report(label: str, run: Run) -> None:
+    print(
+        f"{label:<9} {run.rows:>10,} rows  {run.seconds:>8.1f} s  {run.rows_per_second:>9,.0f} "
+        f"rows/s  peak RSS {run.peak_rss_mb:>7.1f} MB  file {run.file_mb:>8.1f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the full export")
+    parser.add_argument("--baseline-rows", type=int, default=10_000, help="rows of the baseline")
+    parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    arguments = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        runs = {}
+        for label, rows in (("baseline", arguments.baseline_rows), ("full", arguments.rows)):
+            database = folder / f"{label}.db"
+            seconds = fill(database, rows)
+            print(f"stored {rows:,} rows through the write path in {seconds:.1f} s")
+            runs[label] = export(database, folder / f"{label}.{arguments.format}", arguments.format)
+            expected = rows
+            if runs[label].rows != expected:
+                raise SystemExit(f"{label}: exported {runs[label].rows:,} rows, not {expected:,}")
+            database.unlink()
+        print()
+        for label, run in runs.items():
+            report(label, run)
+        ratio = runs["full"].peak_rss_mb / runs["baseline"].peak_rss_mb
+        scale = runs["full"].rows / runs["baseline"].rows
+        print(f"peak RSS full / baseline: {ratio:.2f} for {scale:,.0f}x the rows")
+
+
+if __name__ == "__main__":
+    main()

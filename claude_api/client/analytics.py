@@ -1,0 +1,234 @@
+"""`claude-api analytics`: period reports, and exports of every invocation to CSV or JSON Lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from claude_api.client import output
+from claude_api.client.api import open_api
+from claude_api.client.export import ExportFormat, atomic_file, export_row, row_writer
+from claude_api.client.options import (
+    JsonOption,
+    PeriodChoice,
+    PeriodOption,
+    ProjectOption,
+    SinceOption,
+    TzOption,
+    UntilOption,
+    UrlOption,
+    enum_name,
+    usage_filter,
+)
+from claude_api.client.output import Column
+from claude_api.client.transport import Api
+
+EXPORT_PAGE_SIZE = 1000  # the API's largest page: fewer round trips, memory still bounded
+
+analytics_app = typer.Typer(
+    help="Reports over a day, week or month, and exports of every invocation.",
+    no_args_is_help=True,
+)
+
+
+class KindChoice(StrEnum):
+    AGENT = "agent"
+    SKILL = "skill"
+    ALL = "all"
+
+    def variable(self) -> str | None:
+        """The GraphQL `Kind`, None for both."""
+        return None if self is KindChoice.ALL else self.value.upper()
+
+
+KindOption = Annotated[KindChoice, typer.Option("--kind", help="Agents, skills or both.")]
+
+ROW_COLUMNS = [
+    Column("name", "Name"),
+    Column("invocations", "Runs", output.count, numeric=True),
+    Column("successRate", "Success", output.percent, numeric=True),
+    Column("failed", "Failed", output.count, numeric=True),
+    Column("totalCostUsd", "Cost", output.money, numeric=True),
+    Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
+]
+FAILURE_COLUMNS = [
+    Column("name", "Name"),
+    Column("count", "Failures", output.count, numeric=True),
+    Column("errorMessage", "Error"),
+]
+PERIOD_TITLES = {PeriodChoice.DAY: "Day", PeriodChoice.WEEK: "Week of", PeriodChoice.MONTH: "Month"}
+
+
+@analytics_app.command("report")
+def analytics_report(
+    period: PeriodOption = PeriodChoice.DAY,
+    on: Annotated[
+        datetime | None,
+        typer.Option(
+            "--date",
+            formats=["%Y-%m-%d"],
+            help="A date in the period to report (default: today in --tz).",
+            show_default=False,
+        ),
+    ] = None,
+    kind: KindOption = KindChoice.ALL,
+    project: ProjectOption = None,
+    tz: TzOption = "UTC",
+    url: UrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a day, week or month against the one before it.
+
+    Totals and their change, every agent and skill, and the most frequent failures.
+
+    Example: claude-api analytics report --period week --date 2026-05-04 --tz Europe/Paris
+    """
+    with open_api(url) as api:
+        report = api.run(
+            "Report",
+            period=enum_name(period),
+            date=on.date().isoformat() if on else None,
+            kind=kind.variable(),
+            filter=usage_filter(project=project, tz=tz),
+        )["report"]
+    if json_output:
+        output.print_json(report)
+        return
+    start = report["periodStart"]
+    label = start[:7] if period is PeriodChoice.MONTH else start
+    output.print_table(
+        _totals_rows(report),
+        [
+            Column("label", ""),
+            Column("current", "Current", numeric=True),
+            Column("previous", "Previous", numeric=True),
+            Column("change", "Change", numeric=True),
+        ],
+        title=f"{PERIOD_TITLES[period]} {label} ({report['tz']}), against the {period.value} "
+        "before",
+    )
+    for rows, title in ((report["agents"], "Agents"), (report["skills"], "Skills")):
+        if rows:
+            output.print_table(rows, ROW_COLUMNS, title=title)
+    if report["topFailures"]:
+        output.print_table(report["topFailures"], FAILURE_COLUMNS, title="Most frequent failures")
+
+
+def _totals_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    now, before, change = report["totals"], report["previousTotals"], report["change"]
+
+    def relative(ratio: float | None) -> str:
+        return "" if ratio is None else f" ({output.signed(ratio, output.percent)})"
+
+    def row(label: str, key: str, unit: Any, change: str = "") -> dict[str, str]:
+        current, previous = unit(now[key]), unit(before[key])
+        return {"label": label, "current": current, "previous": previous, "change": change}
+
+    return [
+        row(
+            "Invocations",
+            "invocations",
+            output.count,
+            output.signed(change["invocationsDelta"]) + relative(change["invocationsRelative"]),
+        ),
+        row(
+            "Success rate", "successRate", output.percent, output.points(change["successRateDelta"])
+        ),
+        row("Failed", "failed", output.count, output.signed(now["failed"] - before["failed"])),
+        row(
+            "Total cost",
+            "totalCostUsd",
+            output.money,
+            output.signed(change["totalCostUsdDelta"], output.money)
+            + relative(change["totalCostUsdRelative"]),
+        ),
+        row("Avg duration", "avgDurationSeconds", output.duration),
+        row("Input tokens", "inputTokens", output.tokens),
+        row("Output tokens", "outputTokens", output.tokens),
+    ]
+
+
+@analytics_app.command("export")
+def analytics_export(
+    path: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="The file to write; replaced only once complete.", dir_okay=False
+        ),
+    ],
+    kind: KindOption = KindChoice.ALL,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only this agent's or skill's invocations.")
+    ] = None,
+    export_format: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            help="csv or jsonl (default: from the file name, else csv).",
+            show_default=False,
+        ),
+    ] = None,
+    project: ProjectOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    tz: TzOption = "UTC",
+    url: UrlOption = None,
+) -> None:
+    """Export every invocation, one row each, to a CSV or JSON Lines file.
+
+    Start order; each row has its task, status, duration, cost, tokens, model and error.
+
+    Memory stays flat however many rows; the file appears only once complete.
+
+    CSV cells that a spreadsheet would run as formulas are escaped with a leading quote.
+
+    Example: claude-api analytics export --output stats.csv --kind agent --since 2026-05-01
+    """
+    if not path.parent.is_dir():
+        raise typer.BadParameter(f"no directory {str(path.parent)!r}", param_hint="'--output'")
+    scope = usage_filter(project=project, since=since, until=until, tz=tz)
+    chosen = export_format or ExportFormat.for_path(path)
+    with open_api(url) as api:
+        written = _export(api, path, chosen, kind=kind.variable(), name=name, filter=scope)
+    output.info(f"exported {written:,} invocations to {path}")
+
+
+def _export(
+    api: Api,
+    path: Path,
+    export_format: ExportFormat,
+    *,
+    kind: str | None,
+    name: str | None,
+    filter: dict[str, Any],
+) -> int:
+    shown = output.interactive()
+    total = None
+    if shown:  # the total only feeds the progress bar: no count query when nobody watches
+        total = api.run("InvocationCount", kind=kind, name=name, filter=filter)["invocationCount"]
+    written = 0
+    with (
+        atomic_file(path) as file,
+        output.progress(total, description="exporting", enabled=shown) as advance,
+    ):
+        writer = row_writer(file, export_format)
+        after = None
+        while True:
+            page = api.run(
+                "Invocations",
+                kind=kind,
+                name=name,
+                filter=filter,
+                first=EXPORT_PAGE_SIZE,
+                after=after,
+            )["invocations"]
+            writer.write(export_row(item) for item in page["items"])
+            written += len(page["items"])
+            advance(len(page["items"]))
+            if not page["hasNext"]:
+                return written
+            after = page["nextCursor"]

@@ -1,0 +1,248 @@
+"""How the CLI runs its canned GraphQL operations with gql: over HTTP against a claude-api
+server, or in-process against the local database with the server's own schema. The only module
+that imports gql; every failure leaves it as an `ApiError` that reads as a sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from gql import Client, GraphQLRequest
+from gql.transport import Transport
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportProtocolError,
+    TransportQueryError,
+    TransportServerError,
+)
+from gql.transport.httpx import HTTPXTransport
+from graphql import ExecutionResult, print_ast
+
+from claude_api.client import operations
+from claude_api.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlmodel import Session
+
+    from claude_api.tracking import Tracker
+
+HTTP_TIMEOUT = 60.0  # seconds; a report over a large range may take a while on the server
+GRAPHQL_PATH = "/graphql"
+AUTH_STATUSES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN"}
+
+
+class ApiError(Exception):
+    """An operation that failed, told as a sentence; `code` and `field` are the GraphQL error's
+    `extensions.code` and `extensions.field` when it came from one."""
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+
+
+class Api:
+    """A connected gql session: `run(operation, **variables)` answers with the operation's data."""
+
+    def __init__(self, session: Any, where: str) -> None:
+        self._session = session
+        self.where = where  # the server's URL or the database's, for error messages
+
+    @classmethod
+    @contextmanager
+    def connect(cls, settings: Settings) -> Iterator[Api]:
+        """The API at `settings.url`, or, without one, in this process on `settings.database_url`.
+
+        Raises ApiError when the URL is malformed or the local database cannot be opened.
+        """
+        transport: Transport
+        if settings.url:
+            endpoint = graphql_endpoint(settings.url)
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            transport = _HTTPTransport(endpoint, api_key=key)
+            where = endpoint
+        else:
+            transport = InProcessTransport(settings.database_url)
+            where = transport.where
+        with Client(transport=transport) as session:
+            yield cls(session, where)
+
+    def run(self, operation: str, **variables: Any) -> dict[str, Any]:
+        """Run the canned `operation` with `variables` (None values are left out)."""
+        request = GraphQLRequest(
+            _document(operation),
+            variable_values={key: value for key, value in variables.items() if value is not None},
+            operation_name=operation,
+        )
+        try:
+            return self._session.execute(request)
+        except TransportQueryError as error:
+            raise _query_error(error) from None
+        except TransportConnectionFailed as error:
+            raise ApiError(
+                f"cannot reach the claude-api server at {self.where} ({error}); is it running? "
+                "Check --url or CLAUDE_API_URL",
+                code="UNREACHABLE",
+            ) from None
+        except TransportServerError as error:
+            raise _server_error(error, self.where) from None
+        except TransportProtocolError:
+            raise ApiError(
+                f"{self.where} did not answer as a claude-api GraphQL endpoint; check --url or "
+                "CLAUDE_API_URL",
+                code="PROTOCOL",
+            ) from None
+
+
+def graphql_endpoint(url: str) -> str:
+    """The GraphQL endpoint of a server given by its base URL or by the endpoint itself."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(f"the server URL must start with http:// or https://, got {url!r}")
+    base = url.rstrip("/")
+    return base if base.endswith(GRAPHQL_PATH) else base + GRAPHQL_PATH
+
+
+@cache
+def _document(operation: str) -> Any:
+    return GraphQLRequest(operations.load(operation)).document
+
+
+def _query_error(error: TransportQueryError) -> ApiError:
+    first = (error.errors or [{}])[0]
+    if not isinstance(first, dict):
+        return ApiError(str(error))
+    extensions = first.get("extensions") or {}
+    return ApiError(
+        str(first.get("message") or error),
+        code=extensions.get("code"),
+        field=extensions.get("field"),
+    )
+
+
+def _server_error(error: TransportServerError, where: str) -> ApiError:
+    if error.code in AUTH_STATUSES:
+        return ApiError(
+            f"the server at {where} refused the request (HTTP {error.code}): set CLAUDE_API_KEY "
+            "to a valid API key",
+            code=AUTH_STATUSES[error.code],
+        )
+    if error.code in (404, 405):
+        return ApiError(
+            f"there is no claude-api GraphQL endpoint at {where} (HTTP {error.code}); check --url "
+            "or CLAUDE_API_URL",
+            code="PROTOCOL",
+        )
+    return ApiError(f"the server at {where} failed (HTTP {error.code})", code="SERVER_ERROR")
+
+
+class _HTTPTransport(HTTPXTransport):
+    """gql's httpx transport with an API key, and 401/403 told apart even with a GraphQL body."""
+
+    def __init__(self, url: str, *, api_key: str | None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(url=url, headers=headers, timeout=HTTP_TIMEOUT)
+
+    def _prepare_result(self, response: Any) -> ExecutionResult:
+        # A server may explain a refusal in a GraphQL error body, which gql would pass on as an
+        # ordinary query error; the status says more.
+        if response.status_code in AUTH_STATUSES:
+            raise TransportServerError(f"HTTP {response.status_code}", response.status_code)
+        return super()._prepare_result(response)
+
+
+class InProcessTransport(Transport):
+    """A sync gql transport that executes documents against the server's schema in this process,
+    on the local database: migrations run when it connects, a tracker starts only if a mutation
+    needs one. Errors carry the same codes as over HTTP.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.database_url = database_url
+        self.where = make_url(database_url).render_as_string(hide_password=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._context: LocalContext | None = None
+        self._schema: Any = None
+
+    def connect(self) -> None:
+        from claude_api.graph.schema import build_schema
+        from claude_api.models.db import make_engine, upgrade
+
+        engine = None
+        try:
+            engine = make_engine(self.database_url)
+            upgrade(engine)
+        except Exception as error:
+            if engine is not None:
+                engine.dispose()
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise ApiError(
+                f"cannot open the database {self.where} ({reason}); check "
+                "CLAUDE_API_DATABASE_URL, or ask a server with --url",
+                code="DATABASE_UNAVAILABLE",
+            ) from None
+        self._context = LocalContext(engine)
+        self._schema = build_schema()
+        self._loop = asyncio.new_event_loop()
+
+    def execute(self, request: GraphQLRequest, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Execute `request` with the server's schema, its errors formatted as over HTTP."""
+        from claude_api.graph.errors import translate_error
+
+        if self._loop is None:
+            raise RuntimeError("the in-process transport is not connected")
+        result = self._loop.run_until_complete(
+            self._schema.execute(
+                print_ast(request.document),
+                variable_values=request.variable_values,
+                context_value=self._context,
+                operation_name=request.operation_name,
+            )
+        )
+        errors = [translate_error(error).formatted for error in result.errors or ()]
+        return ExecutionResult(data=result.data, errors=errors or None)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            self._loop.close()
+            self._loop = None
+        if self._context is not None:
+            self._context.close()
+            self._context = None
+
+
+class LocalContext:
+    """The GraphQL context of in-process execution: what the server's `Services` give resolvers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read session for one resolver."""
+        from sqlmodel import Session
+
+        with Session(self.engine) as session:
+            yield session
+
+    @cached_property
+    def tracker(self) -> Tracker:
+        """The tracker for mutations, started on first use: the CLI's reads never need one."""
+        from claude_api.tracking import build_tracker
+
+        return build_tracker(self.engine)
+
+    def close(self) -> None:
+        if "tracker" in self.__dict__:
+            self.tracker.close()
+        self.engine.dispose()

@@ -1,0 +1,179 @@
+"""What `agents` and `skills` commands show, for either kind: statistics, leaderboards and
+histories, each from one canned GraphQL operation, as a table or as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claude_api.client import output
+from claude_api.client.api import open_api
+from claude_api.client.options import MetricChoice, PeriodChoice, enum_name
+from claude_api.client.output import Column
+
+LIST_PAGE_SIZE = 200
+
+STATS_COLUMNS = [
+    Column("name", "Name"),
+    Column("invocations", "Runs", output.count, numeric=True),
+    Column("successRate", "Success", output.percent, numeric=True),
+    Column("totalCostUsd", "Cost", output.money, numeric=True),
+    Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
+    Column("p95DurationSeconds", "p95 time", output.duration, numeric=True),
+    Column("tokens", "Tokens", output.tokens, numeric=True),
+]
+ERROR_COLUMNS = [
+    Column("count", "Failures", output.count, numeric=True),
+    Column("errorMessage", "Error"),
+]
+METRIC_FORMATS = {
+    MetricChoice.USAGE: (output.count, "Runs"),
+    MetricChoice.COST: (output.money, "Cost"),
+    MetricChoice.SUCCESS_RATE: (output.percent, "Success"),
+    MetricChoice.DURATION: (output.duration, "Avg time"),
+    MetricChoice.TOKENS: (output.tokens, "Tokens"),
+}
+BUCKET_LABELS = {PeriodChoice.DAY: "Day", PeriodChoice.WEEK: "Week of", PeriodChoice.MONTH: "Month"}
+
+
+def with_tokens(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with `tokens`: input and output tokens together."""
+    return {**row, "tokens": (row.get("inputTokens") or 0) + (row.get("outputTokens") or 0)}
+
+
+def show_stats(
+    kind: str, name: str | None, *, filter: dict[str, Any], url: str | None, json_output: bool
+) -> None:
+    """Statistics of the `kind` named `name`, or of every one of that kind."""
+    title = kind.capitalize()
+    if name is not None:
+        with open_api(url, kind=kind, name=name) as api:
+            stats = api.run(f"{title}Stats", name=name, filter=filter)[kind]
+        if json_output:
+            output.print_json(stats)
+        else:
+            _print_one(kind, stats, filter["tz"])
+        return
+    items: list[dict[str, Any]] = []
+    with open_api(url) as api:
+        after = None
+        while True:
+            page = api.run(f"{title}List", filter=filter, first=LIST_PAGE_SIZE, after=after)
+            listing = page[f"{kind}s"]
+            items.extend(listing["items"])
+            if not listing["hasNext"]:
+                break
+            after = listing["nextCursor"]
+    if json_output:
+        output.print_json(items)
+    elif not items:
+        output.info(f"no {kind} invocation matches")
+    else:
+        output.print_table([with_tokens(item) for item in items], STATS_COLUMNS, title=f"{title}s")
+
+
+def _print_one(kind: str, stats: dict[str, Any], tz: str) -> None:
+    runs = stats["invocations"]
+    output.print_fields(
+        [
+            (
+                "invocations",
+                f"{output.count(runs)} ({output.count(stats['completed'])} completed, "
+                f"{output.count(stats['failed'])} failed, "
+                f"{output.count(stats['running'])} running)",
+            ),
+            ("success rate", output.percent(stats["successRate"])),
+            ("total cost", output.money(stats["totalCostUsd"])),
+            ("average cost", output.money(stats["avgCostUsd"])),
+            ("average duration", output.duration(stats["avgDurationSeconds"])),
+            ("median duration", output.duration(stats["p50DurationSeconds"])),
+            ("p95 duration", output.duration(stats["p95DurationSeconds"])),
+            (
+                "tokens in / out",
+                f"{output.count(stats['inputTokens'])} / {output.count(stats['outputTokens'])}",
+            ),
+            ("first seen", output.moment(stats["firstSeenAt"], tz)),
+            ("last seen", output.moment(stats["lastSeenAt"], tz)),
+        ],
+        title=f"{stats['name']} ({kind})",
+    )
+    if stats["topErrors"]:
+        output.print_line()
+        output.print_table(stats["topErrors"], ERROR_COLUMNS, title="Most frequent errors")
+
+
+def show_leaderboard(
+    kind: str,
+    *,
+    by: MetricChoice,
+    limit: int,
+    min_invocations: int,
+    filter: dict[str, Any],
+    url: str | None,
+    json_output: bool,
+) -> None:
+    """The top `limit` of `kind` by a metric."""
+    with open_api(url) as api:
+        entries = api.run(
+            "Leaderboard",
+            kind=kind.upper(),
+            by=enum_name(by),
+            limit=limit,
+            minInvocations=min_invocations,
+            filter=filter,
+        )["leaderboard"]
+    if json_output:
+        output.print_json(entries)
+        return
+    if not entries:
+        output.info(f"no {kind} matches these options")
+        return
+    unit, header = METRIC_FORMATS[by]
+    columns = [
+        Column("rank", "#", output.count, numeric=True),
+        Column("name", "Name"),
+        Column("value", header, unit, numeric=True),
+    ]
+    if by is not MetricChoice.USAGE:
+        columns.append(Column("invocations", "Runs", output.count, numeric=True))
+    output.print_table(entries, columns, title=f"Top {kind}s by {by.value.replace('-', ' ')}")
+
+
+def show_history(
+    kind: str,
+    name: str,
+    *,
+    period: PeriodChoice,
+    filter: dict[str, Any],
+    url: str | None,
+    json_output: bool,
+) -> None:
+    """Invocations of one `kind` per bucket of `period`, with a sparkline of the trend."""
+    with open_api(url, kind=kind, name=name) as api:
+        history = api.run(
+            "History", kind=kind.upper(), name=name, period=enum_name(period), filter=filter
+        )["history"]
+    if json_output:
+        output.print_json(history)
+        return
+    buckets = history["buckets"]
+    runs = [bucket["invocations"] for bucket in buckets]
+    first, last = buckets[0]["periodStart"], buckets[-1]["periodStart"]
+    output.print_line(f"{name} ({kind}): invocations per {period.value}, {first} to {last}")
+    peak, total = output.count(max(runs)), output.count(sum(runs))
+    output.print_line(f"{output.sparkline(runs)}  peak {peak}, total {total}")
+    columns = [
+        Column("periodStart", BUCKET_LABELS[period], _bucket_label(period)),
+        Column("invocations", "Runs", output.count, numeric=True),
+        Column("successRate", "Success", output.percent, numeric=True),
+        Column("failed", "Failed", output.count, numeric=True),
+        Column("totalCostUsd", "Cost", output.money, numeric=True),
+        Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
+    ]
+    output.print_table(buckets, columns, caption=f"time zone {history['tz']}")
+
+
+def _bucket_label(period: PeriodChoice) -> Any:
+    if period is PeriodChoice.MONTH:
+        return lambda start: start[:7]
+    return output.plain
