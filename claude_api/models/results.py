@@ -168,6 +168,13 @@ class TaskUsage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InvocationRecord(TaskUsage):
+    """One invocation with the task that ran it: a row of either usage table."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskSummary:
     """A task, summarised over its invocations that match the filter."""
 

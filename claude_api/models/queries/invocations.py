@@ -17,16 +17,9 @@ from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter, check_limit, to_enum
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._source import usage_rows
-from claude_api.models.results import Page, TaskUsage
+from claude_api.models.results import InvocationRecord, Page
 
 _INVOCATIONS_LISTING = "invocations"
-
-
-@dataclass(frozen=True, kw_only=True)
-class InvocationRecord(TaskUsage):
-    """One invocation with the task that ran it: a row of either usage table."""
-
-    task_id: str
 
 
 @dataclass(frozen=True)
