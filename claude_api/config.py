@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
@@ -43,4 +44,36 @@ class Settings(BaseSettings):
         default=None,
         validation_alias="CLAUDE_API_KEY",  # not CLAUDE_API_API_KEY, as the prefix would make it
         description="Sent by the CLI as `Authorization: Bearer <key>` to the server.",
+    )
+    auth: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="API keys required: `auto` when the server binds to anything but loopback, "
+        "`required` always, `off` never (refused for a non-loopback bind unless "
+        "CLAUDE_API_ALLOW_PUBLIC_WITHOUT_AUTH is set).",
+    )
+    allow_public_without_auth: bool = Field(
+        default=False,
+        description="Let `auth=off` serve on a non-loopback address, e.g. behind a gateway that "
+        "authenticates itself.",
+    )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=10,
+        description="How long a verified API key is trusted without asking the database: a "
+        "revoked key stops working within this time.",
+    )
+    query_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request's reads are stopped by the database after this long (per "
+        "request; a GraphQL request's fields share it).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body (413 beyond it)."
+    )
+    max_events_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of POST /v1/events, which takes batches of 10,000 events.",
     )

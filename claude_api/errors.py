@@ -30,3 +30,24 @@ class InvalidEvents(ClaudeApiError):
     def __init__(self, problems: list[dict[str, str]]) -> None:
         super().__init__(f"{len(problems)} problems in the events; nothing was stored")
         self.problems = problems
+
+
+class Forbidden(ClaudeApiError):
+    """The API key may not do this: its scope is too narrow, or the request is about another
+    project than the one it is bound to; `field` names the offending input, `problems` lists
+    each offending event as {"field", "message"}."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        problems: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.problems = problems
+
+
+class QueryTimeout(ClaudeApiError):
+    """A query ran past its time limit and the database stopped it."""

@@ -166,7 +166,12 @@ class Tracker:
                 self.stats.plugin_failures[delivery.name] += 1
                 if delivery.name == self.store:
                     self.stats.dropped += len(events)
-                    logger.error("%d usage events not stored and dropped: %s", len(events), error)
+                    logger.error(
+                        "%d usage events not stored and dropped (tasks: %s): %s",
+                        len(events),
+                        task_ids(events),
+                        describe(error),
+                    )
             elif delivery.name == self.store:
                 self.stats.stored += len(events)
         return failures
@@ -176,7 +181,10 @@ class Tracker:
     ) -> BaseException | None:
         for delay in self._retry_delays:
             logger.warning(
-                "storing %d events failed (%s); retrying in %.1fs", len(events), error, delay
+                "storing %d events failed (%s); retrying in %.1fs",
+                len(events),
+                describe(error),
+                delay,
             )
             time.sleep(delay)
             error = self._deliver(delivery, events)
@@ -243,6 +251,13 @@ def describe(error: BaseException, limit: int = 300) -> str:
     cause = getattr(error, "orig", None) or error
     text = " ".join(str(cause).split()) or type(cause).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def task_ids(events: Sequence[UsageEvent], limit: int = 5) -> str:
+    """The tasks `events` belong to, for a log line: the first few, and how many more."""
+    tasks = sorted({event.task_id for event in events})
+    shown = ", ".join(tasks[:limit])
+    return f"{shown} and {len(tasks) - limit} more" if len(tasks) > limit else shown
 
 
 def build_tracker(

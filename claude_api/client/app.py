@@ -9,6 +9,10 @@ import typer
 from claude_api.client.agents import agents_app
 from claude_api.client.analytics import analytics_app
 from claude_api.client.db import db_app
+from claude_api.client.demo import demo
+from claude_api.client.hook import hook_app
+from claude_api.client.importer import transcripts_import
+from claude_api.client.keys import keys_app
 from claude_api.client.run import task_run
 from claude_api.client.server_commands import schema, serve
 from claude_api.client.skills import skills_app
@@ -29,9 +33,13 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(skills_app, name="skills")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(db_app, name="db")
+app.add_typer(hook_app, name="hook")
+app.add_typer(keys_app, name="keys")
+app.command("import")(transcripts_import)
 app.command("run")(task_run)
 app.command("serve")(serve)
 app.command("schema")(schema)
+app.command("demo")(demo)
 
 
 @app.callback()

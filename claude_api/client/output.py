@@ -144,12 +144,13 @@ def safe_text(value: str) -> Text:
 @dataclass(frozen=True)
 class Column:
     """A table column: `key` of each row, its header, how a value reads, whether it is a number
-    (right-aligned, never wrapped)."""
+    (right-aligned, never wrapped), whether it is an identifier (never wrapped)."""
 
     key: str
     header: str
     format: Callable[[Any], str] = plain
     numeric: bool = False
+    no_wrap: bool = False
 
 
 def table(
@@ -173,7 +174,7 @@ def table(
         if column.numeric:
             result.add_column(column.header, justify="right", no_wrap=True)
         else:
-            result.add_column(column.header, overflow="fold")
+            result.add_column(column.header, overflow="fold", no_wrap=column.no_wrap)
     for row in rows:
         result.add_row(*(safe_text(column.format(row.get(column.key))) for column in columns))
     return result
@@ -261,3 +262,27 @@ def progress(
 class _RowRate(ProgressColumn):
     def render(self, task: Task) -> Text:
         return Text(f"{task.speed:,.0f} rows/s" if task.speed else "", style="progress.data.speed")
+
+
+@contextmanager
+def byte_progress(
+    total: int | None, *, description: str, enabled: bool
+) -> Iterator[Callable[[int], None]]:
+    """Like `progress`, counting bytes: MB done of MB, MB/s. Yields `advance(n_bytes)`."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    if not enabled:
+        yield lambda n: None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+    )
+    with bar:
+        task = bar.add_task(escape(description), total=total)
+        yield lambda n: bar.advance(task, n)

@@ -18,7 +18,8 @@ def serve(
     """Start the API server: GraphQL and GraphiQL at /graphql, REST under /v1, /healthz.
 
     It uses CLAUDE_API_DATABASE_URL (default: a SQLite file in your data directory) and
-    applies pending migrations when it starts.
+    applies pending migrations when it starts. On any address but loopback every request needs
+    an API key (`claude-api keys create`); CLAUDE_API_AUTH=required asks for one on loopback too.
 
     Example: claude-api serve --port 8000, then open http://127.0.0.1:8000/graphql
     """
@@ -26,12 +27,20 @@ def serve(
 
     from claude_api.config import Settings
     from claude_api.server.app import create_app
+    from claude_api.server.auth import AuthPolicy
 
     settings = Settings()
+    try:
+        app = create_app(settings, bind_host=host)
+    except ValueError as error:
+        output.error(str(error))
+        raise typer.Exit(1) from None
+    keys = "required" if AuthPolicy.of(settings, host).required({}) else "off"
     output.info(
-        f"serving on http://{host}:{port}/graphql (database: {_safe(settings.database_url)})"
+        f"serving on http://{host}:{port}/graphql (database: {_safe(settings.database_url)}, "
+        f"API keys: {keys})"
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 def schema() -> None:

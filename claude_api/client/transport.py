@@ -222,10 +222,17 @@ class InProcessTransport(Transport):
 
 
 class LocalContext:
-    """The GraphQL context of in-process execution: what the server's `Services` give resolvers."""
+    """The GraphQL context of in-process execution: what the server's `Services` give resolvers.
+
+    Its caller has full access, as the server without authentication: whoever can open the
+    database owns it.
+    """
 
     def __init__(self, engine: Engine) -> None:
+        from claude_api.access import FULL_ACCESS
+
         self.engine = engine
+        self.principal = FULL_ACCESS
 
     @contextmanager
     def session(self) -> Iterator[Session]:

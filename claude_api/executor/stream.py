@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from claude_api.executor.emit import build_event, finish_event
-from claude_api.executor.spend import Request, Responses, Spend
 from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status, UsageEvent, truncate_error
+from claude_api.spend import Request, Responses, Spend
 
 logger = logging.getLogger(__name__)
 

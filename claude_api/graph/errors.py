@@ -1,7 +1,8 @@
 """Turn exceptions raised by resolvers into GraphQL errors that say whose fault they are.
 
 `InvalidFilter` and `InvalidEvents` become `BAD_USER_INPUT` (naming the field, or listing the
-problems), `NotFound` becomes `NOT_FOUND`, and any other exception is masked as "internal error".
+problems), `NotFound` becomes `NOT_FOUND`, `Forbidden` `FORBIDDEN`, `QueryTimeout`
+`QUERY_TIMEOUT`, and any other exception is masked as "internal error".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from claude_api.errors import InvalidEvents, InvalidFilter, NotFound
+from claude_api.errors import Forbidden, InvalidEvents, InvalidFilter, NotFound, QueryTimeout
 
 if TYPE_CHECKING:
     from strawberry.types import ExecutionContext
@@ -21,10 +22,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Exceptions that describe a mistake of the client, each turned into an error with a code.
-CLIENT_ERRORS = (InvalidFilter, InvalidEvents, NotFound)
+CLIENT_ERRORS = (InvalidFilter, InvalidEvents, NotFound, Forbidden, QueryTimeout)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 NOT_FOUND = "NOT_FOUND"
+FORBIDDEN = "FORBIDDEN"
+QUERY_TIMEOUT = "QUERY_TIMEOUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 INTERNAL_ERROR_MESSAGE = "internal error"
 
@@ -70,6 +73,15 @@ def translate_error(error: GraphQLError) -> GraphQLError:
         return _rebuild(error, str(original), code, original)
     if isinstance(original, NotFound):
         return _rebuild(error, str(original), {"code": NOT_FOUND}, original)
+    if isinstance(original, Forbidden):
+        extensions: dict[str, Any] = {"code": FORBIDDEN}
+        if original.field is not None:
+            extensions["field"] = original.field
+        if original.problems is not None:
+            extensions["problems"] = original.problems
+        return _rebuild(error, str(original), extensions, original)
+    if isinstance(original, QueryTimeout):
+        return _rebuild(error, str(original), {"code": QUERY_TIMEOUT}, original)
     if is_unexpected_error(error):
         # Dropping the original exception keeps its text and traceback out of every response.
         return _rebuild(error, INTERNAL_ERROR_MESSAGE, {"code": INTERNAL_SERVER_ERROR}, None)

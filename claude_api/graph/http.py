@@ -43,6 +43,7 @@ from claude_api.graph.errors import (
     DomainErrors,
     translate_error,
 )
+from claude_api.graph.limits import limit_extensions
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +82,14 @@ ContextGetter = Callable[[Request], Awaitable[Any] | Any]
 
 
 def schema_extensions(*, cache_size: int = 128) -> list[Callable[[], SchemaExtension]]:
-    """Extensions for `strawberry.Schema(..., extensions=...)`: parse and validation caches, errors.
+    """Extensions for `strawberry.Schema(..., extensions=...)`: limits on a document's tokens,
+    depth and aliases, parse and validation caches, errors.
 
     Factories, so every request gets its own extension objects; Strawberry shares the caches
     themselves between requests (keyed by size). `cache_size` bounds the distinct documents kept.
     """
     return [
+        *limit_extensions(),
         partial(ParserCache, maxsize=cache_size),
         partial(ValidationCache, maxsize=cache_size),
         DomainErrors,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol, TypeVar
@@ -12,34 +12,65 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
+from claude_api.access import Principal
+from claude_api.errors import InvalidFilter
 from claude_api.graph import types
 from claude_api.graph.errors import log_errors
 from claude_api.graph.http import schema_extensions
 from claude_api.graph.inputs import UsageEventInput, UsageFilterInput, to_filter
 from claude_api.models import queries
-from claude_api.models.events import Kind, UsageEvent, parse_events
+from claude_api.models.events import Kind, parse_events
 from claude_api.models.filters import LeaderboardMetric, Period
+from claude_api.models.keys import Scope
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
 
 
+# The query layer's argument -> the GraphQL argument that sets it, where their names differ.
+PAGE_ARGUMENTS = {"limit": "first"}
+
+
 class GraphContext(Protocol):
-    """What resolvers need from the app: read sessions and the tracker."""
+    """What resolvers need from the app: read sessions, the tracker and the caller."""
 
     def session(self) -> AbstractContextManager[Session]: ...
 
     @property
     def tracker(self) -> Any: ...
 
+    @property
+    def principal(self) -> Principal: ...
 
-async def _query(info: Info[GraphContext, None], function: Callable[..., T], **kwargs: Any) -> T:
-    """Run a query-layer function in a worker thread with a session of its own."""
+
+async def _query(
+    info: Info[GraphContext, None],
+    function: Callable[..., T],
+    /,
+    *,
+    arguments: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> T:
+    """Run a query-layer function in a worker thread with a session of its own, for a caller
+    allowed to read: its `filter` or `project_id` argument is narrowed to the caller's project
+    (FORBIDDEN when it names another). `arguments` renames the query layer's arguments in its
+    errors to the GraphQL ones."""
+    principal = info.context.principal
+    principal.require(Scope.READ)
+    if "filter" in kwargs:
+        kwargs["filter"] = principal.restrict(kwargs["filter"])
+    if "project_id" in kwargs:
+        kwargs["project_id"] = principal.project(kwargs["project_id"])
     context = info.context
 
     def work() -> T:
         with context.session() as session:
-            return function(session, **kwargs)
+            try:
+                return function(session, **kwargs)
+            except InvalidFilter as error:
+                if arguments and error.field in arguments:
+                    raise InvalidFilter(arguments[error.field], error.message) from None
+                raise
 
     return await run_in_threadpool(work)
 
@@ -53,7 +84,14 @@ async def _stats_page(
     info: Info, kind: Kind, filter: UsageFilterInput | None, first: int, after: str | None
 ) -> types.UsageStatsPage:
     scope = to_filter(filter, kind=kind)
-    page = await _query(info, queries.stats_by_name, filter=scope, limit=first, after=after)
+    page = await _query(
+        info,
+        queries.stats_by_name,
+        arguments=PAGE_ARGUMENTS,
+        filter=scope,
+        limit=first,
+        after=after,
+    )
     return types.UsageStatsPage(
         items=[types.UsageStats.of(item) for item in page.items],
         next_cursor=page.next_cursor,
@@ -153,7 +191,7 @@ class Query:
 
     @strawberry.field(description="Every agent and skill invocation of one task; null if unknown.")
     async def task(self, info: Info, id: str) -> types.Task | None:
-        usage = await _query(info, queries.list_task_usage, task_id=id)
+        usage = await _query(info, queries.list_task_usage, task_id=id, project_id=None)
         return types.Task(id=id, invocations=[types.Invocation.from_result(u) for u in usage])
 
     @strawberry.field(
@@ -171,6 +209,7 @@ class Query:
         page = await _query(
             info,
             queries.list_tasks,
+            arguments=PAGE_ARGUMENTS,
             filter=to_filter(filter, kind=kind, name=name),
             limit=first,
             after=after,
@@ -197,6 +236,7 @@ class Query:
         page = await _query(
             info,
             queries.list_invocations,
+            arguments=PAGE_ARGUMENTS,
             filter=to_filter(filter, kind=kind, name=name),
             limit=first,
             after=after,
@@ -223,10 +263,16 @@ class Query:
         "point order."
     )
     async def names(self, info: Info, kind: types.Kind | None = None) -> list[str]:
-        return await _query(info, queries.list_names, kind=kind)
+        return await _query(info, queries.list_names, kind=kind, project_id=None)
 
 
-async def _record(info: Info[GraphContext, None], events: list[UsageEvent]) -> types.RecordResult:
+async def _record(
+    info: Info[GraphContext, None], items: list[dict[str, Any]], location: str
+) -> types.RecordResult:
+    """Validate and store events for a caller allowed to write, in its project only."""
+    principal = info.context.principal
+    principal.require(Scope.WRITE)
+    events = principal.claim(parse_events(items, location=location), location)
     await run_in_threadpool(info.context.tracker.record, events)
     return types.RecordResult(received=len(events))
 
@@ -235,7 +281,7 @@ async def _record(info: Info[GraphContext, None], events: list[UsageEvent]) -> t
 class Mutation:
     @strawberry.mutation(description="Record one usage event.")
     async def record_usage(self, info: Info, event: UsageEventInput) -> types.RecordResult:
-        return await _record(info, parse_events([event.to_wire()], location="event"))
+        return await _record(info, [event.to_wire()], "event")
 
     @strawberry.mutation(
         description="Record a batch of events: one invalid event rejects the batch, nothing "
@@ -244,7 +290,7 @@ class Mutation:
     async def record_usage_batch(
         self, info: Info, events: list[UsageEventInput]
     ) -> types.RecordResult:
-        return await _record(info, parse_events([e.to_wire() for e in events]))
+        return await _record(info, [e.to_wire() for e in events], "events")
 
 
 class AnalyticsSchema(strawberry.Schema):

@@ -12,12 +12,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
+MIGRATION_LOCK_NAMESPACE = 0x63_6C_61_75  # any constant: the first key of the advisory lock
+_PG_LOCK = text("SELECT pg_advisory_lock(:namespace, hashtext(current_schema()))")
+_PG_UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(current_schema()))")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -44,9 +47,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: switching a new file to WAL takes a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -81,8 +85,32 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to `revision`; safe to call on every start."""
-    command.upgrade(alembic_config(engine), revision)
+    """Apply every migration up to `revision`; safe to call on every start, from several
+    processes at once (they take turns; the first migrates, the others find nothing to do)."""
+    if revision == "head" and current_revision(engine) == head_revision():
+        return  # the usual start: no lock taken, so a read-only database still opens
+    with _migration_lock(engine) as migrating:
+        command.upgrade(alembic_config(migrating), revision)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Engine]:
+    """An engine to migrate with while no other process migrates the same database."""
+    if engine.dialect.name != "postgresql":
+        # SQLite: the migration's transaction takes the write lock when it begins, so a second
+        # process waits (busy timeout) and then reads the new version, instead of failing with
+        # "database is locked" when its read transaction tries to write.
+        yield write_engine(engine)
+        return
+    # PostgreSQL has no such lock for DDL: a session-level advisory lock per schema, held on a
+    # connection of its own while the migrations run on another.
+    with engine.connect() as connection:
+        connection.execute(_PG_LOCK, {"namespace": MIGRATION_LOCK_NAMESPACE})
+        try:
+            yield engine
+        finally:
+            connection.execute(_PG_UNLOCK, {"namespace": MIGRATION_LOCK_NAMESPACE})
+            connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

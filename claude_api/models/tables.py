@@ -72,3 +72,47 @@ USAGE_TABLES: dict[Kind, type[AgentUsage] | type[SkillUsage]] = {
     Kind.SKILL: SkillUsage,
 }
 NAME_COLUMNS: dict[Kind, str] = {Kind.AGENT: "agent_name", Kind.SKILL: "skill_name"}
+
+
+class ImportFile(SQLModel, table=True):
+    """How far the transcript importer has read one file, and what it must remember to go on.
+
+    `size`, `mtime_ns` and `inode` tell an unchanged file (skipped without opening it) from a
+    grown one (read from `offset`) and from a replaced one (read again from the start). `state`
+    is the importer's JSON: the file's spend not yet attributed, its open invocations and, on a
+    session's main transcript, the session's own progress.
+    """
+
+    __tablename__ = "import_files"
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(sa_type=sa.Text, unique=True, index=True)
+    session_id: str = Field(sa_type=NAME, index=True)
+    agent_id: str | None = Field(default=None, sa_type=NAME)
+    size: int = Field(sa_type=sa.BigInteger)
+    mtime_ns: int = Field(sa_type=sa.BigInteger)
+    inode: int = Field(sa_type=sa.BigInteger)
+    offset: int = Field(sa_type=sa.BigInteger)
+    lines: int = Field(sa_type=sa.BigInteger)
+    state: str = Field(sa_type=sa.Text)
+    imported_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: its public id, the SHA-256 of the whole key (never the key), its scope and
+    the project it is bound to (None: every project). Revoked keys stay, for the record."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (
+        sa.CheckConstraint("scope IN ('read', 'write', 'admin')", name="ck_api_key_scope"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(sa_type=sa.String(32), unique=True, index=True)
+    secret_hash: str = Field(sa_type=sa.String(64))
+    name: str | None = Field(default=None, sa_type=NAME)
+    scope: str = Field(sa_type=sa.String(16))
+    project_id: str | None = Field(default=None, sa_type=NAME)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -53,39 +53,39 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
     """
     connection = session.connection()
     dialect_name = connection.dialect.name
-    collapsed = collapse(events).values()
+    collapsed = collapse(events)
     for kind in Kind:
-        for is_finish in (False, True):
-            rows = [
-                _driver_row(event, dialect_name)
-                for event in collapsed
-                if event.kind is kind and event.is_finish is is_finish
-            ]
-            if rows:
-                # The statement is compiled once per dialect and run through the driver's
-                # executemany: SQLAlchemy's per-row parameter processing would cost more than
-                # the database's own work (bench/bench_tracking.py).
-                connection.exec_driver_sql(_statement_sql(dialect_name, kind, is_finish), rows)
+        # In event id order, so concurrent writers take the rows' locks in one global order
+        # (kind, then id) and cannot deadlock on PostgreSQL.
+        rows = [
+            _driver_row(collapsed[event_id], dialect_name)
+            for event_id in sorted(collapsed)
+            if collapsed[event_id].kind is kind
+        ]
+        if rows:
+            # The statement is compiled once per dialect and run through the driver's
+            # executemany: SQLAlchemy's per-row parameter processing would cost more than
+            # the database's own work (bench/bench_tracking.py).
+            connection.exec_driver_sql(_statement_sql(dialect_name, kind), rows)
 
 
 @cache
-def _statement_sql(dialect_name: str, kind: Kind, is_finish: bool) -> str:
+def _statement_sql(dialect_name: str, kind: Kind) -> str:
+    """One upsert for starts and finishes alike: a new id is inserted; an existing row is
+    updated only when it is running and the incoming event is a finish."""
     table = USAGE_TABLES[kind].__table__
     if dialect_name == "postgresql":
         insert, dialect = postgresql.insert(table), postgresql.psycopg.dialect()
     else:
         insert, dialect = sqlite.insert(table), sqlite.pysqlite.dialect(paramstyle="named")
-    if is_finish:
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.event_id],
-            set_={
-                name: sa.func.coalesce(insert.excluded[name], table.c[name])
-                for name in _FINISH_COLUMNS
-            },
-            where=table.c.status == sa.literal_column(f"'{Status.RUNNING.value}'"),
-        )
-    else:
-        statement = insert.on_conflict_do_nothing()
+    running = sa.literal_column(f"'{Status.RUNNING.value}'")
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.event_id],
+        set_={
+            name: sa.func.coalesce(insert.excluded[name], table.c[name]) for name in _FINISH_COLUMNS
+        },
+        where=sa.and_(table.c.status == running, insert.excluded.status != running),
+    )
     columns = [column.name for column in table.columns if column.name != "id"]
     return str(
         statement.values({name: sa.bindparam(name) for name in columns}).compile(dialect=dialect)

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,23 +18,35 @@ from claude_api.config import Settings
 from claude_api.graph.http import GraphQLApp, graphql_routes
 from claude_api.graph.schema import build_schema
 from claude_api.models.db import current_revision, head_revision
+from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
+from claude_api.server.context import RequestContext
 from claude_api.server.ingest import post_events
+from claude_api.server.limits import BodyLimitMiddleware
 from claude_api.server.responses import JSONResponse, problem
 from claude_api.server.rest import rest_routes
 from claude_api.server.services import Services
 from claude_api.server.tasks import post_task
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    bind_host: str | None = None,
+) -> Starlette:
     """The app; it opens the database and runs migrations when it starts, unless `services`
-    (already started) are given."""
+    (already started) are given.
+
+    `bind_host` is the address the server listens on: with `auth=auto`, API keys are required
+    unless it is loopback (unknown, each connection's local address decides). Raises ValueError
+    for `auth=off` on a non-loopback address, unless the settings allow it.
+    """
     settings = settings or Settings()
-    holder: dict[str, Services] = {}
+    policy = AuthPolicy.of(settings, bind_host)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started = services or await run_in_threadpool(Services.start, settings)
-        holder["services"] = started
         app.state.services = started
         try:
             yield
@@ -41,7 +54,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             if services is None:
                 await run_in_threadpool(started.close)
 
-    graphql = GraphQLApp(build_schema(), context_getter=lambda request: holder["services"])
+    graphql = GraphQLApp(build_schema(), context_getter=RequestContext.of)
     routes = [
         *graphql_routes(graphql),
         *rest_routes(),
@@ -49,11 +62,23 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         Route("/v1/task", post_task, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]
-    return Starlette(
+    # Authentication first, so a caller without a key cannot make the server read a large body.
+    middleware = [
+        Middleware(AuthMiddleware, policy=policy),
+        Middleware(
+            BodyLimitMiddleware,
+            limit=settings.max_body_bytes,
+            per_path={"/v1/events": settings.max_events_body_bytes},
+        ),
+    ]
+    app = Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
+    app.state.auth_policy = policy
+    return app
 
 
 async def http_error(request: Request, error: Exception) -> Response:
@@ -65,8 +90,10 @@ async def http_error(request: Request, error: Exception) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """Whether the database answers and its schema is the one this version expects."""
+    """Whether the database answers and its schema is the one this version expects, and
+    whether requests need an API key (`auth`: required or off)."""
     services: Services = request.app.state.services
+    auth = auth_status(request)
 
     def check() -> dict[str, object]:
         with services.engine.connect() as connection:
@@ -76,7 +103,12 @@ async def health(request: Request) -> Response:
     try:
         found = await run_in_threadpool(check)
     except Exception as error:
-        body = {"status": "unavailable", "database": "unreachable", "error": type(error).__name__}
+        body = {
+            "status": "unavailable",
+            "database": "unreachable",
+            "error": type(error).__name__,
+            "auth": auth,
+        }
         return JSONResponse(body, status_code=503)
     expected = head_revision()
     current = found["schema_version"]
@@ -86,5 +118,6 @@ async def health(request: Request) -> Response:
         "database": services.engine.dialect.name,
         "schema_version": current,
         "expected_schema_version": expected,
+        "auth": auth,
     }
     return JSONResponse(body, status_code=code)

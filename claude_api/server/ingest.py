@@ -3,6 +3,10 @@
 A request holds one event or a batch `{"events": [...]}`. The batch is validated whole: one bad
 event rejects it with every problem listed and nothing stored. An accepted batch is stored
 before the response, so a 200 means the events are in the database.
+
+It needs an API key of scope write or admin (when authentication is on). A key bound to a
+project records that project's events only: an event without `project_id` is given the key's
+project, and an event for another project rejects the batch with 403.
 """
 
 from __future__ import annotations
@@ -14,15 +18,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from claude_api.errors import InvalidEvents, TrackingError
+from claude_api.errors import Forbidden, InvalidEvents, TrackingError
 from claude_api.models.events import parse_events
-from claude_api.server.responses import JSONResponse, problem
+from claude_api.models.keys import Scope
+from claude_api.server.auth import principal_of
+from claude_api.server.responses import JSONResponse, forbidden, problem
 
 MAX_BATCH_EVENTS = 10_000
 
 
 async def post_events(request: Request) -> Response:
     """Validate and store one event or a batch of events."""
+    principal = principal_of(request)
+    try:
+        principal.require(Scope.WRITE)
+    except Forbidden as error:
+        return forbidden(error)
     try:
         payload = orjson.loads(await request.body())
     except orjson.JSONDecodeError as error:
@@ -39,9 +50,11 @@ async def post_events(request: Request) -> Response:
             [{"field": "events", "message": "too many events"}],
         )
     try:
-        events = parse_events(items, location)
+        events = principal.claim(parse_events(items, location), location)
     except InvalidEvents as error:
         return problem(422, str(error), error.problems)
+    except Forbidden as error:
+        return forbidden(error)
     try:
         await run_in_threadpool(request.app.state.services.tracker.record, events)
     except TrackingError as error:

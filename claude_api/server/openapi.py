@@ -39,7 +39,15 @@ often they succeed, what they cost and how long they take.
 Times are ISO 8601 and UTC in answers. An error answers with `message` and, for a bad
 parameter, `errors`: one `{field, message}` per problem, naming the parameter. Unknown query
 parameters are refused, so a typo cannot silently widen a question.
+
+Requests need an API key (`Authorization: Bearer cc_...`, made with `claude-api keys create`)
+unless the server listens on loopback only and `CLAUDE_API_AUTH` is not `required`; `/healthz`
+says which (`auth`). A key's scope (`read`: the GETs; `write`: `POST /v1/events`; `admin`:
+everything) and its project, if it is bound to one, limit what it may do: a key bound to a
+project sees and records that project only.
 """
+SECURITY_SCHEME = "bearer"
+PUBLIC: list[dict[str, list[str]]] = []  # an operation's `security` when it needs no key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +99,7 @@ class Health:
     schema_version: str | None = None
     expected_schema_version: str | None = None
     error: str | None = None
+    auth: str | None = None  # `required` or `off`: whether requests need an API key
 
 
 def openapi_endpoint(operations: Sequence[Operation]) -> Callable[[Request], Awaitable[Response]]:
@@ -123,9 +132,11 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "operationId": "openapi",
             "summary": "This document",
             "tags": ["meta"],
+            "security": PUBLIC,
             "responses": {"200": _content("The OpenAPI document.", {"type": "object"})},
         }
     }
+    _add_refusals(paths, schemas)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -134,8 +145,47 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
             "description": DESCRIPTION,
         },
         "paths": paths,
-        "components": {"schemas": schemas.definitions},
+        "security": [{SECURITY_SCHEME: []}],
+        "components": {
+            "schemas": schemas.definitions,
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key, cc_<id>_<secret>; see the description above "
+                    "for when it is needed.",
+                }
+            },
+        },
     }
+
+
+def _add_refusals(paths: dict[str, dict[str, Any]], schemas: _Schemas) -> None:
+    """The answers every operation that needs a key may give before its handler runs (401),
+    or for its key's scope or project (403), or for too large a body (413)."""
+    problem = schemas.ref(Problem)
+    challenge = {
+        "WWW-Authenticate": {
+            "description": 'Bearer realm="claude-api", with error="invalid_token" for a bad key.',
+            "schema": {"type": "string"},
+        }
+    }
+    for item in paths.values():
+        for method, operation in item.items():
+            if operation.get("security") == PUBLIC:
+                continue
+            responses = operation["responses"]
+            responses["401"] = {
+                **_content("No API key, or an invalid or revoked one.", problem),
+                "headers": challenge,
+            }
+            responses["403"] = _content(
+                "The API key's scope does not allow this, or the request is about another "
+                "project than the key's; `errors` names the field or each event.",
+                problem,
+            )
+            if method == "post":
+                responses["413"] = _content("The request body is too large.", problem)
 
 
 class _Schemas:
@@ -183,6 +233,10 @@ def _get(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     }
     if op.not_found:
         responses["404"] = _content(_summary_of(NotFoundBody), schemas.ref(NotFoundBody))
+    responses["503"] = _content(
+        "The question took longer than the server's query time limit and was stopped.",
+        schemas.ref(Problem),
+    )
     return {
         "operationId": op.name,
         "summary": op.summary,
@@ -244,8 +298,9 @@ def _healthz(schemas: _Schemas) -> dict[str, Any]:
         "operationId": "health",
         "summary": "Whether the service can answer",
         "description": "Whether the database answers and its schema is the one this version "
-        "expects.",
+        "expects, and whether requests need an API key (`auth`).",
         "tags": ["meta"],
+        "security": PUBLIC,
         "responses": {
             "200": _content("The database answers at the expected schema version.", health),
             "503": _content("The database is unreachable or its schema outdated.", health),

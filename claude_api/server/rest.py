@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from claude_api.errors import InvalidFilter, NotFound
+from claude_api.errors import Forbidden, InvalidFilter, NotFound, QueryTimeout
 from claude_api.models import queries
 from claude_api.models.events import Kind
 from claude_api.models.filters import MAX_TOP, UsageFilter
+from claude_api.models.keys import Scope
 from claude_api.models.results import (
     History,
     LeaderboardEntry,
@@ -31,8 +32,9 @@ from claude_api.models.results import (
     TaskUsage,
     UsageStats,
 )
+from claude_api.server.auth import principal_of
 from claude_api.server.openapi import NotFoundBody, openapi_endpoint
-from claude_api.server.responses import JSONResponse, problem
+from claude_api.server.responses import JSONResponse, forbidden, problem
 from claude_api.server.rest_params import (
     AFTER,
     AGENT,
@@ -112,18 +114,28 @@ class _Missing(Exception):
 
 
 def _parse(request: Request, operation: Operation) -> ParsedQuery:
+    """The request's parameters, its filter narrowed to the caller's project (Forbidden when
+    it names another)."""
     fixed = {"kind": operation.kind} if operation.kind is not None else {}
-    return parse_request(request, operation.params, fixed=fixed, refused=operation.refused)
+    query = parse_request(request, operation.params, fixed=fixed, refused=operation.refused)
+    principal = principal_of(request)
+    try:
+        scoped = principal.restrict(query.filter)
+    except Forbidden as error:
+        raise Forbidden(str(error), field=query.param_of("project_id")) from None
+    return dataclasses.replace(query, filter=scoped)
 
 
 async def _run(
     request: Request, query: ParsedQuery, function: Callable[..., T], /, **arguments: Any
 ) -> T:
-    """`function(session, **arguments)` in a worker thread, with a session of its own."""
+    """`function(session, **arguments)` in a worker thread, with a session of its own that
+    stops at the request's deadline (QueryTimeout)."""
     services: Services = request.app.state.services
+    deadline = services.query_deadline()
 
     def work() -> T:
-        with services.session() as session:
+        with services.session(deadline=deadline) as session:
             try:
                 return function(session, **arguments)
             except InvalidFilter as error:
@@ -138,7 +150,7 @@ async def _run(
 def _suggestions(session: Session, filter: UsageFilter) -> tuple[str, ...]:
     if filter.name is None:
         return ()
-    names = queries.list_names(session, kind=filter.kind)
+    names = queries.list_names(session, kind=filter.kind, project_id=filter.project_id)
     return tuple(difflib.get_close_matches(filter.name, names, n=MAX_SUGGESTIONS))
 
 
@@ -209,7 +221,8 @@ async def get_task(request: Request, operation: Operation) -> TaskInvocations:
     to the invocation that ran it. 404 when the task has no recorded invocation.
     """
     query = _parse(request, operation)
-    usage = await _run(request, query, queries.list_task_usage, **query.options)
+    project = query.filter.project_id  # the caller's, if its key is bound to a project
+    usage = await _run(request, query, queries.list_task_usage, project_id=project, **query.options)
     return TaskInvocations(task_id=query.options["task_id"], invocations=tuple(usage))
 
 
@@ -317,11 +330,16 @@ def _route_path(template: str) -> str:
 def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
+            principal_of(request).require(Scope.READ)
             body = await operation.handler(request, operation)
+        except Forbidden as error:
+            return forbidden(error)
         except InvalidQuery as error:
             return problem(400, error.message, error.errors)
         except _Missing as error:
             return JSONResponse(error.body, status_code=404)
+        except QueryTimeout as error:
+            return problem(503, str(error))
         return JSONResponse(body)
 
     endpoint.__name__ = endpoint.__qualname__ = operation.name

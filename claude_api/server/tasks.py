@@ -10,9 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from claude_api.errors import Forbidden
 from claude_api.executor import run_task
 from claude_api.models.events import MAX_NAME_LENGTH, validation_problems
-from claude_api.server.responses import JSONResponse, problem
+from claude_api.models.keys import Scope
+from claude_api.server.auth import principal_of
+from claude_api.server.responses import JSONResponse, forbidden, problem
 
 MAX_TASK_SECONDS = 24 * 3600
 
@@ -34,10 +37,16 @@ class TaskRequest(BaseModel):
 async def post_task(request: Request) -> Response:
     """Run the task to its end (the request waits) and answer with its outcome and task id.
 
-    A task that failed is still a 200: its `status` and `error` say how it ended.
+    A task that failed is still a 200: its `status` and `error` say how it ended. It needs an
+    API key of scope admin; one bound to a project runs tasks of that project only.
     """
+    principal = principal_of(request)
     try:
+        principal.require(Scope.ADMIN)
         task = TaskRequest.model_validate(orjson.loads(await request.body()))
+        project_id = principal.project(task.project_id)
+    except Forbidden as error:
+        return forbidden(error)
     except orjson.JSONDecodeError as error:
         return problem(400, f"the request body is not valid JSON: {error}")
     except ValidationError as error:
@@ -48,7 +57,7 @@ async def post_task(request: Request) -> Response:
         task.prompt,
         tracker=services.tracker,
         agent=task.agent,
-        project_id=task.project_id,
+        project_id=project_id,
         task_id=task.task_id,
         timeout=task.timeout,
         settings=services.settings,

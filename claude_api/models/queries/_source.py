@@ -88,8 +88,10 @@ def _compile_bytewise_postgresql(element: bytewise, compiler: SQLCompiler, **kw:
 
 
 def recorded_kinds(session: Session, filter: UsageFilter) -> set[Kind]:
-    """The kinds under which `filter.name` was ever recorded (other filters ignored)."""
-    rows = usage_rows(UsageFilter(kind=filter.kind, name=filter.name))
+    """The kinds under which `filter.name` was ever recorded in `filter.project_id` (any
+    project when it is None; the other filters are ignored)."""
+    scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
+    rows = usage_rows(scope)
     return {Kind(kind) for kind in session.execute(sa.select(rows.c.kind).distinct()).scalars()}
 
 
@@ -97,15 +99,17 @@ def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:
     """The kind a named query reports: the filter's, else the only one the name is recorded
     under (None when it is both an agent and a skill).
 
-    Raises NotFound when the filter names an agent or skill that has no row at all, so a typo
-    is told apart from a name that was merely quiet in the range.
+    Raises NotFound when the filter names an agent or skill that has no row at all (in the
+    filter's project), so a typo is told apart from a name that was merely quiet in the range;
+    a name of another project is unknown, so asking cannot reveal another project's names.
     """
     if filter.name is None:
         return filter.kind
     kinds = recorded_kinds(session, filter)
     if not kinds:
         what = filter.kind.value if filter.kind is not None else "agent or skill"
-        raise NotFound(f"no {what} named {filter.name!r} has been recorded")
+        where = f" in project {filter.project_id!r}" if filter.project_id is not None else ""
+        raise NotFound(f"no {what} named {filter.name!r} has been recorded{where}")
     if filter.kind is not None:
         return filter.kind
     return next(iter(kinds)) if len(kinds) == 1 else None

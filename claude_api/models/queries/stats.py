@@ -194,10 +194,12 @@ def leaderboard(
     ]
 
 
-def list_names(session: Session, *, kind: Kind | None = None) -> list[str]:
-    """Every agent or skill name ever recorded (both when `kind` is None), each once, in code
-    point order."""
+def list_names(
+    session: Session, *, kind: Kind | None = None, project_id: str | None = None
+) -> list[str]:
+    """Every agent or skill name ever recorded (both when `kind` is None), in `project_id`'s
+    invocations only when it is given, each once, in code point order."""
     kind = to_enum(Kind, kind, field="kind") if kind is not None else None
-    rows = usage_rows(UsageFilter(kind=kind))
+    rows = usage_rows(UsageFilter(kind=kind, project_id=project_id))
     statement = sa.select(rows.c.name).group_by(rows.c.name).order_by(bytewise(rows.c.name))
     return list(session.execute(statement).scalars())

@@ -19,17 +19,21 @@ from claude_api.models.results import Page, TaskSummary, TaskUsage
 _TASKS_LISTING = "tasks"
 
 
-def list_task_usage(session: Session, *, task_id: str) -> list[TaskUsage]:
+def list_task_usage(
+    session: Session, *, task_id: str, project_id: str | None = None
+) -> list[TaskUsage]:
     """Every invocation of the task, agents and skills alike, in start order (ties: agents
     before skills, then event id); `parent_id` links each to the invocation that ran it.
+    With `project_id`, only that project's invocations of the task.
 
-    Raises NotFound when the task has no recorded invocation.
+    Raises NotFound when the task has no recorded invocation (in that project).
     """
-    rows = usage_rows(UsageFilter(task_id=task_id))
+    rows = usage_rows(UsageFilter(task_id=task_id, project_id=project_id))
     statement = sa.select(rows).order_by(rows.c.timestamp, rows.c.kind, rows.c.event_id)
     found = session.execute(statement).all()
     if not found:
-        raise NotFound(f"no invocation of task {task_id!r} has been recorded")
+        where = f" in project {project_id!r}" if project_id is not None else ""
+        raise NotFound(f"no invocation of task {task_id!r} has been recorded{where}")
     return [_task_usage(row) for row in found]
 
 

@@ -1,4 +1,7 @@
-"""Tokens and cost of one agent's API responses, one per response however many messages carry it."""
+"""Tokens and cost of API responses, one per response however many messages carry it.
+
+Shared by the executor (stream-json) and the transcript importer, so both apply one dedupe rule.
+"""
 
 from __future__ import annotations
 
@@ -119,12 +122,22 @@ class Responses:
         message_id = message.get("id")
         key = message_id if isinstance(message_id, str) else f"#{next(self._anonymous)}"
         seen = self._by_id.get(key)
-        if seen is None or request.output_tokens > seen.output_tokens:
+        if seen is None or supersedes(request, seen):
             self._by_id[key] = request
 
     def spend(self) -> Spend | None:
         """The summed spend, or None when no response was seen."""
         return Spend.of(list(self._by_id.values())) if self._by_id else None
+
+
+def supersedes(new: Request, seen: Request) -> bool:
+    """Whether `new`, another message of the response `seen` came from, replaces it.
+
+    Claude Code writes one message per content block, each with the response's usage; early ones
+    may carry the placeholder output count of `message_start`, so the largest output count wins
+    (the other counts are the same on every message of a response).
+    """
+    return new.output_tokens > seen.output_tokens
 
 
 def _count(value: Any) -> int:

@@ -1,0 +1,164 @@
+"""`claude-api hook`: the Claude Code hook command, and `claude-api hook install`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from platformdirs import user_data_dir
+
+from claude_api.client import output
+from claude_api.config import APP_NAME, Settings
+from claude_api.importer.hook_settings import SettingsError, install_hooks, settings_path
+from claude_api.tracking import describe
+
+logger = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+LOG_FILE = "hook.log"
+
+hook_app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@hook_app.callback(invoke_without_command=True)
+def hook_run(
+    ctx: typer.Context,
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, help="Give up (and exit 0) after this many seconds."
+    ),
+) -> None:
+    """Claude Code hook command: reads the hook's JSON on stdin (SubagentStart, SubagentStop,
+    PostToolUse and PostToolUseFailure for Agent/Task/Skill, SessionEnd), imports the session's
+    transcripts it points to, and records the agents and skills with their tokens and cost.
+
+    It always exits 0 and prints nothing, so it never disturbs the session: problems (database
+    down, bad input) go to stderr and to hook.log in the data directory. Install it with
+    `claude-api hook install`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _log_to_file()
+    try:
+        payload = orjson.loads(sys.stdin.buffer.read(MAX_PAYLOAD_BYTES))
+    except (OSError, ValueError) as error:
+        logger.error("hook input is not JSON: %s", error)
+        return
+    if not isinstance(payload, dict):
+        logger.error("hook input is not a JSON object")
+        return
+    done = threading.Event()
+    worker = threading.Thread(target=_work, args=(payload, done), name="hook", daemon=True)
+    worker.start()
+    if not done.wait(timeout):
+        logger.error("hook gave up after %.1fs; the next hook or import will catch up", timeout)
+        logging.shutdown()
+        os._exit(0)  # the worker may be stuck in a connect: do not wait for it
+
+
+def _work(payload: dict[str, Any], done: threading.Event) -> None:
+    from claude_api.importer.hook import handle_hook
+    from claude_api.models.db import make_engine, upgrade
+    from claude_api.tracking import build_tracker
+
+    try:
+        settings = Settings()
+        url = settings.database_url
+        options = {"connect_args": {"connect_timeout": 2}} if url.startswith("postgresql") else {}
+        engine = make_engine(url, **options)
+        try:
+            upgrade(engine)
+            try:
+                tracker = build_tracker(engine, retry_delays=())
+            except Exception:
+                logger.exception("third-party usage plugins failed to load; going on without")
+                tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
+            try:
+                outcome = handle_hook(payload, engine=engine, tracker=tracker)
+            finally:
+                tracker.close(5.0)
+            if outcome.skipped:
+                logger.info("hook %s: nothing imported: %s", outcome.event, outcome.skipped)
+        finally:
+            engine.dispose()
+    except Exception as error:
+        logger.error("hook %s not recorded: %s", payload.get("hook_event_name"), describe(error))
+    finally:
+        done.set()
+
+
+def _log_to_file() -> None:
+    try:
+        directory = Path(user_data_dir(APP_NAME))
+        directory.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(directory / LOG_FILE, encoding="utf-8")
+    except OSError:
+        return
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+@hook_app.command("install")
+def hook_install(
+    project: Path | None = typer.Option(
+        None, "--project", help="Install into DIR/.claude/settings.json (this project only)."
+    ),
+    user: bool = typer.Option(
+        False, "--user", help="Install into the user's settings.json (the default)."
+    ),
+    command: str | None = typer.Option(
+        None, "--command", help="The command Claude Code runs (default: this claude-api hook)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Add `claude-api hook` to a Claude Code settings.json, keeping every setting and hook
+    already there; the file is backed up first. Running it again adds nothing.
+
+    Example: claude-api hook install --project .
+    """
+    if project is not None and user:
+        output.error("give --project or --user, not both")
+        raise typer.Exit(code=2)
+    path = settings_path(project=project, user=project is None)
+    try:
+        installed = install_hooks(path, command or default_command())
+    except (SettingsError, OSError) as error:
+        output.error(str(error))
+        raise typer.Exit(code=1) from error
+    if json_output:
+        output.print_json(
+            {
+                "path": str(installed.path),
+                "backup": str(installed.backup) if installed.backup else None,
+                "added": installed.added,
+            }
+        )
+        return
+    if installed.added:
+        output.info(f"added {installed.added} hook entries to {installed.path}")
+        if installed.backup:
+            output.info(f"the previous file is saved as {installed.backup}")
+    else:
+        output.info(f"the hooks are already in {installed.path}")
+
+
+def default_command() -> str:
+    """This very claude-api, by absolute path, with `hook`."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is None or script.name != "claude-api" or not script.exists():
+        found = shutil.which("claude-api")
+        script = Path(found) if found else None
+    if script is not None:
+        return f"{shlex.quote(str(script.absolute()))} hook"
+    return f"{shlex.quote(sys.executable)} -m claude_api.client hook"

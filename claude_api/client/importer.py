@@ -1,0 +1,106 @@
+"""`claude-api import`: Claude Code transcripts on this machine into the usage tables."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import typer
+
+from claude_api.client import output
+from claude_api.config import Settings
+from claude_api.importer import ImportOptions, ImportSummary, import_transcripts
+from claude_api.models.db import make_engine, upgrade
+from claude_api.tracking import build_tracker
+
+logger = logging.getLogger(__name__)
+
+TRACKER_CLOSE_TIMEOUT = 120.0
+
+
+def transcripts_import(
+    paths: list[Path] | None = typer.Argument(
+        None,
+        help="Transcript files or directories (default: $CLAUDE_CONFIG_DIR/projects, else "
+        "~/.claude/projects and ~/.config/claude/projects).",
+        show_default=False,
+    ),
+    idle_minutes: float = typer.Option(
+        30.0,
+        "--idle-minutes",
+        min=0.0,
+        help="A session unchanged for this long is over: its main thread and open calls are "
+        "finished. Younger sessions stay running until a later import or the SessionEnd hook.",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Processes that read sessions (default: one per core, up to 4, when there is "
+        "more than 64 MB to read; else 1).",
+        show_default=False,
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Import Claude Code session transcripts: each session a task, its main thread, subagents
+    (Agent/Task calls) and skills (Skill calls and typed /skills) invocations with their own
+    tokens and cost.
+
+    Run it again at any time: it reads only what the transcripts gained since, and never
+    records an invocation twice. Exits 1 when some events could not be stored.
+
+    Example: claude-api import ~/.claude/projects --idle-minutes 10
+    """
+    missing = [str(path) for path in paths or [] if not path.exists()]
+    if missing:
+        output.error(f"no such file or directory: {', '.join(missing)}")
+        raise typer.Exit(code=2)
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        tracker = build_tracker(engine, queue_size=settings.tracking_queue_size)
+        try:
+            summary = import_transcripts(
+                paths or [],
+                engine=engine,
+                tracker=tracker,
+                options=ImportOptions(idle=timedelta(minutes=idle_minutes), workers=workers),
+                progress=partial(
+                    output.byte_progress,
+                    description="importing transcripts",
+                    enabled=output.interactive() and not json_output,
+                ),
+            )
+        finally:
+            if not tracker.close(TRACKER_CLOSE_TIMEOUT):
+                logger.error("gave up waiting for the events to be stored; some may be lost")
+    finally:
+        engine.dispose()
+    if json_output:
+        output.print_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    if not summary.ok:
+        output.error(f"{summary.events_not_stored} events could not be stored; run it again")
+        raise typer.Exit(code=1)
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    rate = f" ({summary.bytes_read / 1e6 / summary.seconds:.0f} MB/s)" if summary.seconds else ""
+    fields = [
+        ("sessions", f"{summary.sessions:,} found, {summary.sessions_imported:,} imported"),
+        ("", f"{summary.sessions_closed:,} over, {summary.sessions_live:,} still running"),
+        ("files", f"{summary.files:,} found, {summary.files_read:,} read"),
+        ("read", f"{summary.bytes_read / 1e6:,.1f} MB, {summary.lines_read:,} lines"),
+        ("events", f"{summary.events:,}"),
+        ("finished", f"{summary.agents:,} agent and {summary.skills:,} skill invocations"),
+        ("time", f"{summary.seconds:.2f}s{rate}"),
+    ]
+    if summary.sessions_busy:
+        fields.append(("busy", f"{summary.sessions_busy:,} sessions skipped (being imported)"))
+    for reason, count in sorted(summary.skipped.items()):
+        fields.append((f"skipped: {reason}", f"{count:,}"))
+    output.print_fields(fields, title="transcript import")

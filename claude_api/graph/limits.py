@@ -1,0 +1,72 @@
+"""Bounds on one GraphQL document: tokens, depth and aliases, checked before anything runs, so a
+request cannot ask for thousands of costly fields at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from graphql import GraphQLError, SelectionSetNode, ValidationContext, ValidationRule, visit
+from graphql.language import Visitor
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    SchemaExtension,
+)
+from strawberry.extensions.query_depth_limiter import create_validator
+
+# Far above what the CLI's operations need (depth 4, 120 tokens, no aliases) and GraphiQL's
+# introspection (not counted in depth). No type nests itself today; the depth bound keeps it so
+# should one ever do. Each field's own cost is bounded by page sizes and the query deadline.
+MAX_QUERY_DEPTH = 10
+MAX_QUERY_TOKENS = 2000
+MAX_QUERY_ALIASES = 15
+
+
+class NonEmptySelections(ValidationRule):
+    """A selection set must select something. The GraphQL grammar says so, but graphql-core 3.3
+    parses `{}`, which Strawberry's depth limiter cannot measure (it raised ValueError: a 500)."""
+
+    def enter_selection_set(self, node: SelectionSetNode, *_args: Any) -> None:
+        if not node.selections:
+            self.report_error(GraphQLError("A selection set must select at least one field.", node))
+
+
+def depth_limit(max_depth: int) -> type[ValidationRule]:
+    """Strawberry's depth limit (introspection not counted), skipped for a document with an
+    empty selection set, which `NonEmptySelections` refuses anyway."""
+    measure = create_validator(max_depth, None, None)
+
+    class DepthLimit(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            if not _has_empty_selection(context.document):
+                measure(context)  # reports through the context as it measures
+
+    return DepthLimit
+
+
+def _has_empty_selection(document: Any) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_selection_set(self, node: SelectionSetNode, *_args: Any) -> None:
+            nonlocal found
+            found = found or not node.selections
+
+    visit(document, Finder())
+    return found
+
+
+def limit_extensions() -> list[Callable[[], SchemaExtension]]:
+    """Schema extension factories that refuse a document past the bounds: too many tokens is a
+    parse error, too deep or too many aliases a validation error."""
+    rules = [NonEmptySelections, depth_limit(MAX_QUERY_DEPTH)]
+    return [
+        partial(MaxTokensLimiter, max_token_count=MAX_QUERY_TOKENS),
+        partial(AddValidationRules, rules),
+        partial(MaxAliasesLimiter, max_alias_count=MAX_QUERY_ALIASES),
+    ]

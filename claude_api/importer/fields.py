@@ -1,0 +1,102 @@
+"""What the importer reads from a transcript entry's fields: tracked tool calls (Agent/Task and
+Skill, every documented input style), task notifications, typed commands, message text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from claude_api.importer.records import Notification, ToolUse
+from claude_api.models.events import Kind
+
+AGENT_TOOLS = frozenset({"Agent", "Task"})  # "Task" is the tool's name before Claude Code 2.1.6x
+SKILL_TOOL = "Skill"
+DEFAULT_SUBAGENT = "general-purpose"
+
+# Claude Code's own slash commands: typed, they run no skill. Any other `/name` is a skill or a
+# custom command (which Claude Code now treats as skills).
+BUILTIN_COMMANDS = frozenset({
+    "add-dir", "agents", "bashes", "bug", "btw", "clear", "color", "compact", "config",
+    "context", "continue", "cost", "doctor", "exit", "export", "extra-usage", "feedback", "fork",
+    "help", "hooks", "ide", "init", "install-github-app", "keybindings", "login", "logout",
+    "mcp", "memory", "migrate-installer", "model", "output-style", "permissions", "plan",
+    "plugin", "plugins", "pr-comments", "privacy-settings", "quit", "release-notes",
+    "remote-env", "rename", "resume", "review", "rewind", "sandbox", "security-review", "stats",
+    "status", "statusline", "tasks", "terminal-setup", "theme", "todos", "upgrade", "usage",
+    "vim",
+})  # fmt: skip
+
+_TAG = {
+    name: re.compile(rf"<{name}>(.*?)</{name}>", re.S)
+    for name in ("tool-use-id", "task-id", "status", "summary", "command-name")
+}
+
+
+def tool_use(block: dict[str, Any], at: str) -> ToolUse | None:
+    """The tracked call a `tool_use` content block makes (Agent/Task or Skill), if any."""
+    tool_use_id = block.get("id")
+    tool = block.get("name")
+    if not isinstance(tool_use_id, str) or not tool_use_id:
+        return None
+    tool_input = block.get("input")
+    tool_input = tool_input if isinstance(tool_input, dict) else {}
+    if tool in AGENT_TOOLS:
+        name = _string(tool_input.get("subagent_type")) or DEFAULT_SUBAGENT
+        background = tool_input.get("run_in_background") is True
+        return ToolUse(tool_use_id, Kind.AGENT, name, at, background)
+    if tool == SKILL_TOOL:
+        name = skill_name(tool_input)
+        if name:
+            return ToolUse(tool_use_id, Kind.SKILL, name, at)
+    return None
+
+
+def skill_name(tool_input: Mapping[str, Any]) -> str | None:
+    """The skill a Skill tool call runs: input `skill` (2.0.50 on) or `command` (2.0.30)."""
+    name = _string(tool_input.get("skill")) or _string(tool_input.get("command"))
+    if name is None:
+        return None
+    return name.strip().lstrip("/") or None
+
+
+def agent_name(tool_input: Mapping[str, Any]) -> str:
+    """The subagent an Agent/Task tool call runs: its `subagent_type`, else general-purpose."""
+    return _string(tool_input.get("subagent_type")) or DEFAULT_SUBAGENT
+
+
+def notification(text: str, at: str) -> Notification:
+    """A `<task-notification>` message's tool use id, task id, status and summary."""
+    return Notification(
+        tool_use_id=tag(text, "tool-use-id"),
+        task_id=tag(text, "task-id"),
+        status=(tag(text, "status") or "completed").strip(),
+        summary=tag(text, "summary"),
+        at=at,
+    )
+
+
+def tag(text: str, name: str) -> str | None:
+    """The text inside `<name>…</name>`, stripped."""
+    found = _TAG[name].search(text)
+    return found.group(1).strip() if found else None
+
+
+def origin(entry: Mapping[str, Any]) -> Any:
+    """The entry's `origin.kind` (e.g. `task-notification`)."""
+    origin = entry.get("origin")
+    return origin.get("kind") if isinstance(origin, dict) else None
+
+
+def text_of(content: Any) -> str:
+    """The text of message or tool-result content: a string or a list of text blocks."""
+    if isinstance(content, str):
+        return content.strip()
+    if not isinstance(content, list):
+        return ""
+    texts = [block.get("text") for block in content if isinstance(block, dict)]
+    return "\n".join(text for text in texts if isinstance(text, str)).strip()
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,76 @@
+"""Helpers of the import tests: run an import, read the rows back, compare with the ledger."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from claude_api.importer import ImportOptions, ImportSummary, import_transcripts
+from claude_api.importer.settlement import IMPORT_NAMESPACE
+from claude_api.models.tables import AgentUsage, SkillUsage
+from claude_api.tracking import Tracker
+from tests.transcripts import Ledger
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+
+
+def run_import(
+    engine: Engine,
+    tracker: Tracker,
+    *paths: Path,
+    idle: timedelta = timedelta(0),
+    now: datetime | None = None,
+    workers: int = 1,
+) -> ImportSummary:
+    options = ImportOptions(idle=idle, now=now, workers=workers)
+    summary = import_transcripts(list(paths), engine=engine, tracker=tracker, options=options)
+    assert summary.ok
+    return summary
+
+
+def agents(engine: Engine) -> list[AgentUsage]:
+    with Session(engine) as session:
+        return list(session.exec(select(AgentUsage).order_by(AgentUsage.timestamp)))
+
+
+def skills(engine: Engine) -> list[SkillUsage]:
+    with Session(engine) as session:
+        return list(session.exec(select(SkillUsage).order_by(SkillUsage.timestamp)))
+
+
+def one(rows: list[Any], name: str) -> Any:
+    found = [
+        row
+        for row in rows
+        if getattr(row, "agent_name", None) == name or getattr(row, "skill_name", None) == name
+    ]
+    assert len(found) == 1, f"{name}: {len(found)} rows"
+    return found[0]
+
+
+def event_id(session_id: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.uuid5(IMPORT_NAMESPACE, session_id), key)
+
+
+def assert_spend(row: Any, ledger: Ledger, owner: str) -> None:
+    """The row holds exactly what the ledger booked to `owner`, priced at published prices."""
+    assert {name: getattr(row, name) for name in TOKEN_FIELDS} == ledger.tokens(owner), owner
+    expected = ledger.cost(owner)
+    if expected is None:
+        assert row.cost_usd is None and row.cost_source == "unpriced", owner
+    else:
+        assert row.cost_usd == pytest.approx(expected, rel=1e-9, abs=1e-12), owner
+
+
+def tokens_of(rows: list[Any]) -> int:
+    return sum(sum(getattr(row, name) or 0 for name in TOKEN_FIELDS) for row in rows)
+
+
+def day(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
