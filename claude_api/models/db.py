@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -49,7 +52,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         # The busy timeout first: switching a new file to WAL takes a lock another process may hold.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -58,6 +61,20 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _switch_to_wal(cursor: Any, attempts: int = 100) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+    # locked" at once, without its busy handler, while another process is opening the same new
+    # file: try again for a few seconds.
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def write_engine(engine: Engine) -> Engine:
@@ -97,10 +114,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def _migration_lock(engine: Engine) -> Iterator[Engine]:
     """An engine to migrate with while no other process migrates the same database."""
     if engine.dialect.name != "postgresql":
-        # SQLite: the migration's transaction takes the write lock when it begins, so a second
-        # process waits (busy timeout) and then reads the new version, instead of failing with
-        # "database is locked" when its read transaction tries to write.
-        yield write_engine(engine)
+        # SQLite: alembic runs DDL outside one transaction there, so the database's own write
+        # lock cannot make a second process wait for the whole upgrade; an exclusive lock on a
+        # file beside the database does (the second process then finds nothing to do).
+        database = engine.url.database or ""
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield write_engine(engine)
+            return
+        lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
+        with open(lock_path, "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield write_engine(engine)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
         return
     # PostgreSQL has no such lock for DDL: a session-level advisory lock per schema, held on a
     # connection of its own while the migrations run on another.
