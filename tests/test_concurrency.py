@@ -315,7 +315,7 @@ def test_processes_starting_at_once_migrate_a_new_database_once(
 ) -> None:
     """Replicas (or `claude-api run`s) that start together on a new database: each runs the
     migrations on start; none may fail, and the schema ends at head."""
-    for number in range(3):
+    for number in range(4):
         spec = {"database_url": database_url}
         children.append(WriterProcess("migrate", spec, tmp_path, f"migrate-{number}"))
     for child in children:
