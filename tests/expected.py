@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from claude_api.models.events import Status, UsageEvent
+from claude_api.models.sketch import RELATIVE_ACCURACY
 
 TOTALS_FIELDS = (
     "invocations", "completed", "failed", "running", "success_rate", "total_cost_usd",
@@ -56,6 +57,15 @@ def nearest_rank(values: list[float], percent: int) -> float | None:
     if not values:
         return None
     return sorted(values)[math.ceil(percent / 100 * len(values)) - 1]
+
+
+def close_percentile(actual: float | None, values: list[float], percent: int) -> bool:
+    """Whether `actual` is the nearest-rank percentile of `values` within the sketch's relative
+    accuracy (exact when the query read raw rows only)."""
+    exact = nearest_rank(values, percent)
+    if actual is None or exact is None:
+        return actual is exact
+    return abs(actual - exact) <= RELATIVE_ACCURACY * abs(exact) * (1 + 1e-9)
 
 
 def top_errors(events: Iterable[UsageEvent], limit: int) -> list[tuple[str, str, str, int]]:

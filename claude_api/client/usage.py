@@ -88,6 +88,7 @@ def _print_one(kind: str, stats: dict[str, Any], tz: str) -> None:
             ("average duration", output.duration(stats["avgDurationSeconds"])),
             ("median duration", output.duration(stats["p50DurationSeconds"])),
             ("p95 duration", output.duration(stats["p95DurationSeconds"])),
+            ("p99 duration", output.duration(stats["p99DurationSeconds"])),
             (
                 "tokens in / out",
                 f"{output.count(stats['inputTokens'])} / {output.count(stats['outputTokens'])}",

@@ -71,10 +71,14 @@ class UsageStats(Totals, FromResult):
     avg_input_tokens: float | None
     avg_output_tokens: float | None
     p50_duration_seconds: float | None = strawberry.field(
-        description="Median duration of finished invocations (nearest rank)."
+        description="Median duration of finished invocations (nearest rank; within 1% of the "
+        "exact value when computed from the rollups' DDSketch bins)."
     )
     p95_duration_seconds: float | None = strawberry.field(
-        description="95th percentile duration of finished invocations (nearest rank)."
+        description="95th percentile duration of finished invocations (nearest rank, within 1%)."
+    )
+    p99_duration_seconds: float | None = strawberry.field(
+        description="99th percentile duration of finished invocations (nearest rank, within 1%)."
     )
     first_seen_at: datetime | None
     last_seen_at: datetime | None

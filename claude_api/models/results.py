@@ -53,7 +53,8 @@ class UsageStats(UsageTotals):
     """Statistics of one agent or skill (or, with `name` None, of every invocation matched).
 
     `kind` is None when the rows come from both tables. Percentiles are nearest-rank over the
-    durations of finished runs. `top_errors` are its most frequent failure messages.
+    durations of finished runs, within 1% of the exact value when read from the rollups.
+    `top_errors` are its most frequent failure messages.
     """
 
     kind: Kind | None
@@ -62,6 +63,7 @@ class UsageStats(UsageTotals):
     avg_output_tokens: float | None
     p50_duration_seconds: float | None
     p95_duration_seconds: float | None
+    p99_duration_seconds: float | None
     first_seen_at: datetime | None
     last_seen_at: datetime | None
     top_errors: tuple[ErrorCount, ...]

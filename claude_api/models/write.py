@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from claude_api.models import rollups
 from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
@@ -67,6 +68,8 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
             # executemany: SQLAlchemy's per-row parameter processing would cost more than
             # the database's own work (bench/bench_tracking.py).
             connection.exec_driver_sql(_statement_sql(dialect_name, kind), rows)
+    # The tables' triggers queued every row that became finished: add them to the rollups.
+    rollups.fold(connection)
 
 
 @cache

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import Engine, create_engine
 from sqlmodel import SQLModel
 
-import claude_api.models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import claude_api.models.rollup_tables
+import claude_api.models.tables  # noqa: F401
 
 config = context.config
 

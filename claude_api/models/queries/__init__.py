@@ -4,6 +4,7 @@ session and typed filters to typed results. Resolvers, REST handlers and the CLI
 
 from __future__ import annotations
 
+from claude_api.models.queries._pieces import reading_raw_rows
 from claude_api.models.queries.history import usage_by_period, usage_report
 from claude_api.models.queries.invocations import (
     InvocationRecord,
@@ -28,6 +29,7 @@ __all__ = [
     "list_names",
     "list_task_usage",
     "list_tasks",
+    "reading_raw_rows",
     "stats_by_name",
     "usage_by_period",
     "usage_report",

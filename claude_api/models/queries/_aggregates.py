@@ -1,5 +1,5 @@
-"""Every aggregate of the query layer, defined once: counts, rates, sums, averages, percentiles
-and error counts over the rows of `usage_rows`. Rollup tables will replace these in one place.
+"""Every aggregate of the query layer, defined once: counts, rates, sums, averages and error
+counts over the partial aggregates of `usage_parts` and `error_parts`.
 """
 
 from __future__ import annotations
@@ -9,19 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from claude_api.models.events import Kind, Status
+from claude_api.models.events import Kind
 from claude_api.models.queries._source import as_float, as_int, bytewise
 from claude_api.models.results import ErrorCount
-
-FINISHED = (Status.COMPLETED.value, Status.FAILED.value)
-PERCENTILES = {"p50_duration_seconds": 50, "p95_duration_seconds": 95}
-_RANK = "duration_rank"
-_MEASURED = "measured_count"
-
-
-def _count_where(condition: Any) -> Any:
-    # COUNT skips the NULL of an unmatched CASE and is 0, not NULL, over no rows.
-    return sa.func.count(sa.case((condition, 1)))
 
 
 def _ratio(numerator: Any, denominator: Any) -> Any:
@@ -29,80 +19,46 @@ def _ratio(numerator: Any, denominator: Any) -> Any:
     return sa.cast(numerator, sa.Float) / sa.cast(sa.func.nullif(denominator, 0), sa.Float)
 
 
-def _measured(columns: Any) -> Any:
-    """Rows whose duration counts: finished runs that report one."""
-    return sa.and_(columns.status.in_(FINISHED), columns.duration_seconds.is_not(None))
-
-
-def totals_columns(rows: sa.FromClause) -> list[Any]:
-    """The `UsageTotals` aggregates over `rows`, labelled with their field names."""
-    c = rows.c
-    completed = _count_where(c.status == Status.COMPLETED.value)
-    failed = _count_where(c.status == Status.FAILED.value)
+def totals_columns(parts: sa.FromClause) -> list[Any]:
+    """The `UsageTotals` aggregates over the rows of `usage_parts`, labelled with their field
+    names: sums of the parts' counts and sums, and averages as sum / count."""
+    c = parts.c
+    completed, failed = sa.func.sum(c.completed), sa.func.sum(c.failed)
     return [
-        sa.func.count().label("invocations"),
+        sa.func.coalesce(sa.func.sum(c.invocations), 0).label("invocations"),
         completed.label("completed"),
         failed.label("failed"),
-        _count_where(c.status == Status.RUNNING.value).label("running"),
+        sa.func.sum(c.running).label("running"),
         _ratio(completed, completed + failed).label("success_rate"),
-        sa.func.sum(c.cost_usd).label("total_cost_usd"),
-        sa.func.avg(c.cost_usd).label("avg_cost_usd"),
-        sa.func.avg(sa.case((_measured(c), c.duration_seconds))).label("avg_duration_seconds"),
-        sa.func.sum(c.input_tokens).label("input_tokens"),
-        sa.func.sum(c.output_tokens).label("output_tokens"),
+        sa.func.sum(c.cost_sum).label("total_cost_usd"),
+        _ratio(sa.func.sum(c.cost_sum), sa.func.sum(c.cost_count)).label("avg_cost_usd"),
+        _ratio(sa.func.sum(c.duration_sum), sa.func.sum(c.duration_count)).label(
+            "avg_duration_seconds"
+        ),
+        sa.func.sum(c.input_sum).label("input_tokens"),
+        sa.func.sum(c.output_sum).label("output_tokens"),
     ]
 
 
-def stats_columns(rows: sa.FromClause) -> list[Any]:
+def stats_columns(parts: sa.FromClause) -> list[Any]:
     """`totals_columns` plus token averages and the first and last start time."""
-    c = rows.c
+    c = parts.c
     return [
-        *totals_columns(rows),
-        sa.func.avg(c.input_tokens).label("avg_input_tokens"),
-        sa.func.avg(c.output_tokens).label("avg_output_tokens"),
-        sa.func.min(c.timestamp).label("first_seen_at"),
-        sa.func.max(c.timestamp).label("last_seen_at"),
+        *totals_columns(parts),
+        _ratio(sa.func.sum(c.input_sum), sa.func.sum(c.input_count)).label("avg_input_tokens"),
+        _ratio(sa.func.sum(c.output_sum), sa.func.sum(c.output_count)).label("avg_output_tokens"),
+        sa.func.min(c.first_seen).label("first_seen_at"),
+        sa.func.max(c.last_seen).label("last_seen_at"),
     ]
 
 
 def aggregate_select(
-    rows: sa.Subquery, *, by_name: bool, percentiles: bool = False, where: Sequence[Any] = ()
+    parts: sa.Subquery, *, by_name: bool, where: Sequence[Any] = ()
 ) -> sa.Select[Any]:
-    """One SELECT of `stats_columns` over `rows` (restricted by `where`), in one group or per
-    (kind, name); with `percentiles`, also the p50 and p95 durations.
-
-    Percentiles are nearest-rank, exact and portable: among the n measured durations of a group
-    sorted ascending, the p-th percentile is the k-th with k = ceil(p * n / 100), i.e. the
-    smallest value such that at least p% of the values are less than or equal to it. Window
-    functions rank the durations per group; no percentile_cont, which SQLite lacks.
-    """
-    source: sa.FromClause = rows
-    if percentiles:
-        keys = [rows.c.kind, rows.c.name] if by_name else []
-        window: dict[str, Any] = {"partition_by": [*keys, _measured(rows.c)]}
-        source = (
-            sa.select(
-                *rows.c,
-                sa.func.row_number().over(order_by=rows.c.duration_seconds, **window).label(_RANK),
-                sa.func.count().over(**window).label(_MEASURED),
-            )
-            .where(*where)
-            .subquery("ranked")
-        )
-        where = ()
-    keys = [source.c.kind, source.c.name] if by_name else []
-    columns = [*keys, *stats_columns(source)]
-    if percentiles:
-        columns += [_percentile(source, p).label(label) for label, p in PERCENTILES.items()]
-    return sa.select(*columns).where(*where).group_by(*keys)
-
-
-def _percentile(ranked: sa.FromClause, p: int) -> Any:
-    c = ranked.c
-    rank, size = c[_RANK], c[_MEASURED]
-    # rank = ceil(p * size / 100) in integer arithmetic: no division, so no backend differences.
-    nearest = sa.and_(_measured(c), rank * 100 >= size * p, (rank - 1) * 100 < size * p)
-    return sa.func.max(sa.case((nearest, c.duration_seconds)))
+    """One SELECT of `stats_columns` over `parts` (restricted by `where`), in one group or per
+    (kind, name)."""
+    keys = [parts.c.kind, parts.c.name] if by_name else []
+    return sa.select(*keys, *stats_columns(parts)).where(*where).group_by(*keys)
 
 
 def totals_fields(row: Any) -> dict[str, Any]:
@@ -128,22 +84,20 @@ def totals_fields(row: Any) -> dict[str, Any]:
 
 
 def error_counts_select(
-    rows: sa.Subquery, *, limit: int, per_name: bool, where: Sequence[Any] = ()
+    errors: sa.Subquery, *, limit: int, per_name: bool, where: Sequence[Any] = ()
 ) -> sa.Select[Any]:
-    """Failed invocations counted per (kind, name, error message), the `limit` most frequent
-    overall or, with `per_name`, per (kind, name); ties broken by name, kind, then message.
-
-    Only `failed` rows with an error message count.
-    """
-    c = rows.c
-    count = sa.func.count()
+    """Failed invocations counted per (kind, name, error message) over the rows of
+    `error_parts`, the `limit` most frequent overall or, with `per_name`, per (kind, name);
+    ties broken by name, kind, then message."""
+    c = errors.c
+    count = sa.func.sum(c.count)
     place = sa.func.row_number().over(
         partition_by=[c.kind, c.name] if per_name else None,
         order_by=[count.desc(), bytewise(c.name), c.kind, bytewise(c.error_message)],
     )
     counted = (
         sa.select(c.kind, c.name, c.error_message, count.label("count"), place.label("place"))
-        .where(c.status == Status.FAILED.value, c.error_message.is_not(None), *where)
+        .where(*where)
         .group_by(c.kind, c.name, c.error_message)
         .subquery("errors")
     )

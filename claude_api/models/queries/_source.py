@@ -1,23 +1,22 @@
 """The rows every query reads: one usage table for a kind, or both as a union, filtered.
 
-Also the small pieces all queries share: byte-order comparison of names, number coercion and
-the lookup that tells an unknown name (NotFound) from a quiet one.
+Also the small pieces all queries share: byte-order comparison of names and number coercion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from claude_api.errors import NotFound
-from claude_api.models.events import Kind
+from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._pieces import Interval
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
 SHARED_COLUMNS = (
@@ -26,11 +25,18 @@ SHARED_COLUMNS = (
 )  # fmt: skip
 
 
-def usage_rows(filter: UsageFilter) -> sa.Subquery:
+def usage_rows(
+    filter: UsageFilter,
+    *,
+    intervals: Sequence[Interval] | None = None,
+    running_only: bool = False,
+) -> sa.Subquery:
     """Every invocation matching `filter`, as a subquery with the columns `kind`, `name` and
     `SHARED_COLUMNS`; kind None reads both tables through UNION ALL.
 
-    The filter is applied inside each branch, so each table's indexes serve it.
+    `intervals`, when given, further restricts the start time to any of them; `running_only`
+    to running invocations (found through a partial index). The filter is applied inside each
+    branch, so each table's indexes serve it.
     """
     kinds = [filter.kind] if filter.kind is not None else list(Kind)
     branches = []
@@ -43,13 +49,19 @@ def usage_rows(filter: UsageFilter) -> sa.Subquery:
                 sa.cast(sa.literal(kind.value), sa.String(16)).label("kind"),
                 name.label("name"),
                 *(table.c[column] for column in SHARED_COLUMNS),
-            ).where(*_conditions(filter, table, name))
+            ).where(*_conditions(filter, table, name, intervals, running_only))
         )
     rows = branches[0] if len(branches) == 1 else sa.union_all(*branches)
     return rows.subquery("usage")
 
 
-def _conditions(filter: UsageFilter, table: sa.Table, name: sa.Column[str]) -> list[Any]:
+def _conditions(
+    filter: UsageFilter,
+    table: sa.Table,
+    name: sa.Column[str],
+    intervals: Sequence[Interval] | None,
+    running_only: bool,
+) -> list[Any]:
     columns = table.c
     equal = [
         (name, filter.name),
@@ -63,7 +75,25 @@ def _conditions(filter: UsageFilter, table: sa.Table, name: sa.Column[str]) -> l
         conditions.append(columns.timestamp >= filter.since)
     if filter.until is not None:
         conditions.append(columns.timestamp < filter.until)
+    if intervals is not None:
+        conditions.append(within(columns.timestamp, intervals))
+    if running_only:
+        # A literal, so SQLite sees that the partial index on running rows applies.
+        conditions.append(columns.status == sa.literal_column(f"'{Status.RUNNING.value}'"))
     return conditions
+
+
+def within(column: Any, intervals: Sequence[Interval]) -> Any:
+    """`column` in any of the half-open `intervals`."""
+    terms = []
+    for start, end in intervals:
+        bounds = []
+        if start is not None:
+            bounds.append(column >= start)
+        if end is not None:
+            bounds.append(column < end)
+        terms.append(sa.and_(sa.true(), *bounds))
+    return sa.or_(sa.false(), *terms)
 
 
 class bytewise(FunctionElement[str]):  # lower case: it reads like the SQL function it wraps
@@ -85,34 +115,6 @@ def _compile_bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(bytewise, "postgresql")
 def _compile_bytewise_postgresql(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
     return f'{compiler.process(element.clauses, **kw)} COLLATE "C"'
-
-
-def recorded_kinds(session: Session, filter: UsageFilter) -> set[Kind]:
-    """The kinds under which `filter.name` was ever recorded in `filter.project_id` (any
-    project when it is None; the other filters are ignored)."""
-    scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
-    rows = usage_rows(scope)
-    return {Kind(kind) for kind in session.execute(sa.select(rows.c.kind).distinct()).scalars()}
-
-
-def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:
-    """The kind a named query reports: the filter's, else the only one the name is recorded
-    under (None when it is both an agent and a skill).
-
-    Raises NotFound when the filter names an agent or skill that has no row at all (in the
-    filter's project), so a typo is told apart from a name that was merely quiet in the range;
-    a name of another project is unknown, so asking cannot reveal another project's names.
-    """
-    if filter.name is None:
-        return filter.kind
-    kinds = recorded_kinds(session, filter)
-    if not kinds:
-        what = filter.kind.value if filter.kind is not None else "agent or skill"
-        where = f" in project {filter.project_id!r}" if filter.project_id is not None else ""
-        raise NotFound(f"no {what} named {filter.name!r} has been recorded{where}")
-    if filter.kind is not None:
-        return filter.kind
-    return next(iter(kinds)) if len(kinds) == 1 else None
 
 
 def as_int(value: int | Decimal | None) -> int:

@@ -21,7 +21,9 @@ from claude_api.models.queries._calendar import (
     period_start,
     shift,
 )
-from claude_api.models.queries._source import bytewise, resolve_kind, usage_rows
+from claude_api.models.queries._parts import resolve_kind, usage_parts
+from claude_api.models.queries._pieces import split_ranges
+from claude_api.models.queries._source import bytewise
 from claude_api.models.queries.stats import errors_by_name
 from claude_api.models.results import (
     History,
@@ -57,11 +59,12 @@ def usage_by_period(
     since, until = _history_range(filter, period, now)
     buckets = calendar_buckets(since, until, period, filter.zone)
     kind = resolve_kind(session, filter)
-    rows = usage_rows(filter.replace(since=since, until=until))
-    index = _bucket_index(rows.c.timestamp, [bucket.start_at for bucket in buckets[1:]])
+    pieces = split_ranges((bucket.start_at, bucket.end_at) for bucket in buckets)
+    parts = usage_parts(filter.replace(since=since, until=until), pieces)
+    index = _bucket_index(parts.c.at, [bucket.start_at for bucket in buckets[1:]])
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
-    indexed = sa.select(*rows.c, index.label("bucket")).subquery("indexed")
+    indexed = sa.select(*parts.c, index.label("bucket")).subquery("indexed")
     statement = sa.select(indexed.c.bucket, *totals_columns(indexed)).group_by(indexed.c.bucket)
     found = {row.bucket: row for row in session.execute(statement)}
     return History(
@@ -157,8 +160,7 @@ def usage_report(
 
     totals = _totals(session, current)
     previous_totals = _totals(session, previous)
-    rows = usage_rows(current)
-    statement = aggregate_select(rows, by_name=True)
+    statement = aggregate_select(usage_parts(current), by_name=True)
     keys = statement.selected_columns
     by_name = [
         ReportRow(kind=Kind(row.kind), name=row.name, **totals_fields(row))
@@ -183,7 +185,7 @@ def usage_report(
 
 
 def _totals(session: Session, filter: UsageFilter) -> UsageTotals:
-    row = session.execute(aggregate_select(usage_rows(filter), by_name=False)).one()
+    row = session.execute(aggregate_select(usage_parts(filter), by_name=False)).one()
     return UsageTotals(**totals_fields(row))
 
 

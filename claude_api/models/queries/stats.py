@@ -24,12 +24,9 @@ from claude_api.models.queries._aggregates import (
     totals_fields,
 )
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._source import (
-    as_float,
-    bytewise,
-    resolve_kind,
-    usage_rows,
-)
+from claude_api.models.queries._parts import error_parts, resolve_kind, usage_parts
+from claude_api.models.queries._percentiles import duration_percentiles, no_percentiles
+from claude_api.models.queries._source import as_float, bytewise
 from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
 
 DEFAULT_TOP_ERRORS = 5
@@ -43,7 +40,8 @@ def usage_stats(
     one, of everything matched otherwise.
 
     Running rows count as invocations; only finished (completed or failed) rows feed the success
-    rate and the durations (average and nearest-rank p50/p95). `top_errors` limits the most
+    rate and the durations (average and nearest-rank p50/p95/p99, within 1% of the exact
+    values when they come from the rollups). `top_errors` limits the most
     frequent failure messages, by (kind, name, message). With kind None a name recorded both
     as an agent and as a skill is aggregated across both, and `kind` is None.
 
@@ -52,9 +50,16 @@ def usage_stats(
     """
     check_count(top_errors, field="top_errors", maximum=MAX_TOP)
     kind = resolve_kind(session, filter)
-    row = session.execute(aggregate_select(usage_rows(filter), by_name=False, percentiles=True))
+    row = session.execute(aggregate_select(usage_parts(filter), by_name=False)).one()
+    percentiles = duration_percentiles(session, filter, by_name=False)
     errors = errors_by_name(session, filter=filter, limit=top_errors) if top_errors else []
-    return _stats(row.one(), kind=kind, name=filter.name, top_errors=errors)
+    return _stats(
+        row,
+        kind=kind,
+        name=filter.name,
+        top_errors=errors,
+        percentiles=percentiles.get(None) or no_percentiles(),
+    )
 
 
 def stats_by_name(
@@ -73,25 +78,33 @@ def stats_by_name(
     """
     check_limit(limit)
     check_count(top_errors, field="top_errors", maximum=MAX_TOP)
-    rows = usage_rows(filter)
+    parts = usage_parts(filter)
     where = []
     if after is not None:
         kind, name = decode_cursor(_STATS_LISTING, after, 2)
         to_enum(Kind, kind, field="after")
         where.append(
             sa.or_(
-                bytewise(rows.c.name) > name,
-                sa.and_(rows.c.name == name, rows.c.kind > kind),
+                bytewise(parts.c.name) > name,
+                sa.and_(parts.c.name == name, parts.c.kind > kind),
             )
         )
-    statement = aggregate_select(rows, by_name=True, percentiles=True, where=where)
+    statement = aggregate_select(parts, by_name=True, where=where)
     keys = statement.selected_columns
     found = session.execute(
         statement.order_by(bytewise(keys.name), keys.kind).limit(limit + 1)
     ).all()
-    errors = _errors_per_name(session, filter, [row.name for row in found[:limit]], top_errors)
+    names = [row.name for row in found[:limit]]
+    errors = _errors_per_name(session, filter, names, top_errors)
+    percentiles = duration_percentiles(session, filter, by_name=True, names=names)
     items = [
-        _stats(row, kind=Kind(row.kind), name=row.name, top_errors=errors[row.kind, row.name])
+        _stats(
+            row,
+            kind=Kind(row.kind),
+            name=row.name,
+            top_errors=errors[row.kind, row.name],
+            percentiles=percentiles.get((row.kind, row.name)) or no_percentiles(),
+        )
         for row in found
     ]
     return make_page(
@@ -109,7 +122,7 @@ def errors_by_name(
     error message, counted per (kind, name, message), most frequent first, ties broken by name,
     kind and message."""
     check_limit(limit, maximum=MAX_TOP)
-    statement = error_counts_select(usage_rows(filter), limit=limit, per_name=False)
+    statement = error_counts_select(error_parts(filter), limit=limit, per_name=False)
     return [error_count(row) for row in session.execute(statement)]
 
 
@@ -119,9 +132,9 @@ def _errors_per_name(
     errors: defaultdict[tuple[str, str], list[ErrorCount]] = defaultdict(list)
     if not names or not limit:
         return errors
-    rows = usage_rows(filter)
+    errors_found = error_parts(filter)
     statement = error_counts_select(
-        rows, limit=limit, per_name=True, where=[rows.c.name.in_(set(names))]
+        errors_found, limit=limit, per_name=True, where=[errors_found.c.name.in_(set(names))]
     )
     for row in session.execute(statement):
         errors[row.kind, row.name].append(error_count(row))
@@ -129,7 +142,12 @@ def _errors_per_name(
 
 
 def _stats(
-    row: Any, *, kind: Kind | None, name: str | None, top_errors: list[ErrorCount]
+    row: Any,
+    *,
+    kind: Kind | None,
+    name: str | None,
+    top_errors: list[ErrorCount],
+    percentiles: dict[str, float | None],
 ) -> UsageStats:
     return UsageStats(
         kind=kind,
@@ -137,8 +155,7 @@ def _stats(
         **totals_fields(row),
         avg_input_tokens=as_float(row.avg_input_tokens),
         avg_output_tokens=as_float(row.avg_output_tokens),
-        p50_duration_seconds=as_float(row.p50_duration_seconds),
-        p95_duration_seconds=as_float(row.p95_duration_seconds),
+        **percentiles,
         first_seen_at=row.first_seen_at,
         last_seen_at=row.last_seen_at,
         top_errors=tuple(top_errors),
@@ -165,7 +182,7 @@ def leaderboard(
     metric = to_enum(LeaderboardMetric, metric, field="metric")
     check_limit(limit, maximum=MAX_TOP)
     check_count(min_invocations, field="min_invocations")
-    totals = aggregate_select(usage_rows(filter), by_name=True).subquery("totals")
+    totals = aggregate_select(usage_parts(filter), by_name=True).subquery("totals")
     c = totals.c
     value = {
         LeaderboardMetric.USAGE: c.invocations,
@@ -200,6 +217,6 @@ def list_names(
     """Every agent or skill name ever recorded (both when `kind` is None), in `project_id`'s
     invocations only when it is given, each once, in code point order."""
     kind = to_enum(Kind, kind, field="kind") if kind is not None else None
-    rows = usage_rows(UsageFilter(kind=kind, project_id=project_id))
-    statement = sa.select(rows.c.name).group_by(rows.c.name).order_by(bytewise(rows.c.name))
+    parts = usage_parts(UsageFilter(kind=kind, project_id=project_id))
+    statement = sa.select(parts.c.name).group_by(parts.c.name).order_by(bytewise(parts.c.name))
     return list(session.execute(statement).scalars())

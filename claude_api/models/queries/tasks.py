@@ -13,6 +13,7 @@ from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter, check_limit
 from claude_api.models.queries._aggregates import stats_columns, totals_fields
 from claude_api.models.queries._pagination import decode_cursor, make_page
+from claude_api.models.queries._parts import raw_parts
 from claude_api.models.queries._source import bytewise, usage_rows
 from claude_api.models.results import Page, TaskSummary, TaskUsage
 
@@ -71,11 +72,12 @@ def list_tasks(
     """
     check_limit(limit)
     rows = usage_rows(filter)
-    last_seen = sa.func.max(rows.c.timestamp)
+    parts = raw_parts(rows, rows.c.task_id).subquery("parts")
+    last_seen = sa.func.max(parts.c.last_seen)
     statement = (
-        sa.select(rows.c.task_id, *stats_columns(rows))
-        .group_by(rows.c.task_id)
-        .order_by(last_seen.desc(), bytewise(rows.c.task_id))
+        sa.select(parts.c.task_id, *stats_columns(parts))
+        .group_by(parts.c.task_id)
+        .order_by(last_seen.desc(), bytewise(parts.c.task_id))
         .limit(limit + 1)
     )
     if after is not None:
@@ -84,7 +86,7 @@ def list_tasks(
         statement = statement.having(
             sa.or_(
                 last_seen < before,
-                sa.and_(last_seen == before, bytewise(rows.c.task_id) > task_id),
+                sa.and_(last_seen == before, bytewise(parts.c.task_id) > task_id),
             )
         )
     items = [_task_summary(row) for row in session.execute(statement)]

@@ -1,0 +1,134 @@
+"""Create the rollups (hour, day and month buckets, duration bins, error counts), the pending
+queue the usage tables' triggers feed, and the retention state; fold the existing rows in.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25 07:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from claude_api.models import rollups
+from claude_api.models.types import UTCDateTime
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+NAME = sa.String(length=200)
+
+
+def _key_columns() -> list[sa.Column]:
+    return [
+        sa.Column("grain", sa.String(length=8), nullable=False),
+        sa.Column("bucket_start", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", NAME, nullable=False),
+        sa.Column("project_key", NAME, nullable=False),
+        sa.Column("model_key", NAME, nullable=False),
+    ]
+
+
+_KEY = ["grain", "bucket_start", "kind", "name", "project_key", "model_key"]
+
+
+def upgrade() -> None:
+    dialect_name = op.get_bind().dialect.name
+    op.create_table(
+        "usage_rollup",
+        *_key_columns(),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        *(
+            sa.Column(name, sa.BigInteger(), nullable=False)
+            for name in ("invocations", "cost_count")
+        ),
+        sa.Column("cost_sum", sa.Float(), nullable=False),
+        sa.Column("duration_count", sa.BigInteger(), nullable=False),
+        sa.Column("duration_sum", sa.Float(), nullable=False),
+        *(
+            sa.Column(name, sa.BigInteger(), nullable=False)
+            for name in ("input_count", "input_sum", "output_count", "output_sum")
+        ),
+        sa.Column("first_seen", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(*_KEY, "status"),
+    )
+    op.create_table(
+        "usage_duration_bins",
+        *_key_columns(),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("bin", sa.Integer(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(*_KEY, "status", "bin"),
+    )
+    op.create_table(
+        "usage_error_rollup",
+        sa.Column("id", sa.Integer(), nullable=False),
+        *_key_columns(),
+        sa.Column("error_message", sa.Text(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    message = rollups.error_key_sql("error_message", dialect_name)
+    op.execute(
+        f"CREATE UNIQUE INDEX ux_usage_error_rollup_key ON usage_error_rollup "
+        f"({', '.join(_KEY)}, {message})"
+    )
+    op.create_table(
+        "usage_pending",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", NAME, nullable=False),
+        sa.Column("project_key", NAME, nullable=False),
+        sa.Column("model_key", NAME, nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("timestamp", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("duration_seconds", sa.Float(), nullable=True),
+        sa.Column("cost_usd", sa.Float(), nullable=True),
+        sa.Column("input_tokens", sa.BigInteger(), nullable=True),
+        sa.Column("output_tokens", sa.BigInteger(), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "retention_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("raw_purged_before", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("rollups_purged_before", UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    for table in ("agent_usage", "skill_usage"):
+        # Queries read running rows from the raw tables over whole ranges: keep them findable.
+        op.create_index(
+            f"ix_{table}_running",
+            table,
+            ["timestamp"],
+            sqlite_where=sa.text("status = 'running'"),
+            postgresql_where=sa.text("status = 'running'"),
+        )
+    # Through the driver: the statements hold text such as ':00:00' that bind parameter
+    # parsing would misread.
+    bind = op.get_bind()
+    for statement in [
+        *rollups.trigger_ddl(dialect_name),
+        *rollups.backfill_sql(),
+        *rollups.fold_statements(dialect_name),
+    ]:
+        bind.exec_driver_sql(statement)
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    for statement in rollups.drop_trigger_ddl(bind.dialect.name):
+        bind.exec_driver_sql(statement)
+    for table in ("agent_usage", "skill_usage"):
+        op.drop_index(f"ix_{table}_running", table_name=table)
+    for table in (
+        "retention_state", "usage_pending", "usage_error_rollup", "usage_duration_bins",
+        "usage_rollup",
+    ):  # fmt: skip
+        op.drop_table(table)

@@ -1,0 +1,87 @@
+"""Duration percentiles (p50, p95, p99) of finished invocations, nearest-rank.
+
+Over whole buckets they come from the rollups' DDSketch bins, merged by summing counts, so the
+cost does not grow with the number of invocations; durations of the raw edges are added to the
+same bins. Every such percentile is within 1% of the exact one (`claude_api.models.sketch`).
+When a question reads raw rows only (one task, a range shorter than an hour, or inside
+`reading_raw_rows`), the percentiles are exact.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from claude_api.models.events import Status
+from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._parts import FINISHED, plan, rollup_conditions
+from claude_api.models.queries._source import usage_rows
+from claude_api.models.rollup_tables import DurationBin
+from claude_api.models.sketch import bin_of, nearest_rank
+
+PERCENTILES = {"p50_duration_seconds": 50, "p95_duration_seconds": 95, "p99_duration_seconds": 99}
+Key = tuple[str, str] | None  # (kind, name), or None for everything together
+
+
+def duration_percentiles(
+    session: Session,
+    filter: UsageFilter,
+    *,
+    by_name: bool,
+    names: Collection[str] | None = None,
+) -> dict[Key, dict[str, float | None]]:
+    """The PERCENTILES of the measured durations matching `filter` (restricted to `names` when
+    given), in one group (key None) or per (kind, name); groups without durations are absent."""
+    if filter.status is Status.RUNNING:
+        return {}
+    pieces = plan(filter)
+    durations: defaultdict[Key, list[float]] = defaultdict(list)
+    rows = usage_rows(filter, intervals=pieces.raw)
+    measured = [rows.c.status.in_(FINISHED), rows.c.duration_seconds.is_not(None)]
+    if names is not None:
+        measured.append(rows.c.name.in_(set(names)))
+    statement = sa.select(rows.c.kind, rows.c.name, rows.c.duration_seconds).where(*measured)
+    for kind, name, duration in session.execute(statement):
+        durations[(kind, name) if by_name else None].append(duration)
+    if not pieces.uses_rollups:
+        return {key: _exact(values) for key, values in durations.items()}
+
+    counts: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for key, values in durations.items():
+        for value in values:
+            counts[key][bin_of(value)] += 1
+    table = DurationBin.__table__
+    c = table.c
+    keys: list[Any] = [sa.cast(c.kind, sa.String(16)), c.name] if by_name else []
+    for grain, intervals in pieces.rollup.items():
+        conditions = rollup_conditions(table, filter, grain, intervals)
+        if names is not None:
+            conditions.append(c.name.in_(set(names)))
+        statement = (
+            sa.select(*keys, c.bin, sa.func.sum(c.count)).where(*conditions).group_by(*keys, c.bin)
+        )
+        for row in session.execute(statement):
+            key = (row[0], row[1]) if by_name else None
+            counts[key][row[-2]] += int(row[-1])
+    return {key: _from_bins(bins) for key, bins in counts.items()}
+
+
+def _from_bins(bins: dict[int, int]) -> dict[str, float | None]:
+    values = nearest_rank(bins, PERCENTILES.values())
+    return {label: values[p] for label, p in PERCENTILES.items()}
+
+
+def _exact(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    return {
+        label: ordered[max(1, -(-p * len(ordered) // 100)) - 1] for label, p in PERCENTILES.items()
+    }
+
+
+def no_percentiles() -> dict[str, float | None]:
+    """The percentiles of a group without measured durations."""
+    return dict.fromkeys(PERCENTILES)

@@ -1,0 +1,179 @@
+"""Keeping the rollups equal to the raw rows, inside the writer's transaction.
+
+Triggers on `agent_usage` and `skill_usage` copy every row that becomes finished (inserted
+finished, or a running row completed) into `usage_pending`: the database itself decides which
+rows changed, so duplicates and replays add nothing. `fold` then adds the pending rows to the
+hour, day and month rollups, duration bins and error counts with additive upserts, and empties
+`usage_pending`, before the writer commits. Rollup rows are upserted in key order, so concurrent
+PostgreSQL writers lock them in one global order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import Connection
+
+from claude_api.models.events import Kind, Status
+from claude_api.models.sketch import bin_sql
+from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
+
+GRAINS = ("month", "day", "hour")  # coarsest first
+
+_KEY = "kind, name, project_key, model_key"
+_PENDING_COLUMNS = (
+    "kind, name, project_key, model_key, status, timestamp, duration_seconds, cost_usd, "
+    "input_tokens, output_tokens, error_message"
+)
+_RUNNING = f"'{Status.RUNNING.value}'"
+
+
+def bucket_sql(grain: str, column: str, dialect_name: str) -> str:
+    """The SQL expression of the UTC `grain` bucket holding a timestamp column.
+
+    SQLite stores timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text in UTC, so a bucket is a
+    prefix of the text padded back to the same format; PostgreSQL truncates the timestamptz in
+    UTC whatever the session's time zone.
+    """
+    if dialect_name == "postgresql":
+        return f"date_trunc('{grain}', {column}, 'UTC')"
+    prefix, padding = {
+        "hour": (13, ":00:00.000000"),
+        "day": (10, " 00:00:00.000000"),
+        "month": (7, "-01 00:00:00.000000"),
+    }[grain]
+    return f"(substr({column}, 1, {prefix}) || '{padding}')"
+
+
+def fold(connection: Connection) -> None:
+    """Fold the pending finished rows into the rollups and empty `usage_pending`."""
+    for statement in fold_statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+@cache
+def fold_statements(dialect_name: str) -> tuple[str, ...]:
+    """The statements of `fold`, in the order they must run."""
+    smaller, larger = ("least", "greatest") if dialect_name == "postgresql" else ("min", "max")
+    statements = []
+    for grain in GRAINS:
+        bucket = bucket_sql(grain, "timestamp", dialect_name)
+        statements.append(
+            f"""INSERT INTO usage_rollup (grain, bucket_start, {_KEY}, status, invocations,
+    cost_count, cost_sum, duration_count, duration_sum, input_count, input_sum, output_count,
+    output_sum, first_seen, last_seen)
+SELECT '{grain}', {bucket}, {_KEY}, status, count(*),
+    count(cost_usd), coalesce(sum(cost_usd), 0), count(duration_seconds),
+    coalesce(sum(duration_seconds), 0), count(input_tokens), coalesce(sum(input_tokens), 0),
+    count(output_tokens), coalesce(sum(output_tokens), 0), min(timestamp), max(timestamp)
+FROM usage_pending WHERE true
+GROUP BY {bucket}, {_KEY}, status
+ORDER BY {bucket}, {_KEY}, status
+ON CONFLICT (grain, bucket_start, {_KEY}, status) DO UPDATE SET
+    invocations = usage_rollup.invocations + excluded.invocations,
+    cost_count = usage_rollup.cost_count + excluded.cost_count,
+    cost_sum = usage_rollup.cost_sum + excluded.cost_sum,
+    duration_count = usage_rollup.duration_count + excluded.duration_count,
+    duration_sum = usage_rollup.duration_sum + excluded.duration_sum,
+    input_count = usage_rollup.input_count + excluded.input_count,
+    input_sum = usage_rollup.input_sum + excluded.input_sum,
+    output_count = usage_rollup.output_count + excluded.output_count,
+    output_sum = usage_rollup.output_sum + excluded.output_sum,
+    first_seen = {smaller}(usage_rollup.first_seen, excluded.first_seen),
+    last_seen = {larger}(usage_rollup.last_seen, excluded.last_seen)"""
+        )
+    for grain in GRAINS:
+        bucket = bucket_sql(grain, "timestamp", dialect_name)
+        bin = bin_sql("duration_seconds")
+        statements.append(
+            f"""INSERT INTO usage_duration_bins (grain, bucket_start, {_KEY}, status, bin, count)
+SELECT '{grain}', {bucket}, {_KEY}, status, {bin}, count(*)
+FROM usage_pending WHERE duration_seconds IS NOT NULL
+GROUP BY {bucket}, {_KEY}, status, {bin}
+ORDER BY {bucket}, {_KEY}, status, {bin}
+ON CONFLICT (grain, bucket_start, {_KEY}, status, bin) DO UPDATE SET
+    count = usage_duration_bins.count + excluded.count"""
+        )
+    message = error_key_sql("error_message", dialect_name)
+    target = f"({message})" if dialect_name == "postgresql" else message
+    for grain in GRAINS:
+        bucket = bucket_sql(grain, "timestamp", dialect_name)
+        statements.append(
+            f"""INSERT INTO usage_error_rollup (grain, bucket_start, {_KEY}, error_message, count)
+SELECT '{grain}', {bucket}, {_KEY}, error_message, count(*)
+FROM usage_pending
+WHERE status = '{Status.FAILED.value}' AND error_message IS NOT NULL
+GROUP BY {bucket}, {_KEY}, error_message
+ORDER BY {bucket}, {_KEY}, {message}
+ON CONFLICT (grain, bucket_start, {_KEY}, {target}) DO UPDATE SET
+    count = usage_error_rollup.count + excluded.count"""
+        )
+    statements.append("DELETE FROM usage_pending")
+    return tuple(statements)
+
+
+def error_key_sql(column: str, dialect_name: str) -> str:
+    """What the error rollup's unique index holds of a message: the message on SQLite, its MD5
+    on PostgreSQL, whose index entries cannot hold a long text."""
+    return f"md5({column})" if dialect_name == "postgresql" else column
+
+
+def trigger_ddl(dialect_name: str) -> list[str]:
+    """The statements creating the triggers that feed `usage_pending`, on both usage tables."""
+    statements = []
+    for kind in Kind:
+        table = USAGE_TABLES[kind].__tablename__
+        values = (
+            f"'{kind.value}', NEW.{NAME_COLUMNS[kind]}, coalesce(NEW.project_id, ''), "
+            "coalesce(NEW.model, ''), NEW.status, NEW.timestamp, NEW.duration_seconds, "
+            "NEW.cost_usd, NEW.input_tokens, NEW.output_tokens, NEW.error_message"
+        )
+        insert = f"INSERT INTO usage_pending ({_PENDING_COLUMNS}) VALUES ({values});"
+        finished = f"NEW.status <> {_RUNNING}"
+        completed = f"OLD.status = {_RUNNING} AND NEW.status <> {_RUNNING}"
+        if dialect_name == "postgresql":
+            function = f"{table}_to_pending"
+            statements += [
+                f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"BEGIN\n    {insert}\n    RETURN NULL;\nEND\n$$",
+                f"CREATE TRIGGER {table}_finished_insert AFTER INSERT ON {table} "
+                f"FOR EACH ROW WHEN ({finished}) EXECUTE FUNCTION {function}()",
+                f"CREATE TRIGGER {table}_finished_update AFTER UPDATE OF status ON {table} "
+                f"FOR EACH ROW WHEN ({completed}) EXECUTE FUNCTION {function}()",
+            ]
+        else:
+            statements += [
+                f"CREATE TRIGGER {table}_finished_insert AFTER INSERT ON {table} "
+                f"WHEN {finished} BEGIN {insert} END",
+                f"CREATE TRIGGER {table}_finished_update AFTER UPDATE OF status ON {table} "
+                f"WHEN {completed} BEGIN {insert} END",
+            ]
+    return statements
+
+
+def drop_trigger_ddl(dialect_name: str) -> list[str]:
+    """The statements undoing `trigger_ddl`."""
+    statements = []
+    for kind in Kind:
+        table = USAGE_TABLES[kind].__tablename__
+        for suffix in ("finished_insert", "finished_update"):
+            on = f" ON {table}" if dialect_name == "postgresql" else ""
+            statements.append(f"DROP TRIGGER IF EXISTS {table}_{suffix}{on}")
+        if dialect_name == "postgresql":
+            statements.append(f"DROP FUNCTION IF EXISTS {table}_to_pending()")
+    return statements
+
+
+def backfill_sql() -> list[str]:
+    """Statements queueing every finished raw row for folding (for a database that had rows
+    before the rollups existed)."""
+    statements = []
+    for kind in Kind:
+        table = USAGE_TABLES[kind].__tablename__
+        statements.append(
+            f"INSERT INTO usage_pending ({_PENDING_COLUMNS}) SELECT '{kind.value}', "
+            f"{NAME_COLUMNS[kind]}, coalesce(project_id, ''), coalesce(model, ''), status, "
+            "timestamp, duration_seconds, cost_usd, input_tokens, output_tokens, error_message "
+            f"FROM {table} WHERE status <> {_RUNNING}"
+        )
+    return statements
