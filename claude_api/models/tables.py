@@ -41,6 +41,12 @@ class UsageColumns(SQLModel):
     source: str = Field(sa_type=sa.String(64))
 
 
+def _running_index(table: str) -> sa.Index:
+    # Queries read running rows over whole ranges (the rollups hold finished ones only).
+    where = sa.text("status = 'running'")
+    return sa.Index(f"ix_{table}_running", "timestamp", sqlite_where=where, postgresql_where=where)
+
+
 class AgentUsage(UsageColumns, table=True):
     """One invocation of an agent: a task's main loop or a subagent it spawned."""
 
@@ -49,6 +55,7 @@ class AgentUsage(UsageColumns, table=True):
         sa.CheckConstraint(
             "status IN ('running', 'completed', 'failed')", name="ck_agent_usage_status"
         ),
+        _running_index("agent_usage"),
     )
 
     agent_name: str = Field(sa_type=NAME, index=True)
@@ -62,6 +69,7 @@ class SkillUsage(UsageColumns, table=True):
         sa.CheckConstraint(
             "status IN ('running', 'completed', 'failed')", name="ck_skill_usage_status"
         ),
+        _running_index("skill_usage"),
     )
 
     skill_name: str = Field(sa_type=NAME, index=True)
