@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "claude-api"
@@ -77,3 +77,30 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest body of POST /v1/events, which takes batches of 10,000 events.",
     )
+    retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days of raw invocation rows to keep (0: forever); older rows are purged "
+        "daily by the server and by `claude-api analytics purge`. Reports, history and "
+        "leaderboards still answer from the rollups.",
+    )
+    rollup_retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days of rollups (hourly, daily and monthly aggregates) to keep (0: forever, "
+        "the default); at least CLAUDE_API_RETENTION_DAYS when both are set.",
+    )
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw_rows(self) -> Self:
+        # Reports answer from the rollups: purging them before the raw rows would hide periods
+        # whose invocations are still stored.
+        raw, rollups = self.retention_days or None, self.rollup_retention_days or None
+        if rollups is not None and (raw is None or rollups < raw):
+            keeps = "forever" if raw is None else f"{raw} days"
+            raise ValueError(
+                f"CLAUDE_API_ROLLUP_RETENTION_DAYS ({rollups}) must be 0 (keep forever) or at "
+                f"least CLAUDE_API_RETENTION_DAYS (raw rows are kept {keeps}): reports answer "
+                "from the rollups"
+            )
+        return self

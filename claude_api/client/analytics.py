@@ -1,4 +1,5 @@
-"""`claude-api analytics`: period reports, and exports of every invocation to CSV or JSON Lines."""
+"""`claude-api analytics`: period reports, exports of every invocation to CSV or JSON Lines, and
+the purge of invocations past their retention."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ from claude_api.client.options import (
     usage_filter,
 )
 from claude_api.client.output import Column
+from claude_api.client.purge import analytics_purge
 from claude_api.client.transport import Api
 
 EXPORT_PAGE_SIZE = 1000  # the API's largest page: fewer round trips, memory still bounded
 
 analytics_app = typer.Typer(
-    help="Reports over a day, week or month, and exports of every invocation.",
+    help="Reports over a day, week or month, exports of every invocation, and purges of old ones.",
     no_args_is_help=True,
 )
 
@@ -195,6 +197,9 @@ def analytics_export(
     with open_api(url) as api:
         written = _export(api, path, chosen, kind=kind.variable(), name=name, filter=scope)
     output.info(f"exported {written:,} invocations to {path}")
+
+
+analytics_app.command("purge")(analytics_purge)
 
 
 def _export(

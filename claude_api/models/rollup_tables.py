@@ -1,11 +1,13 @@
 """The rollup tables: finished invocations pre-aggregated per UTC hour, day and month.
 
-A rollup row holds the additive measures of every finished invocation of one (kind, name,
-project, model, status) that started in its bucket; `usage_duration_bins` holds the durations of
-the same invocations as DDSketch bins, `usage_error_rollup` their failure messages. Running
-invocations are not rolled up (they are few, and still change): queries read them from the raw
-rows. An invocation enters the rollups once, when its row becomes finished, and never leaves:
-purging raw rows keeps them, so reports over purged periods still answer.
+A rollup row holds the counts and sums of every finished invocation of one (kind, name,
+project) that started in its bucket; `usage_model_rollup` the same per model and status too.
+`usage_duration_bins` holds their durations as DDSketch bins per (kind, name, project), and
+`usage_kind_duration_bins` per kind only; `usage_error_rollup` counts their failure messages
+per (kind, name, project).
+Running invocations are not rolled up (they are few, and still change): queries read them from
+the raw rows. An invocation enters the rollups once, when its row becomes finished, and never
+leaves: purging raw rows keeps them, so reports over purged periods still answer.
 
 The raw tables' triggers copy each newly finished row into `usage_pending`; the write path folds
 the pending rows into the rollups and empties it in the same transaction (`rollups.fold`).
@@ -26,23 +28,21 @@ from claude_api.models.types import UTCDateTime
 
 
 class RollupKey(SQLModel):
-    """The key columns every rollup table starts with (not a table)."""
+    """The key columns the rollup tables start with (not a table)."""
 
     grain: str = Field(sa_type=sa.String(8), primary_key=True)
     bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     kind: str = Field(sa_type=sa.String(16), primary_key=True)
     name: str = Field(sa_type=NAME, primary_key=True)
     project_key: str = Field(sa_type=NAME, primary_key=True)
-    model_key: str = Field(sa_type=NAME, primary_key=True)
 
 
-class UsageRollup(RollupKey, table=True):
-    """Sums and counts of the finished invocations of one key and status in one bucket."""
+class RollupMeasures(SQLModel):
+    """Counts and sums of the finished invocations of one key in one bucket (not a table)."""
 
-    __tablename__ = "usage_rollup"
-
-    status: str = Field(sa_type=sa.String(16), primary_key=True)
     invocations: int = Field(sa_type=sa.BigInteger)
+    completed: int = Field(sa_type=sa.BigInteger)
+    failed: int = Field(sa_type=sa.BigInteger)
     cost_count: int = Field(sa_type=sa.BigInteger)
     cost_sum: float = Field(sa_type=sa.Float)
     duration_count: int = Field(sa_type=sa.BigInteger)
@@ -55,33 +55,63 @@ class UsageRollup(RollupKey, table=True):
     last_seen: datetime = Field(sa_type=UTCDateTime)
 
 
+class UsageRollup(RollupKey, RollupMeasures, table=True):
+    """Finished invocations per (kind, name, project) and bucket."""
+
+    __tablename__ = "usage_rollup"
+    __table_args__ = (
+        sa.Index("ix_usage_rollup_name", "name", "grain", "bucket_start"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class ModelRollup(RollupKey, RollupMeasures, table=True):
+    """Finished invocations per (kind, name, project, model, status) and bucket: read only
+    when a query names a model or a status, having several times the rows."""
+
+    __tablename__ = "usage_model_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    model_key: str = Field(sa_type=NAME, primary_key=True)
+    status: str = Field(sa_type=sa.String(16), primary_key=True)
+
+
 class DurationBin(RollupKey, table=True):
-    """How many finished invocations of one key and status in one bucket took a duration in
-    DDSketch bin `bin` (see `claude_api.models.sketch`)."""
+    """How many finished invocations of one (kind, name, project) in one bucket took a duration
+    in DDSketch bin `bin` (see `claude_api.models.sketch`)."""
 
     __tablename__ = "usage_duration_bins"
+    __table_args__ = (
+        sa.Index("ix_usage_duration_bins_name", "name", "grain", "bucket_start"),
+        {"sqlite_with_rowid": False},
+    )
 
-    status: str = Field(sa_type=sa.String(16), primary_key=True)
     bin: int = Field(sa_type=sa.Integer, primary_key=True)
     count: int = Field(sa_type=sa.BigInteger)
 
 
-class ErrorRollup(SQLModel, table=True):
-    """How many failed invocations of one key in one bucket reported `error_message`.
+class KindDurationBin(SQLModel, table=True):
+    """The same bins per kind only, for percentiles over every name and project at once."""
 
-    Keyed by an id, not by the message: a message may be far longer than an index entry may be
-    on PostgreSQL; the migration adds the unique index each database can hold.
-    """
+    __tablename__ = "usage_kind_duration_bins"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    kind: str = Field(sa_type=sa.String(16), primary_key=True)
+    bin: int = Field(sa_type=sa.Integer, primary_key=True)
+    count: int = Field(sa_type=sa.BigInteger)
+
+
+class ErrorRollup(RollupKey, table=True):
+    """How many failed invocations of one (kind, name, project) in one bucket reported
+    `error_message`, keyed by the message's MD5 (an index entry cannot hold a long text on
+    PostgreSQL; SQLite connections get an `md5` function from `make_engine`)."""
 
     __tablename__ = "usage_error_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: int | None = Field(default=None, primary_key=True)
-    grain: str = Field(sa_type=sa.String(8))
-    bucket_start: datetime = Field(sa_type=UTCDateTime)
-    kind: str = Field(sa_type=sa.String(16))
-    name: str = Field(sa_type=NAME)
-    project_key: str = Field(sa_type=NAME)
-    model_key: str = Field(sa_type=NAME)
+    message_md5: str = Field(sa_type=sa.String(32), primary_key=True)
     error_message: str = Field(sa_type=sa.Text)
     count: int = Field(sa_type=sa.BigInteger)
 

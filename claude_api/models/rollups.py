@@ -3,7 +3,8 @@
 Triggers on `agent_usage` and `skill_usage` copy every row that becomes finished (inserted
 finished, or a running row completed) into `usage_pending`: the database itself decides which
 rows changed, so duplicates and replays add nothing. `fold` then adds the pending rows to the
-hour, day and month rollups, duration bins and error counts with additive upserts, and empties
+hour, day and month rollups (with and without the model), duration bins and error counts
+with additive upserts, and empties
 `usage_pending`, before the writer commits. Rollup rows are upserted in key order, so concurrent
 PostgreSQL writers lock them in one global order and cannot deadlock.
 """
@@ -20,7 +21,13 @@ from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
 GRAINS = ("month", "day", "hour")  # coarsest first
 
-_KEY = "kind, name, project_key, model_key"
+_KEY = "kind, name, project_key"
+# The rollup tables and their key columns after (grain, bucket_start).
+BIN_TABLES = {"usage_duration_bins": _KEY, "usage_kind_duration_bins": "kind"}
+MEASURE_TABLES = {
+    "usage_rollup": _KEY,
+    "usage_model_rollup": f"{_KEY}, model_key, status",
+}
 _PENDING_COLUMNS = (
     "kind, name, project_key, model_key, status, timestamp, duration_seconds, cost_usd, "
     "input_tokens, output_tokens, error_message"
@@ -56,66 +63,67 @@ def fold_statements(dialect_name: str) -> tuple[str, ...]:
     """The statements of `fold`, in the order they must run."""
     smaller, larger = ("least", "greatest") if dialect_name == "postgresql" else ("min", "max")
     statements = []
-    for grain in GRAINS:
-        bucket = bucket_sql(grain, "timestamp", dialect_name)
-        statements.append(
-            f"""INSERT INTO usage_rollup (grain, bucket_start, {_KEY}, status, invocations,
-    cost_count, cost_sum, duration_count, duration_sum, input_count, input_sum, output_count,
-    output_sum, first_seen, last_seen)
-SELECT '{grain}', {bucket}, {_KEY}, status, count(*),
-    count(cost_usd), coalesce(sum(cost_usd), 0), count(duration_seconds),
-    coalesce(sum(duration_seconds), 0), count(input_tokens), coalesce(sum(input_tokens), 0),
-    count(output_tokens), coalesce(sum(output_tokens), 0), min(timestamp), max(timestamp)
+    for table, key in MEASURE_TABLES.items():
+        for grain in GRAINS:
+            bucket = bucket_sql(grain, "timestamp", dialect_name)
+            statements.append(
+                f"""INSERT INTO {table} (grain, bucket_start, {key}, invocations, completed,
+    failed, cost_count, cost_sum, duration_count, duration_sum, input_count, input_sum,
+    output_count, output_sum, first_seen, last_seen)
+SELECT '{grain}', {bucket}, {key}, count(*),
+    count(CASE WHEN status = '{Status.COMPLETED.value}' THEN 1 END),
+    count(CASE WHEN status = '{Status.FAILED.value}' THEN 1 END),
+    count(cost_usd), coalesce(sum(cost_usd), 0),
+    count(duration_seconds), coalesce(sum(duration_seconds), 0),
+    count(input_tokens), coalesce(sum(input_tokens), 0),
+    count(output_tokens), coalesce(sum(output_tokens), 0),
+    min(timestamp), max(timestamp)
 FROM usage_pending WHERE true
-GROUP BY {bucket}, {_KEY}, status
-ORDER BY {bucket}, {_KEY}, status
-ON CONFLICT (grain, bucket_start, {_KEY}, status) DO UPDATE SET
-    invocations = usage_rollup.invocations + excluded.invocations,
-    cost_count = usage_rollup.cost_count + excluded.cost_count,
-    cost_sum = usage_rollup.cost_sum + excluded.cost_sum,
-    duration_count = usage_rollup.duration_count + excluded.duration_count,
-    duration_sum = usage_rollup.duration_sum + excluded.duration_sum,
-    input_count = usage_rollup.input_count + excluded.input_count,
-    input_sum = usage_rollup.input_sum + excluded.input_sum,
-    output_count = usage_rollup.output_count + excluded.output_count,
-    output_sum = usage_rollup.output_sum + excluded.output_sum,
-    first_seen = {smaller}(usage_rollup.first_seen, excluded.first_seen),
-    last_seen = {larger}(usage_rollup.last_seen, excluded.last_seen)"""
-        )
-    for grain in GRAINS:
-        bucket = bucket_sql(grain, "timestamp", dialect_name)
-        bin = bin_sql("duration_seconds")
-        statements.append(
-            f"""INSERT INTO usage_duration_bins (grain, bucket_start, {_KEY}, status, bin, count)
-SELECT '{grain}', {bucket}, {_KEY}, status, {bin}, count(*)
+GROUP BY {bucket}, {key}
+ORDER BY {bucket}, {key}
+ON CONFLICT (grain, bucket_start, {key}) DO UPDATE SET
+    invocations = {table}.invocations + excluded.invocations,
+    completed = {table}.completed + excluded.completed,
+    failed = {table}.failed + excluded.failed,
+    cost_count = {table}.cost_count + excluded.cost_count,
+    cost_sum = {table}.cost_sum + excluded.cost_sum,
+    duration_count = {table}.duration_count + excluded.duration_count,
+    duration_sum = {table}.duration_sum + excluded.duration_sum,
+    input_count = {table}.input_count + excluded.input_count,
+    input_sum = {table}.input_sum + excluded.input_sum,
+    output_count = {table}.output_count + excluded.output_count,
+    output_sum = {table}.output_sum + excluded.output_sum,
+    first_seen = {smaller}({table}.first_seen, excluded.first_seen),
+    last_seen = {larger}({table}.last_seen, excluded.last_seen)"""
+            )
+    bin = bin_sql("duration_seconds")
+    for table, key in BIN_TABLES.items():
+        for grain in GRAINS:
+            bucket = bucket_sql(grain, "timestamp", dialect_name)
+            statements.append(
+                f"""INSERT INTO {table} (grain, bucket_start, {key}, bin, count)
+SELECT '{grain}', {bucket}, {key}, {bin}, count(*)
 FROM usage_pending WHERE duration_seconds IS NOT NULL
-GROUP BY {bucket}, {_KEY}, status, {bin}
-ORDER BY {bucket}, {_KEY}, status, {bin}
-ON CONFLICT (grain, bucket_start, {_KEY}, status, bin) DO UPDATE SET
-    count = usage_duration_bins.count + excluded.count"""
-        )
-    message = error_key_sql("error_message", dialect_name)
-    target = f"({message})" if dialect_name == "postgresql" else message
+GROUP BY {bucket}, {key}, {bin}
+ORDER BY {bucket}, {key}, {bin}
+ON CONFLICT (grain, bucket_start, {key}, bin) DO UPDATE SET
+    count = {table}.count + excluded.count"""
+            )
     for grain in GRAINS:
         bucket = bucket_sql(grain, "timestamp", dialect_name)
         statements.append(
-            f"""INSERT INTO usage_error_rollup (grain, bucket_start, {_KEY}, error_message, count)
-SELECT '{grain}', {bucket}, {_KEY}, error_message, count(*)
+            f"""INSERT INTO usage_error_rollup (grain, bucket_start, {_KEY}, message_md5,
+    error_message, count)
+SELECT '{grain}', {bucket}, {_KEY}, md5(error_message), error_message, count(*)
 FROM usage_pending
 WHERE status = '{Status.FAILED.value}' AND error_message IS NOT NULL
 GROUP BY {bucket}, {_KEY}, error_message
-ORDER BY {bucket}, {_KEY}, {message}
-ON CONFLICT (grain, bucket_start, {_KEY}, {target}) DO UPDATE SET
+ORDER BY {bucket}, {_KEY}, md5(error_message)
+ON CONFLICT (grain, bucket_start, {_KEY}, message_md5) DO UPDATE SET
     count = usage_error_rollup.count + excluded.count"""
         )
     statements.append("DELETE FROM usage_pending")
     return tuple(statements)
-
-
-def error_key_sql(column: str, dialect_name: str) -> str:
-    """What the error rollup's unique index holds of a message: the message on SQLite, its MD5
-    on PostgreSQL, whose index entries cannot hold a long text."""
-    return f"md5({column})" if dialect_name == "postgresql" else column
 
 
 def trigger_ddl(dialect_name: str) -> list[str]:

@@ -1,9 +1,12 @@
-"""The Starlette app: `/graphql` (with GraphiQL), the REST shims, event ingest and health."""
+"""The Starlette app: `/graphql` (with GraphiQL), the REST shims, event ingest and health; and
+the daily purge of invocations past their retention."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -18,6 +21,7 @@ from claude_api.config import Settings
 from claude_api.graph.http import GraphQLApp, graphql_routes
 from claude_api.graph.schema import build_schema
 from claude_api.models.db import current_revision, head_revision
+from claude_api.models.retention import purge
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
 from claude_api.server.ingest import post_events
@@ -27,12 +31,19 @@ from claude_api.server.rest import rest_routes
 from claude_api.server.services import Services
 from claude_api.server.tasks import post_task
 
+logger = logging.getLogger(__name__)
+
+PURGE_DELAY_SECONDS = 60.0  # the first purge, once the server has settled after its start
+PURGE_INTERVAL_SECONDS = 24 * 3600.0
+
 
 def create_app(
     settings: Settings | None = None,
     *,
     services: Services | None = None,
     bind_host: str | None = None,
+    purge_delay: float = PURGE_DELAY_SECONDS,
+    purge_interval: float = PURGE_INTERVAL_SECONDS,
 ) -> Starlette:
     """The app; it opens the database and runs migrations when it starts, unless `services`
     (already started) are given.
@@ -40,6 +51,9 @@ def create_app(
     `bind_host` is the address the server listens on: with `auth=auto`, API keys are required
     unless it is loopback (unknown, each connection's local address decides). Raises ValueError
     for `auth=off` on a non-loopback address, unless the settings allow it.
+
+    While it runs, the app purges invocations past the settings' retention `purge_delay`
+    seconds after it starts, then every `purge_interval` seconds.
     """
     settings = settings or Settings()
     policy = AuthPolicy.of(settings, bind_host)
@@ -48,9 +62,17 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started = services or await run_in_threadpool(Services.start, settings)
         app.state.services = started
+        stopping = asyncio.Event()
+        purging = asyncio.create_task(
+            purge_periodically(
+                started, delay=purge_delay, interval=purge_interval, stopping=stopping
+            )
+        )
         try:
             yield
         finally:
+            stopping.set()
+            await purging  # at most the batch under way, before the engine is closed
             if services is None:
                 await run_in_threadpool(started.close)
 
@@ -79,6 +101,49 @@ def create_app(
     )
     app.state.auth_policy = policy
     return app
+
+
+async def purge_periodically(
+    services: Services, *, delay: float, interval: float, stopping: asyncio.Event
+) -> None:
+    """Purge after `delay` seconds, then every `interval`, in a worker thread, until `stopping`
+    is set; a purge under way then stops after its current batch. A failure is logged and the
+    purge tried again at the next interval. Does nothing when both retentions keep everything.
+    """
+    settings = services.settings
+    if not settings.retention_days and not settings.rollup_retention_days:
+        return
+    wait = delay
+    while not await _set_within(stopping, wait):
+        wait = interval
+        try:
+            result = await asyncio.to_thread(
+                purge,
+                services.engine,
+                raw_retention_days=settings.retention_days,
+                rollup_retention_days=settings.rollup_retention_days,
+                stop=stopping.is_set,  # a flag read from the worker thread; the GIL guards it
+            )
+        except Exception:
+            logger.exception("purge failed; trying again in %.0f s", interval)
+            continue
+        logger.info(
+            "purged %d agent and %d skill invocations started before %s, and %d rollup rows "
+            "of buckets ending by %s%s",
+            result.agent_rows,
+            result.skill_rows,
+            result.raw_before or "(kept)",
+            result.rollup_rows,
+            result.rollups_before or "(kept)",
+            " (stopped early)" if result.stopped else "",
+        )
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds`."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
 
 
 async def http_error(request: Request, error: Exception) -> Response:

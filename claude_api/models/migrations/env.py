@@ -9,8 +9,6 @@ from sqlmodel import SQLModel
 import claude_api.models.rollup_tables
 import claude_api.models.tables  # noqa: F401
 
-MIGRATION_ONLY_INDEXES = {"ux_usage_error_rollup_key"}
-
 config = context.config
 
 
@@ -24,12 +22,6 @@ def _engine() -> Engine:
     return create_engine(url)
 
 
-def _compared(item: object, name: str | None, kind: str, reflected: bool, other: object) -> bool:
-    """Leave out of model comparison what only the migrations define: the error rollup's
-    unique index differs per database (see claude_api.models.rollups.error_key_sql)."""
-    return not (kind == "index" and name in MIGRATION_ONLY_INDEXES)
-
-
 def run_migrations_online() -> None:
     engine = _engine()
     with engine.connect() as connection:
@@ -38,7 +30,6 @@ def run_migrations_online() -> None:
             target_metadata=SQLModel.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
-            include_object=_compared,
         )
         with context.begin_transaction():
             context.run_migrations()

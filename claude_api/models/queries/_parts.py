@@ -11,6 +11,7 @@ failure messages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from claude_api.models.queries._pieces import (
     split_range,
 )
 from claude_api.models.queries._source import usage_rows, within
-from claude_api.models.rollup_tables import ErrorRollup, UsageRollup
+from claude_api.models.rollup_tables import ErrorRollup, ModelRollup, UsageRollup
 
 PART_COLUMNS = (
     "invocations", "completed", "failed", "running", "cost_count", "cost_sum", "duration_count",
@@ -35,6 +36,7 @@ PART_COLUMNS = (
     "last_seen",
 )  # fmt: skip
 FINISHED = (Status.COMPLETED.value, Status.FAILED.value)
+MAX_SEPARATE_READS = 16
 
 
 def plan(filter: UsageFilter, pieces: Pieces | None = None) -> Pieces:
@@ -45,108 +47,139 @@ def plan(filter: UsageFilter, pieces: Pieces | None = None) -> Pieces:
     return pieces if pieces is not None else split_range(filter.since, filter.until)
 
 
-def usage_parts(filter: UsageFilter, pieces: Pieces | None = None) -> sa.Subquery:
-    """Partial aggregates of the invocations matching `filter`, with the columns `kind`, `name`,
-    `at` (a bucket's or an invocation's start) and PART_COLUMNS.
+def usage_parts(
+    filter: UsageFilter, pieces: Pieces | None = None, *, by: Sequence[str] = ("kind", "name")
+) -> sa.Subquery:
+    """Partial aggregates of the invocations matching `filter`, with the columns `by` (any of
+    `kind`, `name` and `at`, a bucket's or an invocation's start) and PART_COLUMNS; each
+    source is already grouped by `by`, so callers sum a few rows per group.
 
     `pieces` may cut the filter's range finer (a history's buckets); each piece must lie in it.
     """
     pieces = plan(filter, pieces)
     if not pieces.uses_rollups:
-        return raw_parts(usage_rows(filter, intervals=pieces.raw)).subquery("parts")
+        return _raw_branch(usage_rows(filter, intervals=pieces.raw), by).subquery("parts")
     branches: list[Any] = [
-        _rollup_parts(filter, grain, intervals) for grain, intervals in pieces.rollup.items()
+        branch
+        for grain, intervals in pieces.rollup.items()
+        for branch in _rollup_branches(filter, grain, intervals, by)
     ]
     if filter.status is not Status.RUNNING and pieces.raw:
         rows = usage_rows(filter, intervals=pieces.raw)
-        branches.append(raw_parts(rows, where=[rows.c.status.in_(FINISHED)]))
+        branches.append(_raw_branch(rows, by, where=[rows.c.status.in_(FINISHED)]))
     if filter.status in (None, Status.RUNNING):
-        branches.append(raw_parts(usage_rows(filter, running_only=True)))
+        branches.append(_raw_branch(usage_rows(filter, running_only=True), by))
     return sa.union_all(*branches).subquery("parts")
 
 
-def raw_parts(rows: sa.Subquery, *extra: Any, where: list[Any] | None = None) -> sa.Select[Any]:
-    """The rows of `usage_rows` in the shape of `usage_parts` (each one invocation), with
-    `extra` columns of theirs."""
-    c = rows.c
+def raw_parts(rows: sa.Subquery, *keys: Any) -> sa.Select[Any]:
+    """The rows of `usage_rows` aggregated per `keys` (columns of theirs) in the shape of
+    `usage_parts`."""
+    return _aggregated(keys, _raw_measures(rows.c))
+
+
+def _raw_branch(rows: sa.Subquery, by: Sequence[str], where: list[Any] | None = None) -> Any:
+    keys = [(rows.c.timestamp if key == "at" else rows.c[key]).label(key) for key in by]
+    return _aggregated(keys, _raw_measures(rows.c)).where(*(where or []))
+
+
+def _raw_measures(c: Any) -> list[Any]:
     measured = sa.and_(c.status.in_(FINISHED), c.duration_seconds.is_not(None))
-    return sa.select(
-        c.kind,
-        c.name,
-        c.timestamp.label("at"),
-        sa.literal_column("1", sa.BigInteger).label("invocations"),
-        _flag(c.status == Status.COMPLETED.value).label("completed"),
-        _flag(c.status == Status.FAILED.value).label("failed"),
-        _flag(c.status == Status.RUNNING.value).label("running"),
-        _flag(c.cost_usd.is_not(None)).label("cost_count"),
-        c.cost_usd.label("cost_sum"),
-        _flag(measured).label("duration_count"),
-        sa.case((measured, c.duration_seconds)).label("duration_sum"),
-        _flag(c.input_tokens.is_not(None)).label("input_count"),
-        c.input_tokens.label("input_sum"),
-        _flag(c.output_tokens.is_not(None)).label("output_count"),
-        c.output_tokens.label("output_sum"),
-        c.timestamp.label("first_seen"),
-        c.timestamp.label("last_seen"),
-        *extra,
-    ).where(*(where or []))
-
-
-def _flag(condition: Any) -> Any:
-    return sa.case((condition, 1), else_=0)
-
-
-def _rollup_parts(filter: UsageFilter, grain: str, intervals: list[Interval]) -> sa.Select[Any]:
-    table = UsageRollup.__table__
-    c = table.c
-    zero = sa.literal_column("0", sa.BigInteger)
-    return sa.select(
-        sa.cast(c.kind, sa.String(16)).label("kind"),
-        c.name,
-        c.bucket_start.label("at"),
-        c.invocations,
-        sa.case((c.status == Status.COMPLETED.value, c.invocations), else_=0).label("completed"),
-        sa.case((c.status == Status.FAILED.value, c.invocations), else_=0).label("failed"),
-        zero.label("running"),
-        *(c[name] for name in PART_COLUMNS[4:]),
-    ).where(*rollup_conditions(table, filter, grain, intervals))
-
-
-def rollup_conditions(
-    table: sa.Table, filter: UsageFilter, grain: str, intervals: list[Interval]
-) -> list[Any]:
-    """The rows of a rollup table for `grain` buckets starting in `intervals`, matching the
-    filter's kind, name, project, model and (when the table has one) status."""
-    c = table.c
-    conditions: list[Any] = [c.grain == grain, within(c.bucket_start, intervals)]
-    equal = [
-        (c.kind, filter.kind.value if filter.kind is not None else None),
-        (c.name, filter.name),
-        (c.project_key, filter.project_id),
-        (c.model_key, filter.model),
+    return [
+        sa.func.count().label("invocations"),
+        _count_where(c.status == Status.COMPLETED.value).label("completed"),
+        _count_where(c.status == Status.FAILED.value).label("failed"),
+        _count_where(c.status == Status.RUNNING.value).label("running"),
+        sa.func.count(c.cost_usd).label("cost_count"),
+        sa.func.sum(c.cost_usd).label("cost_sum"),
+        _count_where(measured).label("duration_count"),
+        sa.func.sum(sa.case((measured, c.duration_seconds))).label("duration_sum"),
+        sa.func.count(c.input_tokens).label("input_count"),
+        sa.func.sum(c.input_tokens).label("input_sum"),
+        sa.func.count(c.output_tokens).label("output_count"),
+        sa.func.sum(c.output_tokens).label("output_sum"),
+        sa.func.min(c.timestamp).label("first_seen"),
+        sa.func.max(c.timestamp).label("last_seen"),
     ]
+
+
+def _count_where(condition: Any) -> Any:
+    # COUNT skips the NULL of an unmatched CASE and is 0, not NULL, over no rows.
+    return sa.func.count(sa.case((condition, 1)))
+
+
+def _aggregated(keys: Sequence[Any], measures: list[Any]) -> sa.Select[Any]:
+    return sa.select(*keys, *measures).group_by(*keys)
+
+
+def _rollup_branches(
+    filter: UsageFilter, grain: str, intervals: list[Interval], by: Sequence[str]
+) -> list[sa.Select[Any]]:
+    # The rollup per model and status has several times the rows: read it only when needed.
+    narrow = filter.model is None and filter.status is None
+    table = (UsageRollup if narrow else ModelRollup).__table__
+    c = table.c
+    column = {"kind": sa.cast(c.kind, sa.String(16)), "name": c.name, "at": c.bucket_start}
+    keys = [column[key].label(key) for key in by]
+    measures = [
+        sa.func.sum(c[name]).label(name) if name != "running" else _zero().label(name)
+        for name in PART_COLUMNS
+        if name not in ("first_seen", "last_seen")
+    ]
+    measures += [sa.func.min(c.first_seen).label("first_seen")]
+    measures += [sa.func.max(c.last_seen).label("last_seen")]
+    return [
+        _aggregated(keys, measures).where(*conditions)
+        for conditions in rollup_scans(table, filter, grain, intervals)
+    ]
+
+
+def _zero() -> Any:
+    return sa.literal_column("0", sa.BigInteger)
+
+
+def rollup_scans(
+    table: sa.Table, filter: UsageFilter, grain: str, intervals: list[Interval]
+) -> list[list[Any]]:
+    """The conditions of the reads of a rollup table for the `grain` buckets starting in
+    `intervals`, matching the filter's kind, name and project, and its model and status when
+    the table has them: one read per interval, each a range of the primary key (SQLite cannot
+    combine ranges of a table without rowid), or one read of their bounding range when there
+    are many."""
+    c = table.c
+    equal = [(c.kind, filter.kind.value if filter.kind is not None else None)]
+    if "name" in c:
+        equal += [(c.name, filter.name), (c.project_key, filter.project_id)]
+    if "model_key" in c:
+        equal.append((c.model_key, filter.model))
     if "status" in c:
         equal.append((c.status, filter.status.value if filter.status is not None else None))
-    conditions += [column == value for column, value in equal if value is not None]
-    return conditions
+    common = [c.grain == grain, *(column == value for column, value in equal if value is not None)]
+    if len(intervals) <= MAX_SEPARATE_READS:
+        return [[*common, within(c.bucket_start, [interval])] for interval in intervals]
+    bounds = (intervals[0][0], intervals[-1][1])
+    return [[*common, within(c.bucket_start, [bounds]), within(c.bucket_start, intervals)]]
 
 
 def error_parts(filter: UsageFilter, pieces: Pieces | None = None) -> sa.Subquery:
     """Failure counts of the invocations matching `filter`: columns `kind`, `name`,
     `error_message` and `count`, from the error rollups and the raw rows of the edges."""
     pieces = plan(filter, pieces)
+    if filter.model is not None:  # error rollups are kept per (kind, name, project) only
+        pieces = raw_pieces(filter.since, filter.until)
     branches: list[Any] = []
     if filter.status is None or filter.status is Status.FAILED:
         table = ErrorRollup.__table__
         for grain, intervals in pieces.rollup.items():
-            branches.append(
+            branches += [
                 sa.select(
                     sa.cast(table.c.kind, sa.String(16)).label("kind"),
                     table.c.name,
                     table.c.error_message,
                     table.c.count,
-                ).where(*rollup_conditions(table, filter, grain, intervals))
-            )
+                ).where(*conditions)
+                for conditions in rollup_scans(table, filter, grain, intervals)
+            ]
         if pieces.raw:
             rows = usage_rows(filter, intervals=pieces.raw)
             branches.append(
@@ -175,7 +208,7 @@ def recorded_kinds(session: Session, filter: UsageFilter) -> set[Kind]:
     """The kinds under which `filter.name` was ever recorded in `filter.project_id` (any
     project when it is None; the other filters are ignored), purged rows included."""
     scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
-    parts = usage_parts(scope)
+    parts = usage_parts(scope, by=("kind",))
     return {Kind(kind) for kind in session.execute(sa.select(parts.c.kind).distinct()).scalars()}
 
 

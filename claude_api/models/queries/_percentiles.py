@@ -3,8 +3,9 @@
 Over whole buckets they come from the rollups' DDSketch bins, merged by summing counts, so the
 cost does not grow with the number of invocations; durations of the raw edges are added to the
 same bins. Every such percentile is within 1% of the exact one (`claude_api.models.sketch`).
-When a question reads raw rows only (one task, a range shorter than an hour, or inside
-`reading_raw_rows`), the percentiles are exact.
+The bins are kept per (kind, name, project): percentiles of one model or one status, like every
+question that reads raw rows only (one task, a range shorter than an hour, or inside
+`reading_raw_rows`), are exact and computed from the raw rows.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from claude_api.models.events import Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._parts import FINISHED, plan, rollup_conditions
+from claude_api.models.queries._parts import FINISHED, plan, rollup_scans
+from claude_api.models.queries._pieces import raw_pieces
 from claude_api.models.queries._source import usage_rows
-from claude_api.models.rollup_tables import DurationBin
+from claude_api.models.rollup_tables import DurationBin, KindDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
 
 PERCENTILES = {"p50_duration_seconds": 50, "p95_duration_seconds": 95, "p99_duration_seconds": 99}
@@ -39,6 +41,9 @@ def duration_percentiles(
     if filter.status is Status.RUNNING:
         return {}
     pieces = plan(filter)
+    if filter.model is not None or filter.status is not None:
+        # The bins are kept per (kind, name, project) only.
+        pieces = raw_pieces(filter.since, filter.until)
     durations: defaultdict[Key, list[float]] = defaultdict(list)
     rows = usage_rows(filter, intervals=pieces.raw)
     measured = [rows.c.status.in_(FINISHED), rows.c.duration_seconds.is_not(None)]
@@ -54,19 +59,21 @@ def duration_percentiles(
     for key, values in durations.items():
         for value in values:
             counts[key][bin_of(value)] += 1
-    table = DurationBin.__table__
+    # Over every name and project at once, the bins per kind are far fewer rows.
+    per_kind = not by_name and filter.name is None and filter.project_id is None
+    table = (KindDurationBin if per_kind else DurationBin).__table__
     c = table.c
     keys: list[Any] = [sa.cast(c.kind, sa.String(16)), c.name] if by_name else []
-    for grain, intervals in pieces.rollup.items():
-        conditions = rollup_conditions(table, filter, grain, intervals)
-        if names is not None:
-            conditions.append(c.name.in_(set(names)))
-        statement = (
-            sa.select(*keys, c.bin, sa.func.sum(c.count)).where(*conditions).group_by(*keys, c.bin)
-        )
-        for row in session.execute(statement):
-            key = (row[0], row[1]) if by_name else None
-            counts[key][row[-2]] += int(row[-1])
+    reads = [
+        sa.select(*keys, c.bin, sa.func.sum(c.count).label("count"))
+        .where(*conditions, *([c.name.in_(set(names))] if names is not None else []))
+        .group_by(*keys, c.bin)
+        for grain, intervals in pieces.rollup.items()
+        for conditions in rollup_scans(table, filter, grain, intervals)
+    ]
+    for row in session.execute(reads[0] if len(reads) == 1 else sa.union_all(*reads)):
+        key = (row[0], row[1]) if by_name else None
+        counts[key][row[-2]] += int(row[-1])
     return {key: _from_bins(bins) for key, bins in counts.items()}
 
 

@@ -34,23 +34,23 @@ def usage_rows(
     """Every invocation matching `filter`, as a subquery with the columns `kind`, `name` and
     `SHARED_COLUMNS`; kind None reads both tables through UNION ALL.
 
-    `intervals`, when given, further restricts the start time to any of them; `running_only`
-    to running invocations (found through a partial index). The filter is applied inside each
-    branch, so each table's indexes serve it.
+    `intervals`, when given, replace the filter's since/until: the start time must lie in one
+    of them, and they must lie in the filter's range. `running_only` keeps running invocations
+    only (found through a partial index). The filter is applied inside each branch, so each
+    table's indexes serve it.
     """
     kinds = [filter.kind] if filter.kind is not None else list(Kind)
     branches = []
     for kind in kinds:
         table = USAGE_TABLES[kind].__table__
         name = table.c[NAME_COLUMNS[kind]]
-        branches.append(
-            sa.select(
-                # A cast, so PostgreSQL can type the literal in a UNION without a hint.
-                sa.cast(sa.literal(kind.value), sa.String(16)).label("kind"),
-                name.label("name"),
-                *(table.c[column] for column in SHARED_COLUMNS),
-            ).where(*_conditions(filter, table, name, intervals, running_only))
-        )
+        branch = sa.select(
+            # A cast, so PostgreSQL can type the literal in a UNION without a hint.
+            sa.cast(sa.literal(kind.value), sa.String(16)).label("kind"),
+            name.label("name"),
+            *(table.c[column] for column in SHARED_COLUMNS),
+        ).where(*_conditions(filter, table, name, intervals, running_only))
+        branches.append(branch)
     rows = branches[0] if len(branches) == 1 else sa.union_all(*branches)
     return rows.subquery("usage")
 
@@ -64,19 +64,23 @@ def _conditions(
 ) -> list[Any]:
     columns = table.c
     equal = [
-        (name, filter.name),
+        # Running rows are found through their partial index; SQLite, without statistics,
+        # would rather read all of a name's rows through the name's index.
+        (not_indexed(name) if running_only else name, filter.name),
         (columns.task_id, filter.task_id),
         (columns.project_id, filter.project_id),
         (columns.model, filter.model),
         (columns.status, filter.status.value if filter.status is not None else None),
     ]
     conditions: list[Any] = [column == value for column, value in equal if value is not None]
-    if filter.since is not None:
-        conditions.append(columns.timestamp >= filter.since)
-    if filter.until is not None:
-        conditions.append(columns.timestamp < filter.until)
     if intervals is not None:
+        # Pieces of the filter's range: alone, so the index serves each piece, not the range.
         conditions.append(within(columns.timestamp, intervals))
+    else:
+        if filter.since is not None:
+            conditions.append(columns.timestamp >= filter.since)
+        if filter.until is not None:
+            conditions.append(columns.timestamp < filter.until)
     if running_only:
         # A literal, so SQLite sees that the partial index on running rows applies.
         conditions.append(columns.status == sa.literal_column(f"'{Status.RUNNING.value}'"))
@@ -115,6 +119,23 @@ def _compile_bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(bytewise, "postgresql")
 def _compile_bytewise_postgresql(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
     return f'{compiler.process(element.clauses, **kw)} COLLATE "C"'
+
+
+class not_indexed(FunctionElement[str]):  # lower case: it reads like the SQL it stands for
+    """A column that SQLite must not look up through its index (SQLite's unary plus)."""
+
+    inherit_cache = True
+    type = sa.String()
+
+
+@compiles(not_indexed)
+def _compile_not_indexed(element: not_indexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(not_indexed, "sqlite")
+def _compile_not_indexed_sqlite(element: not_indexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
 
 
 def as_int(value: int | Decimal | None) -> int:

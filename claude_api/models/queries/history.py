@@ -60,7 +60,7 @@ def usage_by_period(
     buckets = calendar_buckets(since, until, period, filter.zone)
     kind = resolve_kind(session, filter)
     pieces = split_ranges((bucket.start_at, bucket.end_at) for bucket in buckets)
-    parts = usage_parts(filter.replace(since=since, until=until), pieces)
+    parts = usage_parts(filter.replace(since=since, until=until), pieces, by=("at",))
     index = _bucket_index(parts.c.at, [bucket.start_at for bucket in buckets[1:]])
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
@@ -185,7 +185,7 @@ def usage_report(
 
 
 def _totals(session: Session, filter: UsageFilter) -> UsageTotals:
-    row = session.execute(aggregate_select(usage_parts(filter), by_name=False)).one()
+    row = session.execute(aggregate_select(usage_parts(filter, by=()), by_name=False)).one()
     return UsageTotals(**totals_fields(row))
 
 

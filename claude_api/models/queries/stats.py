@@ -50,7 +50,7 @@ def usage_stats(
     """
     check_count(top_errors, field="top_errors", maximum=MAX_TOP)
     kind = resolve_kind(session, filter)
-    row = session.execute(aggregate_select(usage_parts(filter), by_name=False)).one()
+    row = session.execute(aggregate_select(usage_parts(filter, by=()), by_name=False)).one()
     percentiles = duration_percentiles(session, filter, by_name=False)
     errors = errors_by_name(session, filter=filter, limit=top_errors) if top_errors else []
     return _stats(

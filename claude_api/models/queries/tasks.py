@@ -16,6 +16,7 @@ from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._parts import raw_parts
 from claude_api.models.queries._source import bytewise, usage_rows
 from claude_api.models.results import Page, TaskSummary, TaskUsage
+from claude_api.models.retention import purged_before
 
 _TASKS_LISTING = "tasks"
 
@@ -27,15 +28,26 @@ def list_task_usage(
     before skills, then event id); `parent_id` links each to the invocation that ran it.
     With `project_id`, only that project's invocations of the task.
 
-    Raises NotFound when the task has no recorded invocation (in that project).
+    Raises NotFound when the task has no recorded invocation (in that project); its message
+    says so when invocations before some instant have been purged.
     """
     rows = usage_rows(UsageFilter(task_id=task_id, project_id=project_id))
     statement = sa.select(rows).order_by(rows.c.timestamp, rows.c.kind, rows.c.event_id)
     found = session.execute(statement).all()
     if not found:
         where = f" in project {project_id!r}" if project_id is not None else ""
-        raise NotFound(f"no invocation of task {task_id!r} has been recorded{where}")
+        message = f"no invocation of task {task_id!r} has been recorded{where}"
+        raise NotFound(message + _purge_note(session))
     return [_task_usage(row) for row in found]
+
+
+def _purge_note(session: Session) -> str:
+    """Why a task may be missing: its invocations were older than the raw rows kept."""
+    raw_before, _ = purged_before(session)
+    if raw_before is None:
+        return ""
+    moment = raw_before.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"; invocations that started before {moment} have been purged"
 
 
 def _task_usage(row: Any) -> TaskUsage:

@@ -1,4 +1,5 @@
-"""Create the rollups (hour, day and month buckets, duration bins, error counts), the pending
+"""Create the rollups (hour, day and month buckets, with and without model and status; duration
+bins per name and per kind; error counts), the pending
 queue the usage tables' triggers feed, and the retention state; fold the existing rows in.
 
 Revision ID: 0004
@@ -22,61 +23,79 @@ depends_on = None
 NAME = sa.String(length=200)
 
 
-def _key_columns() -> list[sa.Column]:
-    return [
+def _key_columns(*, model: bool = False) -> list[sa.Column]:
+    columns = [
         sa.Column("grain", sa.String(length=8), nullable=False),
         sa.Column("bucket_start", UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("name", NAME, nullable=False),
         sa.Column("project_key", NAME, nullable=False),
-        sa.Column("model_key", NAME, nullable=False),
     ]
+    if model:
+        columns.append(sa.Column("model_key", NAME, nullable=False))
+    return columns
 
 
-_KEY = ["grain", "bucket_start", "kind", "name", "project_key", "model_key"]
+_KEY = ["grain", "bucket_start", "kind", "name", "project_key"]
 
 
-def upgrade() -> None:
-    dialect_name = op.get_bind().dialect.name
+def _measure_table(name: str, *, model: bool) -> None:
+    extra = ["model_key", "status"] if model else []
     op.create_table(
-        "usage_rollup",
-        *_key_columns(),
-        sa.Column("status", sa.String(length=16), nullable=False),
+        name,
+        *_key_columns(model=model),
+        *([sa.Column("status", sa.String(length=16), nullable=False)] if model else []),
         *(
-            sa.Column(name, sa.BigInteger(), nullable=False)
-            for name in ("invocations", "cost_count")
+            sa.Column(column, sa.BigInteger(), nullable=False)
+            for column in ("invocations", "completed", "failed", "cost_count")
         ),
         sa.Column("cost_sum", sa.Float(), nullable=False),
         sa.Column("duration_count", sa.BigInteger(), nullable=False),
         sa.Column("duration_sum", sa.Float(), nullable=False),
         *(
-            sa.Column(name, sa.BigInteger(), nullable=False)
-            for name in ("input_count", "input_sum", "output_count", "output_sum")
+            sa.Column(column, sa.BigInteger(), nullable=False)
+            for column in ("input_count", "input_sum", "output_count", "output_sum")
         ),
         sa.Column("first_seen", UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen", UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint(*_KEY, "status"),
+        sa.PrimaryKeyConstraint(*_KEY, *extra),
+        sqlite_with_rowid=False,
     )
+
+
+def upgrade() -> None:
+    _measure_table("usage_rollup", model=False)
+    op.create_index("ix_usage_rollup_name", "usage_rollup", ["name", "grain", "bucket_start"])
+    _measure_table("usage_model_rollup", model=True)
     op.create_table(
         "usage_duration_bins",
         *_key_columns(),
-        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("bin", sa.Integer(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(*_KEY, "status", "bin"),
+        sa.PrimaryKeyConstraint(*_KEY, "bin"),
+        sqlite_with_rowid=False,
+    )
+    op.create_index(
+        "ix_usage_duration_bins_name", "usage_duration_bins", ["name", "grain", "bucket_start"]
+    )
+    op.create_table(
+        "usage_kind_duration_bins",
+        sa.Column("grain", sa.String(length=8), nullable=False),
+        sa.Column("bucket_start", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("bin", sa.Integer(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("grain", "bucket_start", "kind", "bin"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_error_rollup",
-        sa.Column("id", sa.Integer(), nullable=False),
         *_key_columns(),
+        sa.Column("message_md5", sa.String(length=32), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    message = rollups.error_key_sql("error_message", dialect_name)
-    op.execute(
-        f"CREATE UNIQUE INDEX ux_usage_error_rollup_key ON usage_error_rollup "
-        f"({', '.join(_KEY)}, {message})"
+        sa.PrimaryKeyConstraint(*_KEY, "message_md5"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_pending",
@@ -114,9 +133,9 @@ def upgrade() -> None:
     # parsing would misread.
     bind = op.get_bind()
     for statement in [
-        *rollups.trigger_ddl(dialect_name),
+        *rollups.trigger_ddl(bind.dialect.name),
         *rollups.backfill_sql(),
-        *rollups.fold_statements(dialect_name),
+        *rollups.fold_statements(bind.dialect.name),
     ]:
         bind.exec_driver_sql(statement)
 
@@ -128,7 +147,7 @@ def downgrade() -> None:
     for table in ("agent_usage", "skill_usage"):
         op.drop_index(f"ix_{table}_running", table_name=table)
     for table in (
-        "retention_state", "usage_pending", "usage_error_rollup", "usage_duration_bins",
-        "usage_rollup",
+        "retention_state", "usage_pending", "usage_error_rollup", "usage_kind_duration_bins",
+        "usage_duration_bins", "usage_model_rollup", "usage_rollup",
     ):  # fmt: skip
         op.drop_table(table)

@@ -1,0 +1,225 @@
+"""Retention: purging raw invocation rows, and optionally rollup buckets, older than a cutoff.
+
+Raw rows and rollups have separate retentions: reports answer from the rollups, so purging raw
+rows never touches them. Deletes run in small transactions so writers are never held up long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from claude_api.models.db import write_engine
+from claude_api.models.rollup_tables import (
+    DurationBin,
+    ErrorRollup,
+    KindDurationBin,
+    ModelRollup,
+    RetentionState,
+    UsageRollup,
+)
+from claude_api.models.rollups import GRAINS
+from claude_api.models.tables import AgentUsage, SkillUsage
+
+DEFAULT_BATCH_SIZE = 10_000
+
+_STATE = RetentionState.__table__
+_ROLLUP_TABLES = (
+    UsageRollup.__table__,
+    ModelRollup.__table__,
+    DurationBin.__table__,
+    KindDurationBin.__table__,
+    ErrorRollup.__table__,
+)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge removed (or, in a dry run, would remove): invocations that started before
+    `raw_before`, rollup buckets that end at or before `rollups_before` (None: kept)."""
+
+    raw_before: datetime | None
+    rollups_before: datetime | None
+    agent_rows: int
+    skill_rows: int
+    rollup_rows: int  # all rollup tables and grains together
+    dry_run: bool
+    stopped: bool = False  # `stop` asked to stop between batches: the purge is incomplete
+
+    @property
+    def total_rows(self) -> int:
+        return self.agent_rows + self.skill_rows + self.rollup_rows
+
+
+def cutoff(days: int | None, now: datetime) -> datetime | None:
+    """The start of the UTC day `days` days before `now`; None when `days` is None or 0 (keep).
+
+    Whole days, so every purge of one day agrees and at least `days` days are kept.
+    """
+    check_days("retention", days)
+    if not days:
+        return None
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=days)
+
+
+def check_days(name: str, days: int | None) -> None:
+    """Raise ValueError unless `days` is None or a whole number of days >= 0."""
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
+        raise ValueError(
+            f"{name} must be a whole number of days >= 0 (0 keeps everything), got {days!r}"
+        )
+
+
+def purge(
+    engine: Engine,
+    *,
+    raw_retention_days: int | None,
+    rollup_retention_days: int | None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> PurgeResult:
+    """Delete the invocations (agents and skills, running or not) that started before the
+    cutoff `raw_retention_days` days before `now`, and the rollup rows (every table and grain)
+    whose bucket ends by the cutoff `rollup_retention_days` days before it; None or 0 keeps
+    them forever.
+
+    Cutoffs are UTC midnights (see `cutoff`); a rollup bucket goes only once it ends at or
+    before its cutoff, so a month is kept whole until the month is past. Each batch of at most
+    `batch_size` rows is its own transaction; `progress(n)` is called after each, and `stop()`
+    before each (True stops early). A complete purge records its cutoffs in `retention_state`.
+    A dry run counts what would go and changes nothing. Raises ValueError for bad days, a
+    naive `now` or a batch size below 1.
+    """
+    check_days("raw_retention_days", raw_retention_days)
+    check_days("rollup_retention_days", rollup_retention_days)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    now = now or datetime.now(UTC)
+    if now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: `now` needs a time zone")
+    raw_before = cutoff(raw_retention_days, now)
+    rollups_before = cutoff(rollup_retention_days, now)
+    run = _Batches(engine, dry_run=dry_run, size=batch_size, progress=progress, stop=stop)
+    counts: dict[str, int] = {}
+    for model in (AgentUsage, SkillUsage):
+        table = model.__table__
+        where = table.c.timestamp < raw_before if raw_before else None
+        counts[table.name] = run.delete(table, where, key=table.c.id)
+    rollup_rows = 0
+    if rollups_before is not None:
+        for table in _ROLLUP_TABLES:
+            key = sa.tuple_(*table.primary_key.columns)
+            rollup_rows += run.delete(table, _past_buckets(table, rollups_before), key=key)
+    if not dry_run and not run.stopped and (raw_before or rollups_before):
+        with write_engine(engine).begin() as connection:
+            _record(connection, raw_before, rollups_before)
+    return PurgeResult(
+        raw_before=raw_before,
+        rollups_before=rollups_before,
+        agent_rows=counts[AgentUsage.__tablename__],
+        skill_rows=counts[SkillUsage.__tablename__],
+        rollup_rows=rollup_rows,
+        dry_run=dry_run,
+        stopped=run.stopped,
+    )
+
+
+def purged_before(session: Session) -> tuple[datetime | None, datetime | None]:
+    """The instants before which raw invocations, and rollup buckets, have been purged
+    (None: never)."""
+    found = session.execute(
+        sa.select(_STATE.c.raw_purged_before, _STATE.c.rollups_purged_before).where(
+            _STATE.c.id == 1
+        )
+    ).first()
+    return (found[0], found[1]) if found else (None, None)
+
+
+def bucket_floor(grain: str, moment: datetime) -> datetime:
+    """The start of the UTC `grain` bucket holding `moment`."""
+    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if grain == "hour":
+        return moment
+    moment = moment.replace(hour=0)
+    return moment if grain == "day" else moment.replace(day=1)
+
+
+def _past_buckets(table: sa.Table, before: datetime) -> sa.ColumnElement[bool]:
+    # A bucket ends at or before `before` exactly when it starts before the bucket holding it.
+    return sa.or_(
+        *(
+            sa.and_(table.c.grain == grain, table.c.bucket_start < bucket_floor(grain, before))
+            for grain in GRAINS
+        )
+    )
+
+
+@dataclass
+class _Batches:
+    """Deleting (or counting) the rows of a table that match a condition, batch by batch."""
+
+    engine: Engine
+    dry_run: bool
+    size: int
+    progress: Callable[[int], None] | None
+    stop: Callable[[], bool] | None
+    stopped: bool = False
+
+    def delete(self, table: sa.Table, where: Any, *, key: Any) -> int:
+        """How many rows matched `where` (None: none); `key` (a column, or a tuple of the
+        primary key's columns) picks them."""
+        if where is None or self.stopped:
+            return 0
+        if self.dry_run:
+            with self.engine.connect() as connection:
+                count = sa.select(sa.func.count()).select_from(table).where(where)
+                return int(connection.execute(count).scalar_one())
+        writer = write_engine(self.engine)
+        total = 0
+        while not (self.stop and self.stop()):
+            with writer.begin() as connection:
+                columns = list(key.clauses) if isinstance(key, sa.Tuple) else [key]
+                batch = sa.select(*columns).where(where).order_by(*columns).limit(self.size)
+                statement = sa.delete(table).where(key.in_(batch))
+                deleted = connection.execute(statement).rowcount
+            total += deleted
+            if deleted and self.progress:
+                self.progress(deleted)
+            if deleted < self.size:
+                return total
+        self.stopped = True
+        return total
+
+
+def _record(
+    connection: Connection, raw_before: datetime | None, rollups_before: datetime | None
+) -> None:
+    """Move the purged-before instants of `retention_state` forward (never back)."""
+    insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(_STATE)
+    statement = insert.values(
+        id=1, raw_purged_before=raw_before, rollups_purged_before=rollups_before
+    )
+
+    def later(column: str) -> Any:
+        old, new = _STATE.c[column], statement.excluded[column]
+        return sa.case((new.is_(None), old), (old.is_(None), new), (old < new, new), else_=old)
+
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_STATE.c.id],
+            set_={
+                column: later(column) for column in ("raw_purged_before", "rollups_purged_before")
+            },
+        )
+    )
