@@ -40,6 +40,7 @@ ROLLUP_TABLES = (
     "usage_model_rollup",
     "usage_duration_bins",
     "usage_kind_duration_bins",
+    "usage_name_duration_bins",
     "usage_error_rollup",
 )
 
@@ -117,6 +118,18 @@ def test_purge_deletes_only_the_raw_rows_before_the_cutoff_in_batches(engine: En
         expected = sorted(e.timestamp for e in events if e.kind.value == kind and e not in old)
         assert starts(engine, table) == expected
     assert rollups(engine) == kept_rollups  # reports over the purged days still answer
+
+
+def test_replaying_events_of_a_purged_period_does_not_count_them_twice(engine: Engine) -> None:
+    events = history()
+    add_events(engine, *events)
+    result = purge(engine, raw_retention_days=30, rollup_retention_days=None, now=NOW)
+    kept_rollups = rollups(engine)
+    kept_agents = starts(engine, "agent_usage")
+    add_events(engine, *events)  # a client retrying everything it ever sent
+    assert rollups(engine) == kept_rollups
+    assert starts(engine, "agent_usage") == kept_agents
+    assert all(t >= result.raw_before for t in kept_agents)
 
 
 def test_a_dry_run_counts_the_same_rows_and_deletes_nothing(engine: Engine) -> None:

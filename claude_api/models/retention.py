@@ -22,6 +22,7 @@ from claude_api.models.rollup_tables import (
     ErrorRollup,
     KindDurationBin,
     ModelRollup,
+    NameDurationBin,
     RetentionState,
     UsageRollup,
 )
@@ -36,6 +37,7 @@ _ROLLUP_TABLES = (
     ModelRollup.__table__,
     DurationBin.__table__,
     KindDurationBin.__table__,
+    NameDurationBin.__table__,
     ErrorRollup.__table__,
 )
 

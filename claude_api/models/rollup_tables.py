@@ -2,12 +2,12 @@
 
 A rollup row holds the counts and sums of every finished invocation of one (kind, name,
 project) that started in its bucket; `usage_model_rollup` the same per model and status too.
-`usage_duration_bins` holds their durations as DDSketch bins per (kind, name, project), and
-`usage_kind_duration_bins` per kind only; `usage_error_rollup` counts their failure messages
-per (kind, name, project).
-Running invocations are not rolled up (they are few, and still change): queries read them from
-the raw rows. An invocation enters the rollups once, when its row becomes finished, and never
-leaves: purging raw rows keeps them, so reports over purged periods still answer.
+Their durations are kept as DDSketch bins per (kind, name, project) in `usage_duration_bins`,
+per (kind, name) in `usage_name_duration_bins` and per kind in `usage_kind_duration_bins`;
+`usage_error_rollup` counts their failure messages per (kind, name, project). Running
+invocations are not rolled up (they are few, and still change): queries read them from the raw
+rows. An invocation enters the rollups once, when its row becomes finished, and never leaves:
+purging raw rows keeps them, so reports over purged periods still answer.
 
 The raw tables' triggers copy each newly finished row into `usage_pending`; the write path folds
 the pending rows into the rollups and empties it in the same transaction (`rollups.fold`).
@@ -97,6 +97,20 @@ class KindDurationBin(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
 
     grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    kind: str = Field(sa_type=sa.String(16), primary_key=True)
+    bin: int = Field(sa_type=sa.Integer, primary_key=True)
+    count: int = Field(sa_type=sa.BigInteger)
+
+
+class NameDurationBin(SQLModel, table=True):
+    """The same bins per (kind, name), for percentiles of names across every project."""
+
+    __tablename__ = "usage_name_duration_bins"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    name: str = Field(sa_type=NAME, primary_key=True)
     bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     kind: str = Field(sa_type=sa.String(16), primary_key=True)
     bin: int = Field(sa_type=sa.Integer, primary_key=True)

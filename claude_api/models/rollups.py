@@ -23,7 +23,11 @@ GRAINS = ("month", "day", "hour")  # coarsest first
 
 _KEY = "kind, name, project_key"
 # The rollup tables and their key columns after (grain, bucket_start).
-BIN_TABLES = {"usage_duration_bins": _KEY, "usage_kind_duration_bins": "kind"}
+BIN_TABLES = {
+    "usage_duration_bins": _KEY,
+    "usage_name_duration_bins": "name, kind",
+    "usage_kind_duration_bins": "kind",
+}
 MEASURE_TABLES = {
     "usage_rollup": _KEY,
     "usage_model_rollup": f"{_KEY}, model_key, status",

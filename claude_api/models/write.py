@@ -8,18 +8,23 @@ Rules, applied atomically by the database so that concurrent writers agree:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from claude_api.models import rollups
 from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.models.rollup_tables import RetentionState
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
+
+logger = logging.getLogger(__name__)
 
 # Columns a finish may fill in on its running row; a finish's empty field keeps the start's value.
 _FINISH_COLUMNS = (
@@ -51,10 +56,13 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
     """Write `events` in the session's transaction; the caller commits.
 
     Within one batch the rules apply as if the events had been written one at a time in order.
+    Events that started before the purge horizon (`retention_state.raw_purged_before`) are
+    left out and logged: their rows may have been purged after reaching the rollups, and a
+    replay would count them twice.
     """
     connection = session.connection()
     dialect_name = connection.dialect.name
-    collapsed = collapse(events)
+    collapsed = collapse(_after_purge_horizon(connection, events))
     for kind in Kind:
         # In event id order, so concurrent writers take the rows' locks in one global order
         # (kind, then id) and cannot deadlock on PostgreSQL.
@@ -70,6 +78,23 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
             connection.exec_driver_sql(_statement_sql(dialect_name, kind), rows)
     # The tables' triggers queued every row that became finished: add them to the rollups.
     rollups.fold(connection)
+
+
+def _after_purge_horizon(connection: Connection, events: Sequence[UsageEvent]) -> list[UsageEvent]:
+    horizon = connection.execute(
+        sa.select(RetentionState.raw_purged_before).where(RetentionState.id == 1)
+    ).scalar()
+    if horizon is None:
+        return list(events)
+    kept = [event for event in events if event.timestamp >= horizon]
+    if len(kept) < len(events):
+        logger.warning(
+            "left out %d events that started before %s: invocations before then have been "
+            "purged, so they may be recorded already",
+            len(events) - len(kept),
+            horizon.isoformat(),
+        )
+    return kept
 
 
 @cache

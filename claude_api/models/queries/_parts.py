@@ -142,14 +142,18 @@ def rollup_scans(
     table: sa.Table, filter: UsageFilter, grain: str, intervals: list[Interval]
 ) -> list[list[Any]]:
     """The conditions of the reads of a rollup table for the `grain` buckets starting in
-    `intervals`, matching the filter's kind, name and project, and its model and status when
-    the table has them: one read per interval, each a range of the primary key (SQLite cannot
-    combine ranges of a table without rowid), or one read of their bounding range when there
-    are many."""
+    `intervals`, matching the filter's kind, and its name, project, model and status when the
+    table has them (the caller picks a table that has what the filter asks for).
+
+    One read per interval, each a range of the primary key (SQLite cannot combine ranges of a
+    table without rowid), or one read of their bounding range when there are many.
+    """
     c = table.c
     equal = [(c.kind, filter.kind.value if filter.kind is not None else None)]
     if "name" in c:
-        equal += [(c.name, filter.name), (c.project_key, filter.project_id)]
+        equal.append((c.name, filter.name))
+    if "project_key" in c:
+        equal.append((c.project_key, filter.project_id))
     if "model_key" in c:
         equal.append((c.model_key, filter.model))
     if "status" in c:

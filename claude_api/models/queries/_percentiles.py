@@ -22,7 +22,7 @@ from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._parts import FINISHED, plan, rollup_scans
 from claude_api.models.queries._pieces import raw_pieces
 from claude_api.models.queries._source import usage_rows
-from claude_api.models.rollup_tables import DurationBin, KindDurationBin
+from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
 
 PERCENTILES = {"p50_duration_seconds": 50, "p95_duration_seconds": 95, "p99_duration_seconds": 99}
@@ -59,9 +59,13 @@ def duration_percentiles(
     for key, values in durations.items():
         for value in values:
             counts[key][bin_of(value)] += 1
-    # Over every name and project at once, the bins per kind are far fewer rows.
-    per_kind = not by_name and filter.name is None and filter.project_id is None
-    table = (KindDurationBin if per_kind else DurationBin).__table__
+    # The bins of the fewest rows that still tell the filter's names and project apart.
+    if filter.project_id is not None:
+        table = DurationBin.__table__
+    elif by_name or filter.name is not None:
+        table = NameDurationBin.__table__
+    else:
+        table = KindDurationBin.__table__
     c = table.c
     keys: list[Any] = [sa.cast(c.kind, sa.String(16)), c.name] if by_name else []
     reads = [

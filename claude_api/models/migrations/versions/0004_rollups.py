@@ -1,5 +1,5 @@
 """Create the rollups (hour, day and month buckets, with and without model and status; duration
-bins per name and per kind; error counts), the pending
+bins per name and project, per name and per kind; error counts), the pending
 queue the usage tables' triggers feed, and the retention state; fold the existing rows in.
 
 Revision ID: 0004
@@ -89,6 +89,18 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
+        "usage_name_duration_bins",
+        sa.Column("grain", sa.String(length=8), nullable=False),
+        sa.Column("name", NAME, nullable=False),
+        sa.Column("bucket_start", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("bin", sa.Integer(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        # Led by the name: it serves one name's percentiles, and a page of names.
+        sa.PrimaryKeyConstraint("grain", "name", "bucket_start", "kind", "bin"),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
         "usage_error_rollup",
         *_key_columns(),
         sa.Column("message_md5", sa.String(length=32), nullable=False),
@@ -147,7 +159,7 @@ def downgrade() -> None:
     for table in ("agent_usage", "skill_usage"):
         op.drop_index(f"ix_{table}_running", table_name=table)
     for table in (
-        "retention_state", "usage_pending", "usage_error_rollup", "usage_kind_duration_bins",
-        "usage_duration_bins", "usage_model_rollup", "usage_rollup",
+        "retention_state", "usage_pending", "usage_error_rollup", "usage_name_duration_bins",
+        "usage_kind_duration_bins", "usage_duration_bins", "usage_model_rollup", "usage_rollup",
     ):  # fmt: skip
         op.drop_table(table)
