@@ -9,8 +9,8 @@ invocations are not rolled up (they are few, and still change): queries read the
 rows. An invocation enters the rollups once, when its row becomes finished, and never leaves:
 purging raw rows keeps them, so reports over purged periods still answer.
 
-The raw tables' triggers copy each newly finished row into `usage_pending`; the write path folds
-the pending rows into the rollups and empties it in the same transaction (`rollups.fold`).
+The write path adds the rows it made finished to the rollups in the same transaction
+(`rollups.fold`).
 
 `project_key` and `model_key` hold '' for "none" (a NULL would not match in the primary key);
 names, projects and models are never empty.
@@ -128,25 +128,6 @@ class ErrorRollup(RollupKey, table=True):
     message_md5: str = Field(sa_type=sa.String(32), primary_key=True)
     error_message: str = Field(sa_type=sa.Text)
     count: int = Field(sa_type=sa.BigInteger)
-
-
-class PendingRollup(SQLModel, table=True):
-    """A finished invocation waiting to be folded into the rollups; empty between transactions."""
-
-    __tablename__ = "usage_pending"
-
-    id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(sa_type=sa.String(16))
-    name: str = Field(sa_type=NAME)
-    project_key: str = Field(sa_type=NAME)
-    model_key: str = Field(sa_type=NAME)
-    status: str = Field(sa_type=sa.String(16))
-    timestamp: datetime = Field(sa_type=UTCDateTime)
-    duration_seconds: float | None = Field(default=None, sa_type=sa.Float)
-    cost_usd: float | None = Field(default=None, sa_type=sa.Float)
-    input_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
-    output_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
-    error_message: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class RetentionState(SQLModel, table=True):

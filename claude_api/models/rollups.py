@@ -1,17 +1,20 @@
 """Keeping the rollups equal to the raw rows, inside the writer's transaction.
 
-Triggers on `agent_usage` and `skill_usage` copy every row that becomes finished (inserted
-finished, or a running row completed) into `usage_pending`: the database itself decides which
-rows changed, so duplicates and replays add nothing. `fold` then adds the pending rows to the
-hour, day and month rollups (with and without the model), duration bins and error counts
-with additive upserts, and empties
-`usage_pending`, before the writer commits. Rollup rows are upserted in key order, so concurrent
-PostgreSQL writers lock them in one global order and cannot deadlock.
+The write path tells which raw rows its upsert changed into finished ones (`ChangedRows`):
+inserted rows and running rows it completed, never a duplicate or a replay, which the upsert
+leaves alone. `fold` copies those rows once into a per-connection temporary table, with their
+hour, day and month buckets and their duration bin computed, then adds them to the rollups,
+duration bins and error counts with additive upserts, before the writer commits. Rollup rows are
+upserted in key order, so concurrent PostgreSQL writers lock them in one global order and
+cannot deadlock.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -32,11 +35,27 @@ MEASURE_TABLES = {
     "usage_rollup": _KEY,
     "usage_model_rollup": f"{_KEY}, model_key, status",
 }
-_PENDING_COLUMNS = (
-    "kind, name, project_key, model_key, status, timestamp, duration_seconds, cost_usd, "
-    "input_tokens, output_tokens, error_message"
-)
 _RUNNING = f"'{Status.RUNNING.value}'"
+_BATCH = "rollup_batch"
+_GROUPS = "rollup_batch_groups"
+_SUMMED = (
+    "invocations", "completed", "failed", "cost_count", "cost_sum", "duration_count",
+    "duration_sum", "input_count", "input_sum", "output_count", "output_sum",
+)  # fmt: skip
+_BATCH_COLUMNS = (
+    "kind, name, project_key, model_key, status, timestamp, hour, day, month, "
+    "duration_seconds, bin, cost_usd, input_tokens, output_tokens, error_message"
+)
+
+
+@dataclass
+class ChangedRows:
+    """The raw rows of one kind that a write turned finished: on SQLite, whose writers take
+    turns, the rows inserted after `after_id` plus the running rows `completed_ids`; on
+    PostgreSQL the ids its upsert returned."""
+
+    after_id: int | None = None
+    ids: list[int] = field(default_factory=list)
 
 
 def bucket_sql(grain: str, column: str, dialect_name: str) -> str:
@@ -56,25 +75,94 @@ def bucket_sql(grain: str, column: str, dialect_name: str) -> str:
     return f"(substr({column}, 1, {prefix}) || '{padding}')"
 
 
-def fold(connection: Connection) -> None:
-    """Fold the pending finished rows into the rollups and empty `usage_pending`."""
-    for statement in fold_statements(connection.dialect.name):
+def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
+    """Add the rows `changed` names to the rollups."""
+    dialect_name = connection.dialect.name
+    for statement in _create_batch_sql(dialect_name):
         connection.exec_driver_sql(statement)
+    staged = False
+    for kind, rows in changed.items():
+        where, parameters = _changed_condition(rows, dialect_name)
+        if where is not None:
+            connection.exec_driver_sql(_stage_sql(kind, dialect_name, where), parameters)
+            staged = True
+    if staged:
+        for statement in fold_statements(dialect_name):
+            connection.exec_driver_sql(statement)
+
+
+def backfill(connection: Connection) -> None:
+    """Add every finished raw row to the rollups (for rows written before they existed)."""
+    dialect_name = connection.dialect.name
+    for statement in _create_batch_sql(dialect_name):
+        connection.exec_driver_sql(statement)
+    for kind in Kind:
+        connection.exec_driver_sql(_stage_sql(kind, dialect_name, "true"))
+    for statement in fold_statements(dialect_name):
+        connection.exec_driver_sql(statement)
+
+
+def _changed_condition(rows: ChangedRows, dialect_name: str) -> tuple[str | None, Any]:
+    marker = "%(ids)s" if dialect_name == "postgresql" else ":ids"
+    listed = (
+        f"id = ANY({marker})"
+        if dialect_name == "postgresql"
+        else f"id IN (SELECT value FROM json_each({marker}))"
+    )
+    ids: Any = rows.ids if dialect_name == "postgresql" else json.dumps(rows.ids)
+    if rows.after_id is None:
+        return (listed, {"ids": ids}) if rows.ids else (None, None)
+    after = "%(after)s" if dialect_name == "postgresql" else ":after"
+    if not rows.ids:
+        return f"id > {after}", {"after": rows.after_id}
+    return f"(id > {after} OR {listed})", {"after": rows.after_id, "ids": ids}
+
+
+@cache
+def _create_batch_sql(dialect_name: str) -> tuple[str, str]:
+    timestamp = "timestamptz" if dialect_name == "postgresql" else "TEXT"
+    on_commit = " ON COMMIT DELETE ROWS" if dialect_name == "postgresql" else ""
+    key = (
+        "kind VARCHAR(16), name VARCHAR(200), project_key VARCHAR(200), "
+        "model_key VARCHAR(200), status VARCHAR(16)"
+    )
+    buckets = f"hour {timestamp}, day {timestamp}, month {timestamp}"
+    return (
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH} ({key}, timestamp {timestamp}, "
+        f"{buckets}, duration_seconds FLOAT, bin INTEGER, cost_usd FLOAT, "
+        f"input_tokens BIGINT, output_tokens BIGINT, error_message TEXT){on_commit}",
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_GROUPS} ({buckets}, {key}, "
+        "invocations BIGINT, completed BIGINT, failed BIGINT, cost_count BIGINT, "
+        "cost_sum FLOAT, duration_count BIGINT, duration_sum FLOAT, input_count BIGINT, "
+        "input_sum BIGINT, output_count BIGINT, output_sum BIGINT, "
+        f"first_seen {timestamp}, last_seen {timestamp}){on_commit}",
+    )
+
+
+@cache
+def _stage_sql(kind: Kind, dialect_name: str, where: str) -> str:
+    table = USAGE_TABLES[kind].__tablename__
+    buckets = ", ".join(bucket_sql(grain, "timestamp", dialect_name) for grain in GRAINS[::-1])
+    return (
+        f"INSERT INTO {_BATCH} ({_BATCH_COLUMNS}) SELECT '{kind.value}', {NAME_COLUMNS[kind]}, "
+        "coalesce(project_id, ''), coalesce(model, ''), status, timestamp, "
+        f"{buckets}, duration_seconds, {bin_sql('duration_seconds')}, cost_usd, input_tokens, "
+        f"output_tokens, error_message FROM {table} WHERE status <> {_RUNNING} AND {where}"
+    )
 
 
 @cache
 def fold_statements(dialect_name: str) -> tuple[str, ...]:
-    """The statements of `fold`, in the order they must run."""
+    """The statements folding the staged rows into the rollups, in the order they must run."""
     smaller, larger = ("least", "greatest") if dialect_name == "postgresql" else ("min", "max")
     statements = []
-    for table, key in MEASURE_TABLES.items():
-        for grain in GRAINS:
-            bucket = bucket_sql(grain, "timestamp", dialect_name)
-            statements.append(
-                f"""INSERT INTO {table} (grain, bucket_start, {key}, invocations, completed,
-    failed, cost_count, cost_sum, duration_count, duration_sum, input_count, input_sum,
-    output_count, output_sum, first_seen, last_seen)
-SELECT '{grain}', {bucket}, {key}, count(*),
+    # The finest groups once, then every measure table and grain from those fewer rows.
+    finest = MEASURE_TABLES["usage_model_rollup"]
+    statements.append(
+        f"""INSERT INTO {_GROUPS} (hour, day, month, {finest}, invocations, completed, failed,
+    cost_count, cost_sum, duration_count, duration_sum, input_count, input_sum, output_count,
+    output_sum, first_seen, last_seen)
+SELECT hour, min(day), min(month), {finest}, count(*),
     count(CASE WHEN status = '{Status.COMPLETED.value}' THEN 1 END),
     count(CASE WHEN status = '{Status.FAILED.value}' THEN 1 END),
     count(cost_usd), coalesce(sum(cost_usd), 0),
@@ -82,110 +170,49 @@ SELECT '{grain}', {bucket}, {key}, count(*),
     count(input_tokens), coalesce(sum(input_tokens), 0),
     count(output_tokens), coalesce(sum(output_tokens), 0),
     min(timestamp), max(timestamp)
-FROM usage_pending WHERE true
-GROUP BY {bucket}, {key}
-ORDER BY {bucket}, {key}
+FROM {_BATCH}
+GROUP BY hour, {finest}"""
+    )
+    sums = ", ".join(f"sum({name})" for name in _SUMMED)
+    for table, key in MEASURE_TABLES.items():
+        for grain in GRAINS:
+            updates = ",\n    ".join(
+                f"{name} = {table}.{name} + excluded.{name}" for name in _SUMMED
+            )
+            statements.append(
+                f"""INSERT INTO {table} (grain, bucket_start, {key}, {", ".join(_SUMMED)},
+    first_seen, last_seen)
+SELECT '{grain}', {grain}, {key}, {sums}, min(first_seen), max(last_seen)
+FROM {_GROUPS} WHERE true
+GROUP BY {grain}, {key}
+ORDER BY {grain}, {key}
 ON CONFLICT (grain, bucket_start, {key}) DO UPDATE SET
-    invocations = {table}.invocations + excluded.invocations,
-    completed = {table}.completed + excluded.completed,
-    failed = {table}.failed + excluded.failed,
-    cost_count = {table}.cost_count + excluded.cost_count,
-    cost_sum = {table}.cost_sum + excluded.cost_sum,
-    duration_count = {table}.duration_count + excluded.duration_count,
-    duration_sum = {table}.duration_sum + excluded.duration_sum,
-    input_count = {table}.input_count + excluded.input_count,
-    input_sum = {table}.input_sum + excluded.input_sum,
-    output_count = {table}.output_count + excluded.output_count,
-    output_sum = {table}.output_sum + excluded.output_sum,
+    {updates},
     first_seen = {smaller}({table}.first_seen, excluded.first_seen),
     last_seen = {larger}({table}.last_seen, excluded.last_seen)"""
             )
-    bin = bin_sql("duration_seconds")
     for table, key in BIN_TABLES.items():
         for grain in GRAINS:
-            bucket = bucket_sql(grain, "timestamp", dialect_name)
             statements.append(
                 f"""INSERT INTO {table} (grain, bucket_start, {key}, bin, count)
-SELECT '{grain}', {bucket}, {key}, {bin}, count(*)
-FROM usage_pending WHERE duration_seconds IS NOT NULL
-GROUP BY {bucket}, {key}, {bin}
-ORDER BY {bucket}, {key}, {bin}
+SELECT '{grain}', {grain}, {key}, bin, count(*)
+FROM {_BATCH} WHERE duration_seconds IS NOT NULL
+GROUP BY {grain}, {key}, bin
+ORDER BY {grain}, {key}, bin
 ON CONFLICT (grain, bucket_start, {key}, bin) DO UPDATE SET
     count = {table}.count + excluded.count"""
             )
     for grain in GRAINS:
-        bucket = bucket_sql(grain, "timestamp", dialect_name)
         statements.append(
             f"""INSERT INTO usage_error_rollup (grain, bucket_start, {_KEY}, message_md5,
     error_message, count)
-SELECT '{grain}', {bucket}, {_KEY}, md5(error_message), error_message, count(*)
-FROM usage_pending
+SELECT '{grain}', {grain}, {_KEY}, md5(error_message), error_message, count(*)
+FROM {_BATCH}
 WHERE status = '{Status.FAILED.value}' AND error_message IS NOT NULL
-GROUP BY {bucket}, {_KEY}, error_message
-ORDER BY {bucket}, {_KEY}, md5(error_message)
+GROUP BY {grain}, {_KEY}, error_message
+ORDER BY {grain}, {_KEY}, md5(error_message)
 ON CONFLICT (grain, bucket_start, {_KEY}, message_md5) DO UPDATE SET
     count = usage_error_rollup.count + excluded.count"""
         )
-    statements.append("DELETE FROM usage_pending")
+    statements += [f"DELETE FROM {_BATCH}", f"DELETE FROM {_GROUPS}"]
     return tuple(statements)
-
-
-def trigger_ddl(dialect_name: str) -> list[str]:
-    """The statements creating the triggers that feed `usage_pending`, on both usage tables."""
-    statements = []
-    for kind in Kind:
-        table = USAGE_TABLES[kind].__tablename__
-        values = (
-            f"'{kind.value}', NEW.{NAME_COLUMNS[kind]}, coalesce(NEW.project_id, ''), "
-            "coalesce(NEW.model, ''), NEW.status, NEW.timestamp, NEW.duration_seconds, "
-            "NEW.cost_usd, NEW.input_tokens, NEW.output_tokens, NEW.error_message"
-        )
-        insert = f"INSERT INTO usage_pending ({_PENDING_COLUMNS}) VALUES ({values});"
-        finished = f"NEW.status <> {_RUNNING}"
-        completed = f"OLD.status = {_RUNNING} AND NEW.status <> {_RUNNING}"
-        if dialect_name == "postgresql":
-            function = f"{table}_to_pending"
-            statements += [
-                f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                f"BEGIN\n    {insert}\n    RETURN NULL;\nEND\n$$",
-                f"CREATE TRIGGER {table}_finished_insert AFTER INSERT ON {table} "
-                f"FOR EACH ROW WHEN ({finished}) EXECUTE FUNCTION {function}()",
-                f"CREATE TRIGGER {table}_finished_update AFTER UPDATE OF status ON {table} "
-                f"FOR EACH ROW WHEN ({completed}) EXECUTE FUNCTION {function}()",
-            ]
-        else:
-            statements += [
-                f"CREATE TRIGGER {table}_finished_insert AFTER INSERT ON {table} "
-                f"WHEN {finished} BEGIN {insert} END",
-                f"CREATE TRIGGER {table}_finished_update AFTER UPDATE OF status ON {table} "
-                f"WHEN {completed} BEGIN {insert} END",
-            ]
-    return statements
-
-
-def drop_trigger_ddl(dialect_name: str) -> list[str]:
-    """The statements undoing `trigger_ddl`."""
-    statements = []
-    for kind in Kind:
-        table = USAGE_TABLES[kind].__tablename__
-        for suffix in ("finished_insert", "finished_update"):
-            on = f" ON {table}" if dialect_name == "postgresql" else ""
-            statements.append(f"DROP TRIGGER IF EXISTS {table}_{suffix}{on}")
-        if dialect_name == "postgresql":
-            statements.append(f"DROP FUNCTION IF EXISTS {table}_to_pending()")
-    return statements
-
-
-def backfill_sql() -> list[str]:
-    """Statements queueing every finished raw row for folding (for a database that had rows
-    before the rollups existed)."""
-    statements = []
-    for kind in Kind:
-        table = USAGE_TABLES[kind].__tablename__
-        statements.append(
-            f"INSERT INTO usage_pending ({_PENDING_COLUMNS}) SELECT '{kind.value}', "
-            f"{NAME_COLUMNS[kind]}, coalesce(project_id, ''), coalesce(model, ''), status, "
-            "timestamp, duration_seconds, cost_usd, input_tokens, output_tokens, error_message "
-            f"FROM {table} WHERE status <> {_RUNNING}"
-        )
-    return statements

@@ -8,8 +8,10 @@ Rules, applied atomically by the database so that concurrent writers agree:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -63,21 +65,60 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
     connection = session.connection()
     dialect_name = connection.dialect.name
     collapsed = collapse(_after_purge_horizon(connection, events))
+    # In event id order, so concurrent writers take the rows' locks in one global order
+    # (kind, then id) and cannot deadlock on PostgreSQL; sorted as integers, which compare in C.
+    ordered = [collapsed[event_id] for event_id in sorted(collapsed, key=_as_int)]
+    changed: dict[Kind, rollups.ChangedRows] = {}
     for kind in Kind:
-        # In event id order, so concurrent writers take the rows' locks in one global order
-        # (kind, then id) and cannot deadlock on PostgreSQL.
-        rows = [
-            _driver_row(collapsed[event_id], dialect_name)
-            for event_id in sorted(collapsed)
-            if collapsed[event_id].kind is kind
-        ]
+        rows = [_driver_row(event, dialect_name) for event in ordered if event.kind is kind]
         if rows:
-            # The statement is compiled once per dialect and run through the driver's
-            # executemany: SQLAlchemy's per-row parameter processing would cost more than
-            # the database's own work (bench/bench_tracking.py).
-            connection.exec_driver_sql(_statement_sql(dialect_name, kind), rows)
-    # The tables' triggers queued every row that became finished: add them to the rollups.
-    rollups.fold(connection)
+            changed[kind] = _upsert(connection, kind, rows)
+    rollups.fold(connection, changed)
+
+
+def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> rollups.ChangedRows:
+    """Run the upsert of `rows` and tell which rows it made finished.
+
+    The statement is compiled once per dialect and run through the driver's executemany:
+    SQLAlchemy's per-row parameter processing would cost more than the database's own work
+    (bench/bench_tracking.py).
+    """
+    dialect_name = connection.dialect.name
+    statement = _statement_sql(dialect_name, kind)
+    if dialect_name == "postgresql":
+        # The upsert returns the ids of the rows it inserted or completed, and only those.
+        driver = connection.dialect.loaded_dbapi
+        try:
+            with connection.connection.driver_connection.cursor() as cursor:
+                cursor.executemany(statement, rows, returning=True)
+                ids: list[int] = []
+                while True:
+                    ids += [row[0] for row in cursor.fetchall()]
+                    if not cursor.nextset():
+                        break
+        except driver.Error as error:  # raised as SQLAlchemy raises the driver's errors
+            raise sa.exc.DBAPIError.instance(statement, None, error, driver.Error) from error
+        return rollups.ChangedRows(ids=ids)
+    # SQLite writers take turns (BEGIN IMMEDIATE): the rows inserted now are those after the
+    # current last id, and the running rows completed now are those the finishes name.
+    table = USAGE_TABLES[kind].__tablename__
+    after = connection.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0
+    finishes = [row["event_id"] for row in rows if row["status"] != Status.RUNNING.value]
+    completed: list[int] = []
+    if finishes and connection.exec_driver_sql(_ANY_RUNNING_SQL.format(table=table)).first():
+        found = connection.exec_driver_sql(
+            _RUNNING_AMONG_SQL.format(table=table), (json.dumps(finishes),)
+        )
+        completed = [row[0] for row in found]
+    connection.exec_driver_sql(statement, rows)
+    return rollups.ChangedRows(after_id=after, ids=completed)
+
+
+_ANY_RUNNING_SQL = f"SELECT 1 FROM {{table}} WHERE status = '{Status.RUNNING.value}' LIMIT 1"
+_RUNNING_AMONG_SQL = (
+    f"SELECT id FROM {{table}} WHERE status = '{Status.RUNNING.value}' "
+    "AND event_id IN (SELECT value FROM json_each(?))"
+)
 
 
 def _after_purge_horizon(connection: Connection, events: Sequence[UsageEvent]) -> list[UsageEvent]:
@@ -100,7 +141,8 @@ def _after_purge_horizon(connection: Connection, events: Sequence[UsageEvent]) -
 @cache
 def _statement_sql(dialect_name: str, kind: Kind) -> str:
     """One upsert for starts and finishes alike: a new id is inserted; an existing row is
-    updated only when it is running and the incoming event is a finish."""
+    updated only when it is running and the incoming event is a finish. On PostgreSQL it
+    returns the ids of the rows it inserted or updated."""
     table = USAGE_TABLES[kind].__table__
     if dialect_name == "postgresql":
         insert, dialect = postgresql.insert(table), postgresql.psycopg.dialect()
@@ -115,9 +157,19 @@ def _statement_sql(dialect_name: str, kind: Kind) -> str:
         where=sa.and_(table.c.status == running, insert.excluded.status != running),
     )
     columns = [column.name for column in table.columns if column.name != "id"]
-    return str(
-        statement.values({name: sa.bindparam(name) for name in columns}).compile(dialect=dialect)
-    )
+    statement = statement.values({name: sa.bindparam(name) for name in columns})
+    if dialect_name == "postgresql":
+        statement = statement.returning(table.c.id)
+    return str(statement.compile(dialect=dialect))
+
+
+def _as_int(event_id: UUID) -> int:
+    return event_id.int
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # 'YYYY-MM-DD HH:MM:SS.ffffff', the first 26 characters of the ISO form of a UTC time.
+    return moment.isoformat(sep=" ", timespec="microseconds")[:26]
 
 
 def _driver_row(event: UsageEvent, dialect_name: str) -> dict[str, Any]:
@@ -129,9 +181,9 @@ def _driver_row(event: UsageEvent, dialect_name: str) -> dict[str, Any]:
         # The storage formats of SQLAlchemy's SQLite DateTime and Uuid types, so that rows
         # written here read back, and compare in queries, exactly like rows the ORM writes.
         # Events hold UTC times only.
-        row["timestamp"] = f"{event.timestamp:%Y-%m-%d %H:%M:%S.%f}"
+        row["timestamp"] = _sqlite_time(event.timestamp)
         if event.finished_at is not None:
-            row["finished_at"] = f"{event.finished_at:%Y-%m-%d %H:%M:%S.%f}"
+            row["finished_at"] = _sqlite_time(event.finished_at)
         row["event_id"] = event.event_id.hex
         if event.parent_id is not None:
             row["parent_id"] = event.parent_id.hex

@@ -1,6 +1,6 @@
 """Create the rollups (hour, day and month buckets, with and without model and status; duration
-bins per name and project, per name and per kind; error counts), the pending
-queue the usage tables' triggers feed, and the retention state; fold the existing rows in.
+bins per name and project, per name and per kind; error counts) and the retention state; fold
+the existing rows in.
 
 Revision ID: 0004
 Revises: 0003
@@ -110,22 +110,6 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
-        "usage_pending",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("name", NAME, nullable=False),
-        sa.Column("project_key", NAME, nullable=False),
-        sa.Column("model_key", NAME, nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("timestamp", UTCDateTime(timezone=True), nullable=False),
-        sa.Column("duration_seconds", sa.Float(), nullable=True),
-        sa.Column("cost_usd", sa.Float(), nullable=True),
-        sa.Column("input_tokens", sa.BigInteger(), nullable=True),
-        sa.Column("output_tokens", sa.BigInteger(), nullable=True),
-        sa.Column("error_message", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
         "retention_state",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("raw_purged_before", UTCDateTime(timezone=True), nullable=True),
@@ -141,25 +125,14 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'running'"),
             postgresql_where=sa.text("status = 'running'"),
         )
-    # Through the driver: the statements hold text such as ':00:00' that bind parameter
-    # parsing would misread.
-    bind = op.get_bind()
-    for statement in [
-        *rollups.trigger_ddl(bind.dialect.name),
-        *rollups.backfill_sql(),
-        *rollups.fold_statements(bind.dialect.name),
-    ]:
-        bind.exec_driver_sql(statement)
+    rollups.backfill(op.get_bind())
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    for statement in rollups.drop_trigger_ddl(bind.dialect.name):
-        bind.exec_driver_sql(statement)
     for table in ("agent_usage", "skill_usage"):
         op.drop_index(f"ix_{table}_running", table_name=table)
     for table in (
-        "retention_state", "usage_pending", "usage_error_rollup", "usage_name_duration_bins",
+        "retention_state", "usage_error_rollup", "usage_name_duration_bins",
         "usage_kind_duration_bins", "usage_duration_bins", "usage_model_rollup", "usage_rollup",
     ):  # fmt: skip
         op.drop_table(table)
