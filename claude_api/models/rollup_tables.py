@@ -76,16 +76,19 @@ class ModelRollup(RollupKey, RollupMeasures, table=True):
     status: str = Field(sa_type=sa.String(16), primary_key=True)
 
 
-class DurationBin(RollupKey, table=True):
+class DurationBin(SQLModel, table=True):
     """How many finished invocations of one (kind, name, project) in one bucket took a duration
-    in DDSketch bin `bin` (see `claude_api.models.sketch`)."""
+    in DDSketch bin `bin` (see `claude_api.models.sketch`); read for one project's questions,
+    so keyed by project first."""
 
     __tablename__ = "usage_duration_bins"
-    __table_args__ = (
-        sa.Index("ix_usage_duration_bins_name", "name", "grain", "bucket_start"),
-        {"sqlite_with_rowid": False},
-    )
+    __table_args__ = {"sqlite_with_rowid": False}
 
+    grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    project_key: str = Field(sa_type=NAME, primary_key=True)
+    name: str = Field(sa_type=NAME, primary_key=True)
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    kind: str = Field(sa_type=sa.String(16), primary_key=True)
     bin: int = Field(sa_type=sa.Integer, primary_key=True)
     count: int = Field(sa_type=sa.BigInteger)
 

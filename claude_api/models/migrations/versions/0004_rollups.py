@@ -72,11 +72,9 @@ def upgrade() -> None:
         *_key_columns(),
         sa.Column("bin", sa.Integer(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(*_KEY, "bin"),
+        # Led by the project: read only for questions about one project.
+        sa.PrimaryKeyConstraint("grain", "project_key", "name", "bucket_start", "kind", "bin"),
         sqlite_with_rowid=False,
-    )
-    op.create_index(
-        "ix_usage_duration_bins_name", "usage_duration_bins", ["name", "grain", "bucket_start"]
     )
     op.create_table(
         "usage_kind_duration_bins",
