@@ -30,7 +30,8 @@ def totals_columns(parts: sa.FromClause) -> list[Any]:
         failed.label("failed"),
         sa.func.sum(c.running).label("running"),
         _ratio(completed, completed + failed).label("success_rate"),
-        sa.func.sum(c.cost_sum).label("total_cost_usd"),
+        # NULL when no invocation reported a cost (the rollups hold 0 there).
+        sa.case((sa.func.sum(c.cost_count) > 0, sa.func.sum(c.cost_sum))).label("total_cost_usd"),
         _ratio(sa.func.sum(c.cost_sum), sa.func.sum(c.cost_count)).label("avg_cost_usd"),
         _ratio(sa.func.sum(c.duration_sum), sa.func.sum(c.duration_count)).label(
             "avg_duration_seconds"
