@@ -5,6 +5,8 @@ counts over the partial aggregates of `usage_parts` and `error_parts`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +14,19 @@ import sqlalchemy as sa
 from claude_api.models.events import Kind
 from claude_api.models.queries._source import as_float, as_int, bytewise
 from claude_api.models.results import ErrorCount
+from claude_api.models.types import UTCDateTime
+
+# The columns of `usage_parts` by name, bound to no table: expressions over them name a column
+# of whichever subquery they select from, so they are built once, not for every query.
+PART = {
+    name: sa.column(name, UTCDateTime() if name in ("at", "first_seen", "last_seen") else None)
+    for name in (
+        "kind", "name", "at", "invocations", "completed", "failed", "running", "cost_count",
+        "cost_sum", "duration_count", "duration_sum", "input_count", "input_sum", "output_count",
+        "output_sum", "first_seen", "last_seen",
+    )
+}  # fmt: skip
+_PARTS = SimpleNamespace(**PART)
 
 
 def _ratio(numerator: Any, denominator: Any) -> Any:
@@ -19,12 +34,13 @@ def _ratio(numerator: Any, denominator: Any) -> Any:
     return sa.cast(numerator, sa.Float) / sa.cast(sa.func.nullif(denominator, 0), sa.Float)
 
 
-def totals_columns(parts: sa.FromClause) -> list[Any]:
+@cache
+def totals_columns() -> tuple[Any, ...]:
     """The `UsageTotals` aggregates over the rows of `usage_parts`, labelled with their field
     names: sums of the parts' counts and sums, and averages as sum / count."""
-    c = parts.c
+    c = _PARTS
     completed, failed = sa.func.sum(c.completed), sa.func.sum(c.failed)
-    return [
+    return (
         sa.func.coalesce(sa.func.sum(c.invocations), 0).label("invocations"),
         completed.label("completed"),
         failed.label("failed"),
@@ -38,19 +54,20 @@ def totals_columns(parts: sa.FromClause) -> list[Any]:
         ),
         sa.func.sum(c.input_sum).label("input_tokens"),
         sa.func.sum(c.output_sum).label("output_tokens"),
-    ]
+    )
 
 
-def stats_columns(parts: sa.FromClause) -> list[Any]:
+@cache
+def stats_columns() -> tuple[Any, ...]:
     """`totals_columns` plus token averages and the first and last start time."""
-    c = parts.c
-    return [
-        *totals_columns(parts),
+    c = _PARTS
+    return (
+        *totals_columns(),
         _ratio(sa.func.sum(c.input_sum), sa.func.sum(c.input_count)).label("avg_input_tokens"),
         _ratio(sa.func.sum(c.output_sum), sa.func.sum(c.output_count)).label("avg_output_tokens"),
         sa.func.min(c.first_seen).label("first_seen_at"),
         sa.func.max(c.last_seen).label("last_seen_at"),
-    ]
+    )
 
 
 def aggregate_select(
@@ -58,8 +75,8 @@ def aggregate_select(
 ) -> sa.Select[Any]:
     """One SELECT of `stats_columns` over `parts` (restricted by `where`), in one group or per
     (kind, name)."""
-    keys = [parts.c.kind, parts.c.name] if by_name else []
-    return sa.select(*keys, *stats_columns(parts)).where(*where).group_by(*keys)
+    keys = [PART["kind"], PART["name"]] if by_name else []
+    return sa.select(*keys, *stats_columns()).select_from(parts).where(*where).group_by(*keys)
 
 
 def totals_fields(row: Any) -> dict[str, Any]:

@@ -12,6 +12,8 @@ failure messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +29,7 @@ from claude_api.models.queries._pieces import (
     raw_pieces,
     split_range,
 )
-from claude_api.models.queries._source import usage_rows, within
+from claude_api.models.queries._source import ROW, usage_rows, within
 from claude_api.models.rollup_tables import ErrorRollup, ModelRollup, UsageRollup
 
 PART_COLUMNS = (
@@ -66,7 +68,7 @@ def usage_parts(
     ]
     if filter.status is not Status.RUNNING and pieces.raw:
         rows = usage_rows(filter, intervals=pieces.raw)
-        branches.append(_raw_branch(rows, by, where=[rows.c.status.in_(FINISHED)]))
+        branches.append(_raw_branch(rows, by, where=[_finished()]))
     if filter.status in (None, Status.RUNNING):
         branches.append(_raw_branch(usage_rows(filter, running_only=True), by))
     return sa.union_all(*branches).subquery("parts")
@@ -75,17 +77,27 @@ def usage_parts(
 def raw_parts(rows: sa.Subquery, *keys: Any) -> sa.Select[Any]:
     """The rows of `usage_rows` aggregated per `keys` (columns of theirs) in the shape of
     `usage_parts`."""
-    return _aggregated(keys, _raw_measures(rows.c))
+    return _aggregated(keys, _raw_measures()).select_from(rows)
 
 
-def _raw_branch(rows: sa.Subquery, by: Sequence[str], where: list[Any] | None = None) -> Any:
-    keys = [(rows.c.timestamp if key == "at" else rows.c[key]).label(key) for key in by]
-    return _aggregated(keys, _raw_measures(rows.c)).where(*(where or []))
+def _raw_branch(rows: sa.Subquery, by: Sequence[str], where: Sequence[Any] = ()) -> Any:
+    return _aggregated(_raw_keys(tuple(by)), _raw_measures()).select_from(rows).where(*where)
 
 
-def _raw_measures(c: Any) -> list[Any]:
+# The statements' pieces that hold no value are built once: building SQL expressions costs
+# more than running these queries over the rollups.
+
+
+@cache
+def _raw_keys(by: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple((ROW["timestamp"] if key == "at" else ROW[key]).label(key) for key in by)
+
+
+@cache
+def _raw_measures() -> tuple[Any, ...]:
+    c = SimpleNamespace(**ROW)
     measured = sa.and_(c.status.in_(FINISHED), c.duration_seconds.is_not(None))
-    return [
+    return (
         sa.func.count().label("invocations"),
         _count_where(c.status == Status.COMPLETED.value).label("completed"),
         _count_where(c.status == Status.FAILED.value).label("failed"),
@@ -100,7 +112,7 @@ def _raw_measures(c: Any) -> list[Any]:
         sa.func.sum(c.output_tokens).label("output_sum"),
         sa.func.min(c.timestamp).label("first_seen"),
         sa.func.max(c.timestamp).label("last_seen"),
-    ]
+    )
 
 
 def _count_where(condition: Any) -> Any:
@@ -108,7 +120,7 @@ def _count_where(condition: Any) -> Any:
     return sa.func.count(sa.case((condition, 1)))
 
 
-def _aggregated(keys: Sequence[Any], measures: list[Any]) -> sa.Select[Any]:
+def _aggregated(keys: Sequence[Any], measures: Sequence[Any]) -> sa.Select[Any]:
     return sa.select(*keys, *measures).group_by(*keys)
 
 
@@ -118,6 +130,15 @@ def _rollup_branches(
     # The rollup per model and status has several times the rows: read it only when needed.
     narrow = filter.model is None and filter.status is None
     table = (UsageRollup if narrow else ModelRollup).__table__
+    keys, measures = _rollup_columns(table, tuple(by))
+    return [
+        _aggregated(keys, measures).where(*conditions)
+        for conditions in rollup_scans(table, filter, grain, intervals)
+    ]
+
+
+@cache
+def _rollup_columns(table: sa.Table, by: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
     c = table.c
     column = {"kind": sa.cast(c.kind, sa.String(16)), "name": c.name, "at": c.bucket_start}
     keys = [column[key].label(key) for key in by]
@@ -128,14 +149,16 @@ def _rollup_branches(
     ]
     measures += [sa.func.min(c.first_seen).label("first_seen")]
     measures += [sa.func.max(c.last_seen).label("last_seen")]
-    return [
-        _aggregated(keys, measures).where(*conditions)
-        for conditions in rollup_scans(table, filter, grain, intervals)
-    ]
+    return keys, measures
 
 
 def _zero() -> Any:
     return sa.literal_column("0", sa.BigInteger)
+
+
+@cache
+def _finished() -> Any:
+    return ROW["status"].in_(FINISHED)
 
 
 def rollup_scans(
@@ -188,11 +211,13 @@ def error_parts(filter: UsageFilter, pieces: Pieces | None = None) -> sa.Subquer
             rows = usage_rows(filter, intervals=pieces.raw)
             branches.append(
                 sa.select(
-                    rows.c.kind,
-                    rows.c.name,
-                    rows.c.error_message,
+                    ROW["kind"],
+                    ROW["name"],
+                    ROW["error_message"],
                     sa.literal_column("1", sa.BigInteger).label("count"),
-                ).where(rows.c.status == Status.FAILED.value, rows.c.error_message.is_not(None))
+                )
+                .select_from(rows)
+                .where(ROW["status"] == Status.FAILED.value, ROW["error_message"].is_not(None))
             )
     if not branches:  # asked for running or completed invocations only: no failures
         return (
@@ -213,7 +238,8 @@ def recorded_kinds(session: Session, filter: UsageFilter) -> set[Kind]:
     project when it is None; the other filters are ignored), purged rows included."""
     scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
     parts = usage_parts(scope, by=("kind",))
-    return {Kind(kind) for kind in session.execute(sa.select(parts.c.kind).distinct()).scalars()}
+    statement = sa.select(ROW["kind"]).select_from(parts).distinct()
+    return {Kind(kind) for kind in session.execute(statement).scalars()}
 
 
 def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:

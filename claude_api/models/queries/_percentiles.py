@@ -21,7 +21,7 @@ from claude_api.models.events import Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._parts import FINISHED, plan, rollup_scans
 from claude_api.models.queries._pieces import raw_pieces
-from claude_api.models.queries._source import usage_rows
+from claude_api.models.queries._source import ROW, usage_rows
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
 
@@ -46,12 +46,13 @@ def duration_percentiles(
         pieces = raw_pieces(filter.since, filter.until)
     durations: defaultdict[Key, list[float]] = defaultdict(list)
     rows = usage_rows(filter, intervals=pieces.raw)
-    measured = [rows.c.status.in_(FINISHED), rows.c.duration_seconds.is_not(None)]
+    kind, name, duration = ROW["kind"], ROW["name"], ROW["duration_seconds"]
+    measured = [ROW["status"].in_(FINISHED), duration.is_not(None)]
     if names is not None:
-        measured.append(rows.c.name.in_(set(names)))
-    statement = sa.select(rows.c.kind, rows.c.name, rows.c.duration_seconds).where(*measured)
-    for kind, name, duration in session.execute(statement):
-        durations[(kind, name) if by_name else None].append(duration)
+        measured.append(name.in_(set(names)))
+    statement = sa.select(kind, name, duration).select_from(rows).where(*measured)
+    for row in session.execute(statement):
+        durations[(row[0], row[1]) if by_name else None].append(row[2])
     if not pieces.uses_rollups:
         return {key: _exact(values) for key, values in durations.items()}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,14 @@ SHARED_COLUMNS = (
     "event_id", "task_id", "parent_id", "project_id", "timestamp", "finished_at", "status",
     "duration_seconds", "cost_usd", "input_tokens", "output_tokens", "model", "error_message",
 )  # fmt: skip
+_TABLE = USAGE_TABLES[Kind.AGENT].__table__
+# The columns of `usage_rows` by name, bound to no table, with their types: expressions over
+# them name a column of whichever subquery they select from, so they can be built once.
+ROW: dict[str, sa.ColumnClause[Any]] = {
+    "kind": sa.column("kind", sa.String(16)),
+    "name": sa.column("name", sa.String()),
+    **{name: sa.column(name, _TABLE.c[name].type) for name in SHARED_COLUMNS},
+}
 
 
 def usage_rows(
@@ -44,15 +53,23 @@ def usage_rows(
     for kind in kinds:
         table = USAGE_TABLES[kind].__table__
         name = table.c[NAME_COLUMNS[kind]]
-        branch = sa.select(
-            # A cast, so PostgreSQL can type the literal in a UNION without a hint.
-            sa.cast(sa.literal(kind.value), sa.String(16)).label("kind"),
-            name.label("name"),
-            *(table.c[column] for column in SHARED_COLUMNS),
-        ).where(*_conditions(filter, table, name, intervals, running_only))
+        branch = sa.select(*_row_columns(kind)).where(
+            *_conditions(filter, table, name, intervals, running_only)
+        )
         branches.append(branch)
     rows = branches[0] if len(branches) == 1 else sa.union_all(*branches)
     return rows.subquery("usage")
+
+
+@cache
+def _row_columns(kind: Kind) -> tuple[Any, ...]:
+    table = USAGE_TABLES[kind].__table__
+    return (
+        # A cast, so PostgreSQL can type the literal in a UNION without a hint.
+        sa.cast(sa.literal(kind.value), sa.String(16)).label("kind"),
+        table.c[NAME_COLUMNS[kind]].label("name"),
+        *(table.c[column] for column in SHARED_COLUMNS),
+    )
 
 
 def _conditions(

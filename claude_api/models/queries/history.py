@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session
 from claude_api.errors import InvalidFilter
 from claude_api.models.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_count, to_enum
-from claude_api.models.queries._aggregates import aggregate_select, totals_columns, totals_fields
+from claude_api.models.queries._aggregates import (
+    PART,
+    aggregate_select,
+    totals_columns,
+    totals_fields,
+)
 from claude_api.models.queries._calendar import (
     calendar_buckets,
     local_date,
@@ -61,11 +66,16 @@ def usage_by_period(
     kind = resolve_kind(session, filter)
     pieces = split_ranges((bucket.start_at, bucket.end_at) for bucket in buckets)
     parts = usage_parts(filter.replace(since=since, until=until), pieces, by=("at",))
-    index = _bucket_index(parts.c.at, [bucket.start_at for bucket in buckets[1:]])
+    index = _bucket_index(PART["at"], [bucket.start_at for bucket in buckets[1:]])
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
-    indexed = sa.select(*parts.c, index.label("bucket")).subquery("indexed")
-    statement = sa.select(indexed.c.bucket, *totals_columns(indexed)).group_by(indexed.c.bucket)
+    columns = [column for name, column in PART.items() if name not in ("kind", "name")]
+    indexed = sa.select(*columns, index.label("bucket")).select_from(parts).subquery("indexed")
+    statement = (
+        sa.select(indexed.c.bucket, *totals_columns())
+        .select_from(indexed)
+        .group_by(indexed.c.bucket)
+    )
     found = {row.bucket: row for row in session.execute(statement)}
     return History(
         kind=kind,

@@ -18,6 +18,7 @@ from claude_api.models.filters import (
     to_enum,
 )
 from claude_api.models.queries._aggregates import (
+    PART,
     aggregate_select,
     error_count,
     error_counts_select,
@@ -85,8 +86,8 @@ def stats_by_name(
         to_enum(Kind, kind, field="after")
         where.append(
             sa.or_(
-                bytewise(parts.c.name) > name,
-                sa.and_(parts.c.name == name, parts.c.kind > kind),
+                bytewise(PART["name"]) > name,
+                sa.and_(PART["name"] == name, PART["kind"] > kind),
             )
         )
     statement = aggregate_select(parts, by_name=True, where=where)
@@ -218,5 +219,6 @@ def list_names(
     invocations only when it is given, each once, in code point order."""
     kind = to_enum(Kind, kind, field="kind") if kind is not None else None
     parts = usage_parts(UsageFilter(kind=kind, project_id=project_id))
-    statement = sa.select(parts.c.name).group_by(parts.c.name).order_by(bytewise(parts.c.name))
+    name = PART["name"]
+    statement = sa.select(name).select_from(parts).group_by(name).order_by(bytewise(name))
     return list(session.execute(statement).scalars())

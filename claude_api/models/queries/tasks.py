@@ -87,7 +87,7 @@ def list_tasks(
     parts = raw_parts(rows, rows.c.task_id).subquery("parts")
     last_seen = sa.func.max(parts.c.last_seen)
     statement = (
-        sa.select(parts.c.task_id, *stats_columns(parts))
+        sa.select(parts.c.task_id, *stats_columns())
         .group_by(parts.c.task_id)
         .order_by(last_seen.desc(), bytewise(parts.c.task_id))
         .limit(limit + 1)
