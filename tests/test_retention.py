@@ -28,6 +28,7 @@ from claude_api.models.db import make_engine, upgrade
 from claude_api.models.events import Status, UsageEvent
 from claude_api.models.queries import list_task_usage
 from claude_api.models.retention import PurgeResult, purge, purged_before
+from claude_api.models.rollups import ROLLUP_TABLES
 from claude_api.server.app import create_app, purge_periodically
 from claude_api.server.services import Services
 from tests.factories import add_events, make_event
@@ -35,14 +36,6 @@ from tests.live_server import serve
 
 NOW = datetime(2026, 6, 15, 13, 45, tzinfo=UTC)
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
-ROLLUP_TABLES = (
-    "usage_rollup",
-    "usage_model_rollup",
-    "usage_duration_bins",
-    "usage_kind_duration_bins",
-    "usage_name_duration_bins",
-    "usage_error_rollup",
-)
 
 
 def history(now: datetime = NOW) -> list[UsageEvent]:
@@ -208,7 +201,7 @@ def test_rollup_buckets_go_only_once_they_end_by_the_cutoff(engine: Engine) -> N
     )
     result = purge(engine, raw_retention_days=None, rollup_retention_days=10, now=now)
     assert result.rollups_before == datetime(2026, 3, 5, tzinfo=UTC)
-    # 4 tables; per grain, Feb 20 lost 3 buckets, Mar 4 its hour and day: 5 rows each.
+    # Every table; per grain, Feb 20 lost 3 buckets, Mar 4 its hour and day: 5 rows each.
     assert result.rollup_rows == len(ROLLUP_TABLES) * 5 and result.agent_rows == 0
     for table in ROLLUP_TABLES:
         assert bucket_starts(engine, table) == {

@@ -16,11 +16,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from claude_api.models import data_version
 from claude_api.models.db import write_engine
 from claude_api.models.rollup_tables import (
     DurationBin,
     ErrorRollup,
     KindDurationBin,
+    KindRollup,
     ModelRollup,
     NameDurationBin,
     RetentionState,
@@ -35,6 +37,7 @@ _STATE = RetentionState.__table__
 _ROLLUP_TABLES = (
     UsageRollup.__table__,
     ModelRollup.__table__,
+    KindRollup.__table__,
     DurationBin.__table__,
     KindDurationBin.__table__,
     NameDurationBin.__table__,
@@ -195,6 +198,8 @@ class _Batches:
                 batch = sa.select(*columns).where(where).order_by(*columns).limit(self.size)
                 statement = sa.delete(table).where(key.in_(batch))
                 deleted = connection.execute(statement).rowcount
+                if deleted:
+                    data_version.changed(connection)
             total += deleted
             if deleted and self.progress:
                 self.progress(deleted)
@@ -208,6 +213,7 @@ def _record(
     connection: Connection, raw_before: datetime | None, rollups_before: datetime | None
 ) -> None:
     """Move the purged-before instants of `retention_state` forward (never back)."""
+    data_version.changed(connection)  # a task of a purged period is now told apart
     insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(_STATE)
     statement = insert.values(
         id=1, raw_purged_before=raw_before, rollups_purged_before=rollups_before

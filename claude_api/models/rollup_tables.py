@@ -1,7 +1,8 @@
 """The rollup tables: finished invocations pre-aggregated per UTC hour, day and month.
 
 A rollup row holds the counts and sums of every finished invocation of one (kind, name,
-project) that started in its bucket; `usage_model_rollup` the same per model and status too.
+project) that started in its bucket; `usage_model_rollup` the same per model and status too,
+`usage_kind_rollup` per kind only.
 Their durations are kept as DDSketch bins per (kind, name, project) in `usage_duration_bins`,
 per (kind, name) in `usage_name_duration_bins` and per kind in `usage_kind_duration_bins`;
 `usage_error_rollup` counts their failure messages per (kind, name, project). Running
@@ -76,6 +77,18 @@ class ModelRollup(RollupKey, RollupMeasures, table=True):
     status: str = Field(sa_type=sa.String(16), primary_key=True)
 
 
+class KindRollup(RollupMeasures, table=True):
+    """Finished invocations per kind and bucket, every name and project together: read when a
+    query names neither, so totals and histories of everything cost one row per bucket."""
+
+    __tablename__ = "usage_kind_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    kind: str = Field(sa_type=sa.String(16), primary_key=True)
+
+
 class DurationBin(SQLModel, table=True):
     """How many finished invocations of one (kind, name, project) in one bucket took a duration
     in DDSketch bin `bin` (see `claude_api.models.sketch`); read for one project's questions,
@@ -141,3 +154,13 @@ class RetentionState(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     raw_purged_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
     rollups_purged_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DataVersion(SQLModel, table=True):
+    """A token of the usage data's state: every transaction that changes raw rows or rollups
+    replaces it with a new random value (`claude_api.models.data_version`)."""
+
+    __tablename__ = "data_version"
+
+    id: int = Field(default=1, primary_key=True)
+    token: int = Field(sa_type=sa.BigInteger)

@@ -34,7 +34,10 @@ BIN_TABLES = {
 MEASURE_TABLES = {
     "usage_rollup": _KEY,
     "usage_model_rollup": f"{_KEY}, model_key, status",
+    "usage_kind_rollup": "kind",
 }
+ERROR_TABLE = "usage_error_rollup"
+ROLLUP_TABLES = (*MEASURE_TABLES, *BIN_TABLES, ERROR_TABLE)
 _RUNNING = f"'{Status.RUNNING.value}'"
 _BATCH = "rollup_batch"
 _GROUPS = "rollup_batch_groups"
@@ -91,14 +94,15 @@ def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
             connection.exec_driver_sql(statement)
 
 
-def backfill(connection: Connection) -> None:
-    """Add every finished raw row to the rollups (for rows written before they existed)."""
+def backfill(connection: Connection, tables: tuple[str, ...] | None = None) -> None:
+    """Add every finished raw row to the rollup `tables` (default: all; a migration names the
+    tables of its time), for rows written before they existed."""
     dialect_name = connection.dialect.name
     for statement in _create_batch_sql(dialect_name):
         connection.exec_driver_sql(statement)
     for kind in Kind:
         connection.exec_driver_sql(_stage_sql(kind, dialect_name, "true"))
-    for statement in fold_statements(dialect_name):
+    for statement in fold_statements(dialect_name, tables or ROLLUP_TABLES):
         connection.exec_driver_sql(statement)
 
 
@@ -152,8 +156,10 @@ def _stage_sql(kind: Kind, dialect_name: str, where: str) -> str:
 
 
 @cache
-def fold_statements(dialect_name: str) -> tuple[str, ...]:
-    """The statements folding the staged rows into the rollups, in the order they must run."""
+def fold_statements(dialect_name: str, tables: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The statements folding the staged rows into the rollup `tables` (default: all), in the
+    order they must run."""
+    tables = tables or ROLLUP_TABLES
     smaller, larger = ("least", "greatest") if dialect_name == "postgresql" else ("min", "max")
     statements = []
     # The finest groups once, then every measure table and grain from those fewer rows.
@@ -175,6 +181,8 @@ GROUP BY hour, {finest}"""
     )
     sums = ", ".join(f"sum({name})" for name in _SUMMED)
     for table, key in MEASURE_TABLES.items():
+        if table not in tables:
+            continue
         for grain in GRAINS:
             updates = ",\n    ".join(
                 f"{name} = {table}.{name} + excluded.{name}" for name in _SUMMED
@@ -192,6 +200,8 @@ ON CONFLICT (grain, bucket_start, {key}) DO UPDATE SET
     last_seen = {larger}({table}.last_seen, excluded.last_seen)"""
             )
     for table, key in BIN_TABLES.items():
+        if table not in tables:
+            continue
         for grain in GRAINS:
             statements.append(
                 f"""INSERT INTO {table} (grain, bucket_start, {key}, bin, count)
@@ -202,9 +212,9 @@ ORDER BY {grain}, {key}, bin
 ON CONFLICT (grain, bucket_start, {key}, bin) DO UPDATE SET
     count = {table}.count + excluded.count"""
             )
-    for grain in GRAINS:
+    for grain in GRAINS if ERROR_TABLE in tables else ():
         statements.append(
-            f"""INSERT INTO usage_error_rollup (grain, bucket_start, {_KEY}, message_md5,
+            f"""INSERT INTO {ERROR_TABLE} (grain, bucket_start, {_KEY}, message_md5,
     error_message, count)
 SELECT '{grain}', {grain}, {_KEY}, md5(error_message), error_message, count(*)
 FROM {_BATCH}
@@ -212,7 +222,7 @@ WHERE status = '{Status.FAILED.value}' AND error_message IS NOT NULL
 GROUP BY {grain}, {_KEY}, error_message
 ORDER BY {grain}, {_KEY}, md5(error_message)
 ON CONFLICT (grain, bucket_start, {_KEY}, message_md5) DO UPDATE SET
-    count = usage_error_rollup.count + excluded.count"""
+    count = {ERROR_TABLE}.count + excluded.count"""
         )
     statements += [f"DELETE FROM {_BATCH}", f"DELETE FROM {_GROUPS}"]
     return tuple(statements)

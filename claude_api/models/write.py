@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from claude_api.models import rollups
+from claude_api.models import data_version, rollups
 from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.rollup_tables import RetentionState
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
@@ -74,6 +74,8 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
         if rows:
             changed[kind] = _upsert(connection, kind, rows)
     rollups.fold(connection, changed)
+    if ordered:
+        data_version.changed(connection)
 
 
 def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> rollups.ChangedRows:

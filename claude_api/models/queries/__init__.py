@@ -4,6 +4,7 @@ session and typed filters to typed results. Resolvers, REST handlers and the CLI
 
 from __future__ import annotations
 
+from claude_api.models.queries._cache import computing_afresh
 from claude_api.models.queries._pieces import reading_raw_rows
 from claude_api.models.queries.history import usage_by_period, usage_report
 from claude_api.models.queries.invocations import (
@@ -22,6 +23,7 @@ from claude_api.models.queries.tasks import list_task_usage, list_tasks
 
 __all__ = [
     "InvocationRecord",
+    "computing_afresh",
     "count_invocations",
     "errors_by_name",
     "leaderboard",

@@ -30,7 +30,7 @@ from claude_api.models.queries._pieces import (
     split_range,
 )
 from claude_api.models.queries._source import ROW, usage_rows, within
-from claude_api.models.rollup_tables import ErrorRollup, ModelRollup, UsageRollup
+from claude_api.models.rollup_tables import ErrorRollup, KindRollup, ModelRollup, UsageRollup
 
 PART_COLUMNS = (
     "invocations", "completed", "failed", "running", "cost_count", "cost_sum", "duration_count",
@@ -127,9 +127,7 @@ def _aggregated(keys: Sequence[Any], measures: Sequence[Any]) -> sa.Select[Any]:
 def _rollup_branches(
     filter: UsageFilter, grain: str, intervals: list[Interval], by: Sequence[str]
 ) -> list[sa.Select[Any]]:
-    # The rollup per model and status has several times the rows: read it only when needed.
-    narrow = filter.model is None and filter.status is None
-    table = (UsageRollup if narrow else ModelRollup).__table__
+    table = _rollup_table(filter, by)
     keys, measures = _rollup_columns(table, tuple(by))
     return [
         _aggregated(keys, measures).where(*conditions)
@@ -137,11 +135,20 @@ def _rollup_branches(
     ]
 
 
+def _rollup_table(filter: UsageFilter, by: Sequence[str]) -> sa.Table:
+    """The rollup table with the fewest rows that tells apart what `filter` and `by` ask."""
+    if filter.model is not None or filter.status is not None:
+        return ModelRollup.__table__  # several times the rows: read only when needed
+    if filter.name is None and filter.project_id is None and "name" not in by:
+        return KindRollup.__table__
+    return UsageRollup.__table__
+
+
 @cache
 def _rollup_columns(table: sa.Table, by: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
     c = table.c
-    column = {"kind": sa.cast(c.kind, sa.String(16)), "name": c.name, "at": c.bucket_start}
-    keys = [column[key].label(key) for key in by]
+    column = {"kind": sa.cast(c.kind, sa.String(16)), "at": c.bucket_start}
+    keys = [(c.name if key == "name" else column[key]).label(key) for key in by]
     measures = [
         sa.func.sum(c[name]).label(name) if name != "running" else _zero().label(name)
         for name in PART_COLUMNS

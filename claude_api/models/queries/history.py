@@ -18,6 +18,7 @@ from claude_api.models.queries._aggregates import (
     totals_columns,
     totals_fields,
 )
+from claude_api.models.queries._cache import cached
 from claude_api.models.queries._calendar import (
     calendar_buckets,
     local_date,
@@ -42,6 +43,7 @@ from claude_api.models.results import (
 DEFAULT_BUCKETS = {Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
 
+@cached(reads_clock=lambda kw: kw.get("now") is None and kw["filter"].until is None)
 def usage_by_period(
     session: Session,
     *,
@@ -136,6 +138,7 @@ def _bucket_index(timestamp: Any, edges: Sequence[datetime], first: int = 0) -> 
     )
 
 
+@cached(reads_clock=lambda kw: kw.get("now") is None and kw.get("on") is None)
 def usage_report(
     session: Session,
     *,

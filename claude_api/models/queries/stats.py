@@ -24,6 +24,7 @@ from claude_api.models.queries._aggregates import (
     error_counts_select,
     totals_fields,
 )
+from claude_api.models.queries._cache import cached
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._parts import error_parts, resolve_kind, usage_parts
 from claude_api.models.queries._percentiles import duration_percentiles, no_percentiles
@@ -34,6 +35,7 @@ DEFAULT_TOP_ERRORS = 5
 _STATS_LISTING = "stats_by_name"
 
 
+@cached()
 def usage_stats(
     session: Session, *, filter: UsageFilter, top_errors: int = DEFAULT_TOP_ERRORS
 ) -> UsageStats:
@@ -63,6 +65,7 @@ def usage_stats(
     )
 
 
+@cached()
 def stats_by_name(
     session: Session,
     *,
@@ -116,6 +119,7 @@ def stats_by_name(
     )
 
 
+@cached()
 def errors_by_name(
     session: Session, *, filter: UsageFilter = UsageFilter(), limit: int = 10
 ) -> list[ErrorCount]:
@@ -163,6 +167,7 @@ def _stats(
     )
 
 
+@cached()
 def leaderboard(
     session: Session,
     *,
@@ -212,6 +217,7 @@ def leaderboard(
     ]
 
 
+@cached()
 def list_names(
     session: Session, *, kind: Kind | None = None, project_id: str | None = None
 ) -> list[str]:

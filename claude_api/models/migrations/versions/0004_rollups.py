@@ -63,6 +63,13 @@ def _measure_table(name: str, *, model: bool) -> None:
     )
 
 
+# The rollup tables of this revision, which a backfill fills (later revisions add others).
+_ROLLUP_TABLES = (
+    "usage_rollup", "usage_model_rollup", "usage_duration_bins", "usage_kind_duration_bins",
+    "usage_name_duration_bins", "usage_error_rollup",
+)  # fmt: skip
+
+
 def upgrade() -> None:
     _measure_table("usage_rollup", model=False)
     op.create_index("ix_usage_rollup_name", "usage_rollup", ["name", "grain", "bucket_start"])
@@ -123,7 +130,7 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'running'"),
             postgresql_where=sa.text("status = 'running'"),
         )
-    rollups.backfill(op.get_bind())
+    rollups.backfill(op.get_bind(), tables=_ROLLUP_TABLES)
 
 
 def downgrade() -> None:
