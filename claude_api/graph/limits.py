@@ -10,12 +10,8 @@ from typing import Any
 
 from graphql import GraphQLError, SelectionSetNode, ValidationContext, ValidationRule, visit
 from graphql.language import Visitor
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator
 
 # Far above what the CLI's operations need (depth 4, 120 tokens, no aliases) and GraphiQL's
@@ -63,10 +59,13 @@ def _has_empty_selection(document: Any) -> bool:
 
 def limit_extensions() -> list[Callable[[], SchemaExtension]]:
     """Schema extension factories that refuse a document past the bounds: too many tokens is a
-    parse error, too deep or too many aliases a validation error."""
-    rules = [NonEmptySelections, depth_limit(MAX_QUERY_DEPTH)]
+    parse error, too deep or too many aliases a validation error.
+
+    The rule classes are made once, here: `ValidationCache` keys its entries by the document and
+    the rules, so rules made afresh per request (as `MaxAliasesLimiter` does) never hit it.
+    """
+    rules = [NonEmptySelections, depth_limit(MAX_QUERY_DEPTH), alias_limit(MAX_QUERY_ALIASES)]
     return [
         partial(MaxTokensLimiter, max_token_count=MAX_QUERY_TOKENS),
         partial(AddValidationRules, rules),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_QUERY_ALIASES),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Self
 from uuid import UUID
 
@@ -28,10 +29,15 @@ class FromResult:
 
     @classmethod
     def from_result(cls, result: Any, **overrides: Any) -> Self:
-        names = {field.name for field in dataclasses.fields(cls) if field.init}  # type: ignore[arg-type]
-        values = {name: getattr(result, name) for name in names if hasattr(result, name)}
+        values = {name: getattr(result, name) for name in _init_names(cls) if hasattr(result, name)}
         values.update(overrides)
         return cls(**values)
+
+
+@cache
+def _init_names(cls: type) -> tuple[str, ...]:
+    """The names `cls.__init__` takes, looked up once per class (rows are built by the page)."""
+    return tuple(field.name for field in dataclasses.fields(cls) if field.init)  # type: ignore[arg-type]
 
 
 @strawberry.interface(description="Counts and sums over a set of invocations.")

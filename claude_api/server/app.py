@@ -4,6 +4,7 @@ the daily purge of invocations past their retention."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -62,6 +63,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started = services or await run_in_threadpool(Services.start, settings)
         app.state.services = started
+        freeze_startup_objects()
         stopping = asyncio.Event()
         purging = asyncio.create_task(
             purge_periodically(
@@ -101,6 +103,18 @@ def create_app(
     )
     app.state.auth_policy = policy
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Move what exists once the server has started (modules, schema, engine: over a hundred
+    thousand objects) out of the cyclic garbage collector's reach, once per process.
+
+    Each full collection otherwise walks them all: a pause of 100-200 ms every few seconds under
+    load, which stalls every request in flight. Garbage is collected first, so none is kept.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
 
 async def purge_periodically(

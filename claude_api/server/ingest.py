@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -56,7 +55,8 @@ async def post_events(request: Request) -> Response:
     except Forbidden as error:
         return forbidden(error)
     try:
-        await run_in_threadpool(request.app.state.services.tracker.record, events)
+        services = request.app.state.services
+        await services.run(lambda: services.tracker.record(events))
     except TrackingError as error:
         return problem(503, f"the database could not store the events: {error}")
     return JSONResponse({"received": len(events)})

