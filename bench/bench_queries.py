@@ -7,8 +7,8 @@ GROUP BY, as the data grows.
 For each size, a fresh database is filled with `claude-api demo` data (the recorder's bulk path,
 batches of 10,000; the fill rate is printed), then every query runs once to warm up and
 `--repeat` times more, each in a fresh session and computed afresh (answers kept by the query
-layer's cache are not used: the figures are the computation's); the table gives the median and p95 in
-milliseconds and the ratio of the median to the baseline, a plain
+layer's cache are not used: the figures are the computation's); the table gives the median and
+p95 in milliseconds and the ratio of the median to the baseline, a plain
 `SELECT agent_name, count(*), sum(cost_usd), avg(duration_seconds) FROM agent_usage GROUP BY
 agent_name`. The same queries inside `reading_raw_rows()` compute from the raw rows only; a
 measurement whose warm-up takes over a second runs only three times. PostgreSQL: pass a URL of
