@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from claude_api.errors import NotFound
 from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._binding import Filter, Shape, bind, statements
 from claude_api.models.queries._pieces import (
     Interval,
     Pieces,
@@ -41,7 +42,7 @@ FINISHED = (Status.COMPLETED.value, Status.FAILED.value)
 MAX_SEPARATE_READS = 16
 
 
-def plan(filter: UsageFilter, pieces: Pieces | None = None) -> Pieces:
+def plan(filter: Filter, pieces: Pieces | None = None) -> Pieces:
     """The pieces that answer `filter`: `pieces` or the filter's own range split, except that a
     task's question, or a query inside `reading_raw_rows`, reads raw rows only."""
     if raw_only() or filter.task_id is not None:
@@ -50,7 +51,7 @@ def plan(filter: UsageFilter, pieces: Pieces | None = None) -> Pieces:
 
 
 def usage_parts(
-    filter: UsageFilter, pieces: Pieces | None = None, *, by: Sequence[str] = ("kind", "name")
+    filter: Filter, pieces: Pieces | None = None, *, by: Sequence[str] = ("kind", "name")
 ) -> sa.Subquery:
     """Partial aggregates of the invocations matching `filter`, with the columns `by` (any of
     `kind`, `name` and `at`, a bucket's or an invocation's start) and PART_COLUMNS; each
@@ -125,7 +126,7 @@ def _aggregated(keys: Sequence[Any], measures: Sequence[Any]) -> sa.Select[Any]:
 
 
 def _rollup_branches(
-    filter: UsageFilter, grain: str, intervals: list[Interval], by: Sequence[str]
+    filter: Filter, grain: str, intervals: list[Interval], by: Sequence[str]
 ) -> list[sa.Select[Any]]:
     table = _rollup_table(filter, by)
     keys, measures = _rollup_columns(table, tuple(by))
@@ -135,7 +136,7 @@ def _rollup_branches(
     ]
 
 
-def _rollup_table(filter: UsageFilter, by: Sequence[str]) -> sa.Table:
+def _rollup_table(filter: Filter, by: Sequence[str]) -> sa.Table:
     """The rollup table with the fewest rows that tells apart what `filter` and `by` ask."""
     if filter.model is not None or filter.status is not None:
         return ModelRollup.__table__  # several times the rows: read only when needed
@@ -169,7 +170,7 @@ def _finished() -> Any:
 
 
 def rollup_scans(
-    table: sa.Table, filter: UsageFilter, grain: str, intervals: list[Interval]
+    table: sa.Table, filter: Filter, grain: str, intervals: list[Interval]
 ) -> list[list[Any]]:
     """The conditions of the reads of a rollup table for the `grain` buckets starting in
     `intervals`, matching the filter's kind, and its name, project, model and status when the
@@ -195,7 +196,7 @@ def rollup_scans(
     return [[*common, within(c.bucket_start, [bounds]), within(c.bucket_start, intervals)]]
 
 
-def error_parts(filter: UsageFilter, pieces: Pieces | None = None) -> sa.Subquery:
+def error_parts(filter: Filter, pieces: Pieces | None = None) -> sa.Subquery:
     """Failure counts of the invocations matching `filter`: columns `kind`, `name`,
     `error_message` and `count`, from the error rollups and the raw rows of the edges."""
     pieces = plan(filter, pieces)
@@ -244,9 +245,15 @@ def recorded_kinds(session: Session, filter: UsageFilter) -> set[Kind]:
     """The kinds under which `filter.name` was ever recorded in `filter.project_id` (any
     project when it is None; the other filters are ignored), purged rows included."""
     scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
-    parts = usage_parts(scope, by=("kind",))
-    statement = sa.select(ROW["kind"]).select_from(parts).distinct()
-    return {Kind(kind) for kind in session.execute(statement).scalars()}
+    shape, values = bind(scope, plan(scope))
+    return {Kind(kind) for kind in session.execute(_kinds_read(shape), values).scalars()}
+
+
+@statements
+def _kinds_read(shape: Shape) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
+    parts = usage_parts(filter, pieces, by=("kind",))
+    return sa.select(ROW["kind"]).select_from(parts).distinct()
 
 
 def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:

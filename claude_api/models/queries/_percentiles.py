@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from claude_api.models.events import Status
 from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._parts import FINISHED, plan, rollup_scans
 from claude_api.models.queries._pieces import raw_pieces
 from claude_api.models.queries._source import ROW, usage_rows
@@ -40,26 +41,45 @@ def duration_percentiles(
     given), in one group (key None) or per (kind, name); groups without durations are absent."""
     if filter.status is Status.RUNNING:
         return {}
-    pieces = plan(filter)
-    if filter.model is not None or filter.status is not None:
-        # The bins are kept per (kind, name, project) only.
-        pieces = raw_pieces(filter.since, filter.until)
-    durations: defaultdict[Key, list[float]] = defaultdict(list)
-    rows = usage_rows(filter, intervals=pieces.raw)
-    kind, name, duration = ROW["kind"], ROW["name"], ROW["duration_seconds"]
-    measured = [ROW["status"].in_(FINISHED), duration.is_not(None)]
+    shape, values = bind(filter, plan(filter))
     if names is not None:
-        measured.append(name.in_(set(names)))
-    statement = sa.select(kind, name, duration).select_from(rows).where(*measured)
-    for row in session.execute(statement):
+        values["names"] = sorted(set(names))
+    raw_read, bins_read = _reads(shape, by_name, names is not None)
+    durations: defaultdict[Key, list[float]] = defaultdict(list)
+    for row in session.execute(raw_read, values):
         durations[(row[0], row[1]) if by_name else None].append(row[2])
-    if not pieces.uses_rollups:
+    if bins_read is None:
         return {key: _exact(values) for key, values in durations.items()}
 
     counts: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for key, values in durations.items():
-        for value in values:
+    for key, found in durations.items():
+        for value in found:
             counts[key][bin_of(value)] += 1
+    for row in session.execute(bins_read, values):
+        key = (row[0], row[1]) if by_name else None
+        counts[key][row[-2]] += int(row[-1])
+    return {key: _from_bins(bins) for key, bins in counts.items()}
+
+
+@statements
+def _reads(
+    shape: Shape, by_name: bool, named: bool
+) -> tuple[sa.Select[Any], sa.Select[Any] | None]:
+    """The read of the raw durations, and of the bins when the rollups answer (else None)."""
+    filter, planned = shape.bound()
+    pieces = plan(filter, planned)
+    if filter.model is not None or filter.status is not None:
+        # The bins are kept per (kind, name, project) only.
+        pieces = raw_pieces(filter.since, filter.until)
+    names = sa.bindparam("names", expanding=True)
+    rows = usage_rows(filter, intervals=pieces.raw)
+    kind, name, duration = ROW["kind"], ROW["name"], ROW["duration_seconds"]
+    measured = [ROW["status"].in_(FINISHED), duration.is_not(None)]
+    if named:
+        measured.append(name.in_(names))
+    raw_read = sa.select(kind, name, duration).select_from(rows).where(*measured)
+    if not pieces.uses_rollups:
+        return raw_read, None
     # The bins of the fewest rows that still tell the filter's names and project apart.
     if filter.project_id is not None:
         table = DurationBin.__table__
@@ -71,15 +91,12 @@ def duration_percentiles(
     keys: list[Any] = [sa.cast(c.kind, sa.String(16)), c.name] if by_name else []
     reads = [
         sa.select(*keys, c.bin, sa.func.sum(c.count).label("count"))
-        .where(*conditions, *([c.name.in_(set(names))] if names is not None else []))
+        .where(*conditions, *([c.name.in_(names)] if named else []))
         .group_by(*keys, c.bin)
         for grain, intervals in pieces.rollup.items()
         for conditions in rollup_scans(table, filter, grain, intervals)
     ]
-    for row in session.execute(reads[0] if len(reads) == 1 else sa.union_all(*reads)):
-        key = (row[0], row[1]) if by_name else None
-        counts[key][row[-2]] += int(row[-1])
-    return {key: _from_bins(bins) for key, bins in counts.items()}
+    return raw_read, reads[0] if len(reads) == 1 else sa.union_all(*reads)
 
 
 def _from_bins(bins: dict[int, int]) -> dict[str, float | None]:

@@ -16,7 +16,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from claude_api.models.events import Kind, Status
-from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._binding import Filter
 from claude_api.models.queries._pieces import Interval
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
@@ -35,7 +35,7 @@ ROW: dict[str, sa.ColumnClause[Any]] = {
 
 
 def usage_rows(
-    filter: UsageFilter,
+    filter: Filter,
     *,
     intervals: Sequence[Interval] | None = None,
     running_only: bool = False,
@@ -73,7 +73,7 @@ def _row_columns(kind: Kind) -> tuple[Any, ...]:
 
 
 def _conditions(
-    filter: UsageFilter,
+    filter: Filter,
     table: sa.Table,
     name: sa.Column[str],
     intervals: Sequence[Interval] | None,

@@ -18,6 +18,7 @@ from claude_api.models.queries._aggregates import (
     totals_columns,
     totals_fields,
 )
+from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._cache import cached
 from claude_api.models.queries._calendar import (
     calendar_buckets,
@@ -27,10 +28,10 @@ from claude_api.models.queries._calendar import (
     period_start,
     shift,
 )
-from claude_api.models.queries._parts import resolve_kind, usage_parts
+from claude_api.models.queries._parts import plan, resolve_kind, usage_parts
 from claude_api.models.queries._pieces import split_ranges
 from claude_api.models.queries._source import bytewise
-from claude_api.models.queries.stats import errors_by_name
+from claude_api.models.queries.stats import errors_by_name, totals_read
 from claude_api.models.results import (
     History,
     HistoryBucket,
@@ -39,6 +40,7 @@ from claude_api.models.results import (
     ReportRow,
     UsageTotals,
 )
+from claude_api.models.types import UTCDateTime
 
 DEFAULT_BUCKETS = {Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
@@ -67,18 +69,11 @@ def usage_by_period(
     buckets = calendar_buckets(since, until, period, filter.zone)
     kind = resolve_kind(session, filter)
     pieces = split_ranges((bucket.start_at, bucket.end_at) for bucket in buckets)
-    parts = usage_parts(filter.replace(since=since, until=until), pieces, by=("at",))
-    index = _bucket_index(PART["at"], [bucket.start_at for bucket in buckets[1:]])
-    # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
-    # to the same CASE in the select list, their bound parameters being distinct.
-    columns = [column for name, column in PART.items() if name not in ("kind", "name")]
-    indexed = sa.select(*columns, index.label("bucket")).select_from(parts).subquery("indexed")
-    statement = (
-        sa.select(indexed.c.bucket, *totals_columns())
-        .select_from(indexed)
-        .group_by(indexed.c.bucket)
-    )
-    found = {row.bucket: row for row in session.execute(statement)}
+    shape, values = bind(filter.replace(since=since, until=until), pieces)
+    edges = [bucket.start_at for bucket in buckets[1:]]
+    values.update((f"edge_{number}", edge) for number, edge in enumerate(edges))
+    statement = _history_read(shape, len(edges))
+    found = {row.bucket: row for row in session.execute(statement, values)}
     return History(
         kind=kind,
         name=filter.name,
@@ -95,6 +90,23 @@ def usage_by_period(
             )
             for number, bucket in enumerate(buckets)
         ),
+    )
+
+
+@statements
+def _history_read(shape: Shape, edges: int) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
+    parts = usage_parts(filter, pieces, by=("at",))
+    starts = [sa.bindparam(f"edge_{number}", type_=UTCDateTime()) for number in range(edges)]
+    index = _bucket_index(PART["at"], starts)
+    # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
+    # to the same CASE in the select list, their bound parameters being distinct.
+    columns = [column for name, column in PART.items() if name not in ("kind", "name")]
+    indexed = sa.select(*columns, index.label("bucket")).select_from(parts).subquery("indexed")
+    return (
+        sa.select(indexed.c.bucket, *totals_columns())
+        .select_from(indexed)
+        .group_by(indexed.c.bucket)
     )
 
 
@@ -125,7 +137,7 @@ def _aware(moment: datetime, field: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _bucket_index(timestamp: Any, edges: Sequence[datetime], first: int = 0) -> Any:
+def _bucket_index(timestamp: Any, edges: Sequence[Any], first: int = 0) -> Any:
     """The number of the bucket holding `timestamp`, given the start instants of buckets
     first+1, first+2, ...; a balanced CASE tree keeps the work per row logarithmic in the number
     of buckets, where a flat CASE would test up to MAX_BUCKETS edges."""
@@ -173,13 +185,10 @@ def usage_report(
 
     totals = _totals(session, current)
     previous_totals = _totals(session, previous)
-    statement = aggregate_select(usage_parts(current), by_name=True)
-    keys = statement.selected_columns
+    shape, values = bind(current, plan(current))
     by_name = [
         ReportRow(kind=Kind(row.kind), name=row.name, **totals_fields(row))
-        for row in session.execute(
-            statement.order_by(keys.invocations.desc(), bytewise(keys.name), keys.kind)
-        )
+        for row in session.execute(_report_rows_read(shape), values)
     ]
     failures = errors_by_name(session, filter=current, limit=top_failures) if top_failures else []
     return Report(
@@ -197,8 +206,17 @@ def usage_report(
     )
 
 
+@statements
+def _report_rows_read(shape: Shape) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
+    statement = aggregate_select(usage_parts(filter, pieces), by_name=True)
+    keys = statement.selected_columns
+    return statement.order_by(keys.invocations.desc(), bytewise(keys.name), keys.kind)
+
+
 def _totals(session: Session, filter: UsageFilter) -> UsageTotals:
-    row = session.execute(aggregate_select(usage_parts(filter, by=()), by_name=False)).one()
+    shape, values = bind(filter, plan(filter))
+    row = session.execute(totals_read(shape), values).one()
     return UsageTotals(**totals_fields(row))
 
 

@@ -24,9 +24,10 @@ from claude_api.models.queries._aggregates import (
     error_counts_select,
     totals_fields,
 )
+from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._cache import cached
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._parts import error_parts, resolve_kind, usage_parts
+from claude_api.models.queries._parts import error_parts, plan, resolve_kind, usage_parts
 from claude_api.models.queries._percentiles import duration_percentiles, no_percentiles
 from claude_api.models.queries._source import as_float, bytewise
 from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
@@ -53,7 +54,8 @@ def usage_stats(
     """
     check_count(top_errors, field="top_errors", maximum=MAX_TOP)
     kind = resolve_kind(session, filter)
-    row = session.execute(aggregate_select(usage_parts(filter, by=()), by_name=False)).one()
+    shape, values = bind(filter, plan(filter))
+    row = session.execute(totals_read(shape), values).one()
     percentiles = duration_percentiles(session, filter, by_name=False)
     errors = errors_by_name(session, filter=filter, limit=top_errors) if top_errors else []
     return _stats(
@@ -82,22 +84,12 @@ def stats_by_name(
     """
     check_limit(limit)
     check_count(top_errors, field="top_errors", maximum=MAX_TOP)
-    parts = usage_parts(filter)
-    where = []
+    shape, values = bind(filter, plan(filter))
     if after is not None:
         kind, name = decode_cursor(_STATS_LISTING, after, 2)
         to_enum(Kind, kind, field="after")
-        where.append(
-            sa.or_(
-                bytewise(PART["name"]) > name,
-                sa.and_(PART["name"] == name, PART["kind"] > kind),
-            )
-        )
-    statement = aggregate_select(parts, by_name=True, where=where)
-    keys = statement.selected_columns
-    found = session.execute(
-        statement.order_by(bytewise(keys.name), keys.kind).limit(limit + 1)
-    ).all()
+        values.update(after_kind=kind, after_name=name)
+    found = session.execute(_names_read(shape, limit, after is not None), values).all()
     names = [row.name for row in found[:limit]]
     errors = _errors_per_name(session, filter, names, top_errors)
     percentiles = duration_percentiles(session, filter, by_name=True, names=names)
@@ -127,8 +119,8 @@ def errors_by_name(
     error message, counted per (kind, name, message), most frequent first, ties broken by name,
     kind and message."""
     check_limit(limit, maximum=MAX_TOP)
-    statement = error_counts_select(error_parts(filter), limit=limit, per_name=False)
-    return [error_count(row) for row in session.execute(statement)]
+    shape, values = bind(filter, plan(filter))
+    return [error_count(row) for row in session.execute(_errors_read(shape, limit), values)]
 
 
 def _errors_per_name(
@@ -137,13 +129,46 @@ def _errors_per_name(
     errors: defaultdict[tuple[str, str], list[ErrorCount]] = defaultdict(list)
     if not names or not limit:
         return errors
-    errors_found = error_parts(filter)
-    statement = error_counts_select(
-        errors_found, limit=limit, per_name=True, where=[errors_found.c.name.in_(set(names))]
-    )
-    for row in session.execute(statement):
+    shape, values = bind(filter, plan(filter))
+    values["names"] = sorted(set(names))
+    for row in session.execute(_errors_read(shape, limit, per_name=True), values):
         errors[row.kind, row.name].append(error_count(row))
     return errors
+
+
+@statements
+def totals_read(shape: Shape) -> sa.Select[Any]:
+    """The `stats_columns` of every invocation of `shape`, in one row."""
+    filter, pieces = shape.bound()
+    return aggregate_select(usage_parts(filter, pieces, by=()), by_name=False)
+
+
+@statements
+def _names_read(shape: Shape, limit: int, resumed: bool) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
+    where = []
+    if resumed:
+        name = sa.bindparam("after_name", type_=sa.String())
+        where.append(
+            sa.or_(
+                bytewise(PART["name"]) > name,
+                sa.and_(
+                    PART["name"] == name,
+                    PART["kind"] > sa.bindparam("after_kind", type_=sa.String()),
+                ),
+            )
+        )
+    statement = aggregate_select(usage_parts(filter, pieces), by_name=True, where=where)
+    keys = statement.selected_columns
+    return statement.order_by(bytewise(keys.name), keys.kind).limit(limit + 1)
+
+
+@statements
+def _errors_read(shape: Shape, limit: int, per_name: bool = False) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
+    errors = error_parts(filter, pieces)
+    where = [errors.c.name.in_(sa.bindparam("names", expanding=True))] if per_name else []
+    return error_counts_select(errors, limit=limit, per_name=per_name, where=where)
 
 
 def _stats(
@@ -188,22 +213,9 @@ def leaderboard(
     metric = to_enum(LeaderboardMetric, metric, field="metric")
     check_limit(limit, maximum=MAX_TOP)
     check_count(min_invocations, field="min_invocations")
-    totals = aggregate_select(usage_parts(filter), by_name=True).subquery("totals")
-    c = totals.c
-    value = {
-        LeaderboardMetric.USAGE: c.invocations,
-        LeaderboardMetric.COST: c.total_cost_usd,
-        LeaderboardMetric.SUCCESS_RATE: c.success_rate,
-        LeaderboardMetric.DURATION: c.avg_duration_seconds,
-        LeaderboardMetric.TOKENS: sa.func.coalesce(c.input_tokens, 0)
-        + sa.func.coalesce(c.output_tokens, 0),
-    }[metric]
-    statement = (
-        sa.select(c.kind, c.name, value.label("value"), c.invocations)
-        .where(c.invocations >= min_invocations, value.is_not(None))
-        .order_by(value.desc(), bytewise(c.name), c.kind)
-        .limit(limit)
-    )
+    shape, values = bind(filter, plan(filter))
+    values["min_invocations"] = min_invocations
+    statement = _leaderboard_read(shape, metric, limit)
     return [
         LeaderboardEntry(
             rank=rank,
@@ -213,8 +225,30 @@ def leaderboard(
             value=float(row.value),
             invocations=int(row.invocations),
         )
-        for rank, row in enumerate(session.execute(statement), start=1)
+        for rank, row in enumerate(session.execute(statement, values), start=1)
     ]
+
+
+@statements
+def _leaderboard_read(shape: Shape, metric: LeaderboardMetric, limit: int) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
+    totals = aggregate_select(usage_parts(filter, pieces), by_name=True).subquery("totals")
+    c = totals.c
+    value = {
+        LeaderboardMetric.USAGE: c.invocations,
+        LeaderboardMetric.COST: c.total_cost_usd,
+        LeaderboardMetric.SUCCESS_RATE: c.success_rate,
+        LeaderboardMetric.DURATION: c.avg_duration_seconds,
+        LeaderboardMetric.TOKENS: sa.func.coalesce(c.input_tokens, 0)
+        + sa.func.coalesce(c.output_tokens, 0),
+    }[metric]
+    minimum = sa.bindparam("min_invocations", type_=sa.BigInteger())
+    return (
+        sa.select(c.kind, c.name, value.label("value"), c.invocations)
+        .where(c.invocations >= minimum, value.is_not(None))
+        .order_by(value.desc(), bytewise(c.name), c.kind)
+        .limit(limit)
+    )
 
 
 @cached()
@@ -224,7 +258,14 @@ def list_names(
     """Every agent or skill name ever recorded (both when `kind` is None), in `project_id`'s
     invocations only when it is given, each once, in code point order."""
     kind = to_enum(Kind, kind, field="kind") if kind is not None else None
-    parts = usage_parts(UsageFilter(kind=kind, project_id=project_id))
+    scope = UsageFilter(kind=kind, project_id=project_id)
+    shape, values = bind(scope, plan(scope))
+    return list(session.execute(_list_names_read(shape), values).scalars())
+
+
+@statements
+def _list_names_read(shape: Shape) -> sa.Select[Any]:
+    filter, pieces = shape.bound()
     name = PART["name"]
-    statement = sa.select(name).select_from(parts).group_by(name).order_by(bytewise(name))
-    return list(session.execute(statement).scalars())
+    parts = usage_parts(filter, pieces)
+    return sa.select(name).select_from(parts).group_by(name).order_by(bytewise(name))
