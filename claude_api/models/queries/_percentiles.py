@@ -11,7 +11,7 @@ question that reads raw rows only (one task, a range shorter than an hour, or in
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,42 +44,41 @@ def duration_percentiles(
     shape, values = bind(filter, plan(filter))
     if names is not None:
         values["names"] = sorted(set(names))
-    raw_read, bins_read = _reads(shape, by_name, names is not None)
-    durations: defaultdict[Key, list[float]] = defaultdict(list)
-    for row in session.execute(raw_read, values):
-        durations[(row[0], row[1]) if by_name else None].append(row[2])
-    if bins_read is None:
-        return {key: _exact(values) for key, values in durations.items()}
-
-    counts: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for key, found in durations.items():
-        for value in found:
-            counts[key][bin_of(value)] += 1
-    for row in session.execute(bins_read, values):
-        key = (row[0], row[1]) if by_name else None
-        counts[key][row[-2]] += int(row[-1])
-    return {key: _from_bins(bins) for key, bins in counts.items()}
+    read, exact = durations_read(shape, by_name, names is not None)
+    return percentiles_of(session.execute(read, values), by_name=by_name, exact=exact)
 
 
 @statements
-def _reads(
-    shape: Shape, by_name: bool, named: bool
-) -> tuple[sa.Select[Any], sa.Select[Any] | None]:
-    """The read of the raw durations, and of the bins when the rollups answer (else None)."""
+def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[Any], bool]:
+    """One read of what the percentiles of `shape` come from, with the columns `kind`, `name`,
+    `duration` (a raw row's) and `bin`, `count` (summed bins of the rollups, per (kind, name)
+    when `by_name`), restricted to the bind parameter `names` when `named`; and whether the
+    percentiles are exact (the raw rows answer alone)."""
     filter, planned = shape.bound()
     pieces = plan(filter, planned)
     if filter.model is not None or filter.status is not None:
         # The bins are kept per (kind, name, project) only.
         pieces = raw_pieces(filter.since, filter.until)
     names = sa.bindparam("names", expanding=True)
-    rows = usage_rows(filter, intervals=pieces.raw)
-    kind, name, duration = ROW["kind"], ROW["name"], ROW["duration_seconds"]
-    measured = [ROW["status"].in_(FINISHED), duration.is_not(None)]
-    if named:
-        measured.append(name.in_(names))
-    raw_read = sa.select(kind, name, duration).select_from(rows).where(*measured)
+    reads: list[Any] = []
+    if pieces.raw or not pieces.uses_rollups:
+        rows = usage_rows(filter, intervals=pieces.raw)
+        measured = [ROW["status"].in_(FINISHED), ROW["duration_seconds"].is_not(None)]
+        if named:
+            measured.append(ROW["name"].in_(names))
+        reads.append(
+            sa.select(
+                ROW["kind"],
+                ROW["name"],
+                ROW["duration_seconds"].label("duration"),
+                sa.cast(sa.null(), sa.Integer).label("bin"),
+                sa.cast(sa.null(), sa.BigInteger).label("count"),
+            )
+            .select_from(rows)
+            .where(*measured)
+        )
     if not pieces.uses_rollups:
-        return raw_read, None
+        return reads[0], True
     # The bins of the fewest rows that still tell the filter's names and project apart.
     if filter.project_id is not None:
         table = DurationBin.__table__
@@ -88,15 +87,47 @@ def _reads(
     else:
         table = KindDurationBin.__table__
     c = table.c
-    keys: list[Any] = [sa.cast(c.kind, sa.String(16)), c.name] if by_name else []
-    reads = [
-        sa.select(*keys, c.bin, sa.func.sum(c.count).label("count"))
-        .where(*conditions, *([c.name.in_(names)] if named else []))
-        .group_by(*keys, c.bin)
+    scans = [
+        sa.select(c.kind, c.name if "name" in c else sa.null().label("name"), c.bin, c.count).where(
+            *conditions, *([c.name.in_(names)] if named else [])
+        )
         for grain, intervals in pieces.rollup.items()
         for conditions in rollup_scans(table, filter, grain, intervals)
     ]
-    return raw_read, reads[0] if len(reads) == 1 else sa.union_all(*reads)
+    found = (scans[0] if len(scans) == 1 else sa.union_all(*scans)).subquery("bins")
+    keys: list[Any] = (
+        [sa.cast(found.c.kind, sa.String(16)), found.c.name]
+        if by_name
+        else [sa.cast(sa.null(), sa.String(16)), sa.cast(sa.null(), sa.String())]
+    )
+    bins = sa.select(
+        *(key.label(label) for key, label in zip(keys, ("kind", "name"), strict=True)),
+        sa.cast(sa.null(), sa.Float).label("duration"),
+        found.c.bin,
+        sa.func.sum(found.c.count).label("count"),
+    ).group_by(*(keys if by_name else []), found.c.bin)
+    # The bins first: their column types are those PostgreSQL gives the union.
+    return (sa.union_all(bins, *reads) if reads else bins), False
+
+
+def percentiles_of(
+    rows: Iterable[Any], *, by_name: bool, exact: bool
+) -> dict[Key, dict[str, float | None]]:
+    """The PERCENTILES per key of the rows of `durations_read`."""
+    durations: defaultdict[Key, list[float]] = defaultdict(list)
+    counts: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        key = (row.kind, row.name) if by_name else None
+        if row.bin is None:
+            durations[key].append(row.duration)
+        else:
+            counts[key][row.bin] += int(row.count)
+    if exact:
+        return {key: _exact(values) for key, values in durations.items()}
+    for key, values in durations.items():
+        for value in values:
+            counts[key][bin_of(value)] += 1
+    return {key: _from_bins(bins) for key, bins in counts.items()}
 
 
 def _from_bins(bins: dict[int, int]) -> dict[str, float | None]:
