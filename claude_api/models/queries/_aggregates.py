@@ -117,6 +117,7 @@ def error_counts_select(
         sa.select(c.kind, c.name, c.error_message, count.label("count"), place.label("place"))
         .where(*where)
         .group_by(c.kind, c.name, c.error_message)
+        .having(count > 0)  # a message counted only in buckets subtracted again
         .subquery("errors")
     )
     selected = sa.select(

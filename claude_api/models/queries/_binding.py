@@ -25,7 +25,8 @@ from claude_api.models.types import UTCDateTime
 TEXT_FIELDS = ("name", "task_id", "project_id", "model")
 KEPT_STATEMENTS = 512
 F = TypeVar("F", bound=Callable[..., Any])
-# Whether each end of each interval is bounded, per grain (or "raw" for the raw rows).
+# Whether each end of each interval is bounded, per grain ("less_" and a grain for buckets to
+# subtract, "raw" for the raw rows).
 Layout = tuple[tuple[str, tuple[tuple[bool, bool], ...]], ...]
 
 
@@ -78,7 +79,12 @@ class Shape:
             for grain, bounds in self.layout
         }
         raw = intervals.pop("raw", [])
-        return filter, Pieces(rollup=intervals, raw=raw)
+        less = {
+            grain.removeprefix("less_"): intervals.pop(grain)
+            for grain in list(intervals)
+            if grain.startswith("less_")
+        }
+        return filter, Pieces(rollup=intervals, raw=raw, less=less)
 
 
 def bind(filter: UsageFilter, pieces: Pieces) -> tuple[Shape, dict[str, Any]]:
@@ -88,7 +94,11 @@ def bind(filter: UsageFilter, pieces: Pieces) -> tuple[Shape, dict[str, Any]]:
         for field in (*TEXT_FIELDS, "since", "until")
         if getattr(filter, field) is not None
     }
-    grains = [*pieces.rollup.items(), ("raw", pieces.raw)]
+    grains = [
+        *pieces.rollup.items(),
+        *((f"less_{grain}", intervals) for grain, intervals in pieces.less.items()),
+        ("raw", pieces.raw),
+    ]
     layout: list[tuple[str, tuple[tuple[bool, bool], ...]]] = []
     for grain, intervals in grains:
         if not intervals:

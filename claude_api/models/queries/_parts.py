@@ -28,9 +28,11 @@ from claude_api.models.queries._pieces import (
     Pieces,
     raw_only,
     raw_pieces,
+    split_counts,
     split_range,
 )
 from claude_api.models.queries._source import ROW, usage_rows, within
+from claude_api.models.retention import purged_before
 from claude_api.models.rollup_tables import ErrorRollup, KindRollup, ModelRollup, UsageRollup
 
 PART_COLUMNS = (
@@ -48,6 +50,24 @@ def plan(filter: Filter, pieces: Pieces | None = None) -> Pieces:
     if raw_only() or filter.task_id is not None:
         return raw_pieces(filter.since, filter.until)
     return pieces if pieces is not None else split_range(filter.since, filter.until)
+
+
+def counting_plan(session: Session, filter: UsageFilter) -> Pieces:
+    """The pieces that answer `filter` for sums of counts (failure counts, duration bins):
+    `plan`'s, or `split_counts`'s when they subtract no bucket that purging removed (a bucket
+    whose month or day is kept)."""
+    pieces = plan(filter)
+    if raw_only() or filter.task_id is not None:
+        return pieces
+    counted = split_counts(filter.since, filter.until)
+    if counted.less:
+        _, rollups_purged_before = purged_before(session)
+        earliest = min(start for found in counted.less.values() for start, _ in found)
+        if rollups_purged_before is not None and (
+            earliest is None or earliest < rollups_purged_before
+        ):
+            return pieces
+    return counted
 
 
 def usage_parts(
@@ -198,21 +218,21 @@ def rollup_scans(
 
 def error_parts(filter: Filter, pieces: Pieces | None = None) -> sa.Subquery:
     """Failure counts of the invocations matching `filter`: columns `kind`, `name`,
-    `error_message` and `count`, from the error rollups and the raw rows of the edges."""
+    `error_message` and `count`, from the error rollups (counts of the pieces' `less` buckets
+    negated) and the raw rows of the edges."""
     pieces = plan(filter, pieces)
     if filter.model is not None:  # error rollups are kept per (kind, name, project) only
         pieces = raw_pieces(filter.since, filter.until)
     branches: list[Any] = []
     if filter.status is None or filter.status is Status.FAILED:
         table = ErrorRollup.__table__
-        for grain, intervals in pieces.rollup.items():
+        kind = sa.cast(table.c.kind, sa.String(16)).label("kind")
+        for grains, count in ((pieces.rollup, table.c.count), (pieces.less, -table.c.count)):
             branches += [
-                sa.select(
-                    sa.cast(table.c.kind, sa.String(16)).label("kind"),
-                    table.c.name,
-                    table.c.error_message,
-                    table.c.count,
-                ).where(*conditions)
+                sa.select(kind, table.c.name, table.c.error_message, count.label("count")).where(
+                    *conditions
+                )
+                for grain, intervals in grains.items()
                 for conditions in rollup_scans(table, filter, grain, intervals)
             ]
         if pieces.raw:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from claude_api.models.events import Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._binding import Shape, bind, statements
-from claude_api.models.queries._parts import FINISHED, plan, rollup_scans
+from claude_api.models.queries._parts import FINISHED, counting_plan, plan, rollup_scans
 from claude_api.models.queries._pieces import raw_pieces
 from claude_api.models.queries._source import ROW, usage_rows
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
@@ -41,7 +41,7 @@ def duration_percentiles(
     given), in one group (key None) or per (kind, name); groups without durations are absent."""
     if filter.status is Status.RUNNING:
         return {}
-    shape, values = bind(filter, plan(filter))
+    shape, values = bind(filter, counting_plan(session, filter))
     if names is not None:
         values["names"] = sorted(set(names))
     read, exact = durations_read(shape, by_name, names is not None)
@@ -51,9 +51,9 @@ def duration_percentiles(
 @statements
 def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[Any], bool]:
     """One read of what the percentiles of `shape` come from, with the columns `kind`, `name`,
-    `duration` (a raw row's) and `bin`, `count` (summed bins of the rollups, per (kind, name)
-    when `by_name`), restricted to the bind parameter `names` when `named`; and whether the
-    percentiles are exact (the raw rows answer alone)."""
+    `duration` (a raw row's) and `bin`, `count` (summed bins of the rollups, less those of the
+    pieces' `less` buckets, per (kind, name) when `by_name`), restricted to the bind parameter
+    `names` when `named`; and whether the percentiles are exact (the raw rows answer alone)."""
     filter, planned = shape.bound()
     pieces = plan(filter, planned)
     if filter.model is not None or filter.status is not None:
@@ -87,11 +87,13 @@ def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[
     else:
         table = KindDurationBin.__table__
     c = table.c
+    name = c.name if "name" in c else sa.null().label("name")
     scans = [
-        sa.select(c.kind, c.name if "name" in c else sa.null().label("name"), c.bin, c.count).where(
+        sa.select(c.kind, name, c.bin, count.label("count")).where(
             *conditions, *([c.name.in_(names)] if named else [])
         )
-        for grain, intervals in pieces.rollup.items()
+        for grains, count in ((pieces.rollup, c.count), (pieces.less, -c.count))
+        for grain, intervals in grains.items()
         for conditions in rollup_scans(table, filter, grain, intervals)
     ]
     found = (scans[0] if len(scans) == 1 else sa.union_all(*scans)).subquery("bins")
@@ -106,6 +108,8 @@ def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[
         found.c.bin,
         sa.func.sum(found.c.count).label("count"),
     ).group_by(*(keys if by_name else []), found.c.bin)
+    # A bin counted only in buckets subtracted again has no duration in the range.
+    bins = bins.having(sa.func.sum(found.c.count) != 0)
     # The bins first: their column types are those PostgreSQL gives the union.
     return (sa.union_all(bins, *reads) if reads else bins), False
 

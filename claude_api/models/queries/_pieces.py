@@ -8,6 +8,7 @@ almost all of a history comes from the rollups.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,10 +42,13 @@ def raw_only() -> bool:
 
 @dataclass(frozen=True)
 class Pieces:
-    """A range as rollup intervals per grain (of bucket start instants) and raw intervals."""
+    """A range as rollup intervals per grain (of bucket start instants) and raw intervals;
+    `less` holds buckets counted in `rollup` that lie outside the range, to subtract (only
+    pieces made by `split_counts` have them)."""
 
     rollup: dict[str, list[Interval]] = field(default_factory=dict)
     raw: list[Interval] = field(default_factory=list)
+    less: dict[str, list[Interval]] = field(default_factory=dict)
 
     @property
     def uses_rollups(self) -> bool:
@@ -100,6 +104,108 @@ def _split(
         _split(since, start, level + 1, rollup, raw)
     if until is not None and end is not None:
         _split(end, until, level + 1, rollup, raw)
+
+
+# What reading one bucket of each grain costs, in hour buckets: a coarser bucket holds more
+# (name, project) keys than a finer one, though far fewer than all the finer buckets it spans.
+_BUCKET_COST = {"month": 3.0, "day": 1.5, "hour": 1.0}
+_SPAN = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
+# A cover: its cost, and its signed pieces (+1 or -1, grain or "raw", interval).
+Cover = tuple[float, list[tuple[int, str, Interval]]]
+_NONE: Cover = (float("inf"), [])
+
+
+def split_counts(since: datetime | None, until: datetime | None) -> Pieces:
+    """[since, until) for sums of counts, which may subtract: like `split_range`, except that a
+    range's edge may read the whole month (or day) it falls in less the finer buckets outside
+    the range, when that reads fewer rows than the finer buckets inside it (a range starting
+    30 days back reads one month and three days, not 27 days). Raw rows are never subtracted.
+    """
+    try:
+        found = _counted(since, until, 0)
+    except (OverflowError, ValueError):  # next to the ends of the datetime range
+        found = _NONE
+    if math.isinf(found[0]):
+        return split_range(since, until)
+    grains: dict[str, dict[int, list[Interval]]] = {}
+    raw: list[Interval] = []
+    for sign, grain, interval in found[1]:
+        if grain == "raw":
+            raw.append(interval)
+        else:
+            grains.setdefault(grain, {1: [], -1: []})[sign].append(interval)
+    return Pieces(
+        rollup={g: _merged(by_sign[1]) for g, by_sign in grains.items() if by_sign[1]},
+        raw=_merged(raw),
+        less={g: _merged(by_sign[-1]) for g, by_sign in grains.items() if by_sign[-1]},
+    )
+
+
+def _counted(since: datetime | None, until: datetime | None, level: int) -> Cover:
+    if since is not None and until is not None and since >= until:
+        return 0.0, []
+    if level == len(GRAINS):
+        return 0.0, [(1, "raw", (since, until))]
+    grain = GRAINS[level]
+    start = None if since is None else _ceil(since, grain)
+    end = None if until is None else _floor(until, grain)
+    if start is not None and end is not None and start >= end:
+        return _counted(since, until, level + 1)
+    cost, pieces = _BUCKET_COST[grain], [(1, grain, (start, end))]
+    for edge in (
+        _left(since, level, 1, flipped=False) if since is not None else (0.0, []),
+        _right(until, level, 1, flipped=False) if until is not None else (0.0, []),
+    ):
+        cost, pieces = cost + edge[0], pieces + edge[1]
+    return cost, pieces
+
+
+def _left(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
+    """`sign` times [moment, the end of the `level` bucket holding it)."""
+    grain = GRAINS[level]
+    first, end = _floor(moment, grain), _ceil(moment, grain)
+    if first == moment:
+        return 0.0, []
+    inside = _finer_inside(moment, end, level, sign, left=True)
+    if flipped:
+        return inside
+    rest = _right(moment, level, -sign, flipped=True)
+    whole: Cover = (_BUCKET_COST[grain] + rest[0], [(sign, grain, (first, end)), *rest[1]])
+    return min(inside, whole, key=lambda cover: cover[0])
+
+
+def _right(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
+    """`sign` times [the start of the `level` bucket holding `moment`, moment)."""
+    grain = GRAINS[level]
+    first = _floor(moment, grain)
+    if first == moment:
+        return 0.0, []
+    inside = _finer_inside(first, moment, level, sign, left=False)
+    if flipped:
+        return inside
+    end = _ceil(moment, grain)
+    rest = _left(moment, level, -sign, flipped=True)
+    whole: Cover = (_BUCKET_COST[grain] + rest[0], [(sign, grain, (first, end)), *rest[1]])
+    return min(inside, whole, key=lambda cover: cover[0])
+
+
+def _finer_inside(start: datetime, end: datetime, level: int, sign: int, *, left: bool) -> Cover:
+    """`sign` times [start, end) from the next finer grain, where `start` (left) or `end` is the
+    moment inside a finer bucket and the other end is on one of its edges."""
+    if level + 1 == len(GRAINS):
+        return (0.0, [(1, "raw", (start, end))]) if sign > 0 else _NONE
+    finer = GRAINS[level + 1]
+    moment = start if left else end
+    edge = _ceil(moment, finer) if left else _floor(moment, finer)
+    whole = (edge, end) if left else (start, edge)
+    count = (whole[1] - whole[0]) / _SPAN[finer]
+    cost, pieces = count * _BUCKET_COST[finer], [(sign, finer, whole)] if count else []
+    rest = (
+        _left(moment, level + 1, sign, flipped=False)
+        if left
+        else _right(moment, level + 1, sign, flipped=False)
+    )
+    return cost + rest[0], pieces + rest[1]
 
 
 def _floor(moment: datetime, grain: str) -> datetime:

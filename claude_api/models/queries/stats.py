@@ -27,7 +27,13 @@ from claude_api.models.queries._aggregates import (
 from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._cache import cached
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._parts import error_parts, plan, resolve_kind, usage_parts
+from claude_api.models.queries._parts import (
+    counting_plan,
+    error_parts,
+    plan,
+    resolve_kind,
+    usage_parts,
+)
 from claude_api.models.queries._percentiles import duration_percentiles, no_percentiles
 from claude_api.models.queries._source import as_float, bytewise
 from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
@@ -119,7 +125,7 @@ def errors_by_name(
     error message, counted per (kind, name, message), most frequent first, ties broken by name,
     kind and message."""
     check_limit(limit, maximum=MAX_TOP)
-    shape, values = bind(filter, plan(filter))
+    shape, values = bind(filter, counting_plan(session, filter))
     return [error_count(row) for row in session.execute(_errors_read(shape, limit), values)]
 
 
@@ -129,7 +135,7 @@ def _errors_per_name(
     errors: defaultdict[tuple[str, str], list[ErrorCount]] = defaultdict(list)
     if not names or not limit:
         return errors
-    shape, values = bind(filter, plan(filter))
+    shape, values = bind(filter, counting_plan(session, filter))
     values["names"] = sorted(set(names))
     for row in session.execute(_errors_read(shape, limit, per_name=True), values):
         errors[row.kind, row.name].append(error_count(row))

@@ -1,0 +1,103 @@
+"""Ranges split for sums of counts: whole buckets less the buckets outside the range cover
+exactly the range, and failure counts and percentiles read that way agree with the totals,
+also after purging rollup buckets that such a split would subtract."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from claude_api.models.events import Kind, Status
+from claude_api.models.filters import UsageFilter
+from claude_api.models.queries import computing_afresh, reading_raw_rows, usage_stats
+from claude_api.models.queries._pieces import Interval, Pieces, split_counts
+from claude_api.models.retention import bucket_floor, purge
+from tests.factories import add_events, make_event
+
+START = datetime(2025, 12, 20, tzinfo=UTC)
+moments = st.integers(min_value=0, max_value=120 * 86_400 * 4).map(
+    lambda quarter_seconds: START + timedelta(seconds=quarter_seconds / 4)
+)
+
+
+def _holds(interval: Interval, moment: datetime) -> bool:
+    start, end = interval
+    return (start is None or start <= moment) and (end is None or moment < end)
+
+
+def _times_counted(pieces: Pieces, moment: datetime) -> int:
+    """How many times an invocation starting at `moment` is counted: once per bucket added
+    that holds it, minus once per bucket subtracted."""
+    count = sum(_holds(interval, moment) for interval in pieces.raw)
+    for sign, grains in ((1, pieces.rollup), (-1, pieces.less)):
+        for grain, intervals in grains.items():
+            bucket = bucket_floor(grain, moment)
+            count += sign * sum(_holds(interval, bucket) for interval in intervals)
+    return count
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    since=st.none() | moments,
+    until=st.none() | moments,
+    probes=st.lists(moments, min_size=1, max_size=20),
+)
+def test_split_counts_counts_each_instant_of_the_range_once(
+    since: datetime | None, until: datetime | None, probes: list[datetime]
+) -> None:
+    if since is not None and until is not None and since >= until:
+        since, until = until, since + timedelta(seconds=1)
+    pieces = split_counts(since, until)
+    edges = [moment for moment in (since, until) if moment is not None]
+    near = [edge + timedelta(microseconds=delta) for edge in edges for delta in (-1, 0, 1)]
+    for moment in probes + near:
+        assert _times_counted(pieces, moment) == int(_holds((since, until), moment))
+    for intervals in pieces.less.values():
+        assert all(start is not None and end is not None for start, end in intervals)
+
+
+def test_a_month_less_a_few_days_reads_fewer_buckets() -> None:
+    since = datetime(2026, 11, 3, 7, 37, tzinfo=UTC)
+    pieces = split_counts(since, None)
+    assert pieces.rollup == {"month": [(datetime(2026, 11, 1, tzinfo=UTC), None)]}
+    assert pieces.less["day"] == [
+        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
+    ]
+    assert pieces.raw == [(since, since.replace(minute=0) + timedelta(hours=1))]
+
+
+def test_failures_and_percentiles_subtracting_buckets_agree_with_the_totals(
+    engine: Engine,
+) -> None:
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    events = [
+        make_event(
+            timestamp=datetime(2026, 11, day, 10, tzinfo=UTC),
+            status=Status.FAILED,
+            error_message=f"broke on day {day % 3}",
+            duration_seconds=float(day),
+        )
+        for day in range(1, 31)
+    ]
+    add_events(engine, *events)
+    # From 2 November: November less its first day; the rollups of days before 10 November
+    # go, but their month stays whole, so the first day can no longer be subtracted.
+    since = datetime(2026, 11, 2, 6, tzinfo=UTC)
+    question = UsageFilter(kind=Kind.AGENT, since=since)
+    for purged in (False, True):
+        if purged:
+            purge(engine, raw_retention_days=None, rollup_retention_days=23, now=now)
+        with computing_afresh(), Session(engine) as session:
+            stats = usage_stats(session, filter=question, top_errors=3)
+        assert sum(error.count for error in stats.top_errors) == stats.failed
+        assert stats.failed == (29 if not purged else 21)
+        with reading_raw_rows(), Session(engine) as session:
+            raw = usage_stats(session, filter=question, top_errors=3)
+        if not purged:
+            assert stats.top_errors == raw.top_errors
+            assert stats.p50_duration_seconds is not None and raw.p50_duration_seconds
+            assert abs(stats.p50_duration_seconds - raw.p50_duration_seconds) <= 0.01 * 16
