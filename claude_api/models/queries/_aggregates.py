@@ -106,7 +106,7 @@ def error_counts_select(
 ) -> sa.Select[Any]:
     """Failed invocations counted per (kind, name, error message) over the rows of
     `error_parts`, the `limit` most frequent overall or, with `per_name`, per (kind, name);
-    ties broken by name, kind, then message."""
+    ties broken by name, kind, then message; `place` numbers them from 1 in that order."""
     c = errors.c
     count = sa.func.sum(c.count)
     place = sa.func.row_number().over(
@@ -121,7 +121,7 @@ def error_counts_select(
         .subquery("errors")
     )
     selected = sa.select(
-        counted.c.kind, counted.c.name, counted.c.error_message, counted.c.count
+        counted.c.kind, counted.c.name, counted.c.error_message, counted.c.count, counted.c.place
     ).where(counted.c.place <= limit)
     if per_name:
         return selected.order_by(bytewise(counted.c.name), counted.c.kind, counted.c.place)

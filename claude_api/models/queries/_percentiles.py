@@ -21,7 +21,7 @@ from claude_api.models.events import Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._parts import FINISHED, counting_plan, plan, rollup_scans
-from claude_api.models.queries._pieces import raw_pieces
+from claude_api.models.queries._pieces import Pieces, raw_pieces
 from claude_api.models.queries._source import ROW, usage_rows
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
@@ -36,12 +36,15 @@ def duration_percentiles(
     *,
     by_name: bool,
     names: Collection[str] | None = None,
+    pieces: Pieces | None = None,
 ) -> dict[Key, dict[str, float | None]]:
     """The PERCENTILES of the measured durations matching `filter` (restricted to `names` when
-    given), in one group (key None) or per (kind, name); groups without durations are absent."""
+    given), in one group (key None) or per (kind, name); groups without durations are absent.
+    `pieces`: the filter's `counting_plan`, when the caller has it."""
     if filter.status is Status.RUNNING:
         return {}
-    shape, values = bind(filter, counting_plan(session, filter))
+    pieces = pieces if pieces is not None else counting_plan(session, filter)
+    shape, values = bind(filter, pieces)
     if names is not None:
         values["names"] = sorted(set(names))
     read, exact = durations_read(shape, by_name, names is not None)

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claude_api.models.events import Kind
+from claude_api.models.events import Kind, Status
 from claude_api.models.filters import (
     MAX_TOP,
     LeaderboardMetric,
@@ -34,7 +34,13 @@ from claude_api.models.queries._parts import (
     resolve_kind,
     usage_parts,
 )
-from claude_api.models.queries._percentiles import duration_percentiles, no_percentiles
+from claude_api.models.queries._percentiles import (
+    duration_percentiles,
+    durations_read,
+    no_percentiles,
+    percentiles_of,
+)
+from claude_api.models.queries._pieces import Pieces
 from claude_api.models.queries._source import as_float, bytewise
 from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
 
@@ -62,8 +68,18 @@ def usage_stats(
     kind = resolve_kind(session, filter)
     shape, values = bind(filter, plan(filter))
     row = session.execute(totals_read(shape), values).one()
-    percentiles = duration_percentiles(session, filter, by_name=False)
-    errors = errors_by_name(session, filter=filter, limit=top_errors) if top_errors else []
+    counting = counting_plan(session, filter)
+    if top_errors and filter.status is not Status.RUNNING:
+        shape, values = bind(filter, counting)
+        read, exact = _counts_read(shape, top_errors)
+        rows = session.execute(read, values).all()
+        found = sorted((row for row in rows if row.place is not None), key=lambda row: row.place)
+        errors = [error_count(row) for row in found]
+        durations = (row for row in rows if row.place is None)
+        percentiles = percentiles_of(durations, by_name=False, exact=exact)
+    else:
+        percentiles = duration_percentiles(session, filter, by_name=False, pieces=counting)
+        errors = _top_errors(session, filter, top_errors, counting) if top_errors else []
     return _stats(
         row,
         kind=kind,
@@ -97,8 +113,9 @@ def stats_by_name(
         values.update(after_kind=kind, after_name=name)
     found = session.execute(_names_read(shape, limit, after is not None), values).all()
     names = [row.name for row in found[:limit]]
-    errors = _errors_per_name(session, filter, names, top_errors)
-    percentiles = duration_percentiles(session, filter, by_name=True, names=names)
+    counting = counting_plan(session, filter)
+    errors = _errors_per_name(session, filter, names, top_errors, counting)
+    percentiles = duration_percentiles(session, filter, by_name=True, names=names, pieces=counting)
     items = [
         _stats(
             row,
@@ -125,17 +142,23 @@ def errors_by_name(
     error message, counted per (kind, name, message), most frequent first, ties broken by name,
     kind and message."""
     check_limit(limit, maximum=MAX_TOP)
-    shape, values = bind(filter, counting_plan(session, filter))
+    return _top_errors(session, filter, limit, counting_plan(session, filter))
+
+
+def _top_errors(
+    session: Session, filter: UsageFilter, limit: int, pieces: Pieces
+) -> list[ErrorCount]:
+    shape, values = bind(filter, pieces)
     return [error_count(row) for row in session.execute(_errors_read(shape, limit), values)]
 
 
 def _errors_per_name(
-    session: Session, filter: UsageFilter, names: list[str], limit: int
+    session: Session, filter: UsageFilter, names: list[str], limit: int, pieces: Pieces
 ) -> defaultdict[tuple[str, str], list[ErrorCount]]:
     errors: defaultdict[tuple[str, str], list[ErrorCount]] = defaultdict(list)
     if not names or not limit:
         return errors
-    shape, values = bind(filter, counting_plan(session, filter))
+    shape, values = bind(filter, pieces)
     values["names"] = sorted(set(names))
     for row in session.execute(_errors_read(shape, limit, per_name=True), values):
         errors[row.kind, row.name].append(error_count(row))
@@ -167,6 +190,34 @@ def _names_read(shape: Shape, limit: int, resumed: bool) -> sa.Select[Any]:
     statement = aggregate_select(usage_parts(filter, pieces), by_name=True, where=where)
     keys = statement.selected_columns
     return statement.order_by(bytewise(keys.name), keys.kind).limit(limit + 1)
+
+
+@statements
+def _counts_read(shape: Shape, limit: int) -> tuple[sa.Select[Any], bool]:
+    """`durations_read` and `_errors_read` of `shape` in one read (one round trip): the rows
+    of the top errors are those with a `place`; and whether the percentiles are exact."""
+    durations, exact = durations_read(shape, False, False)
+    found = durations.subquery("durations")
+    top = _errors_read(shape, limit).subquery("top_errors")
+    return (
+        sa.union_all(
+            sa.select(
+                *(found.c[name] for name in ("kind", "name", "duration", "bin", "count")),
+                sa.cast(sa.null(), sa.Text).label("error_message"),
+                sa.cast(sa.null(), sa.BigInteger).label("place"),
+            ),
+            sa.select(
+                top.c.kind,
+                top.c.name,
+                sa.cast(sa.null(), sa.Float).label("duration"),
+                sa.cast(sa.null(), sa.Integer).label("bin"),
+                top.c.count,
+                top.c.error_message,
+                top.c.place,
+            ),
+        ),
+        exact,
+    )
 
 
 @statements
