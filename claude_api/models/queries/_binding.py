@@ -57,11 +57,14 @@ class Shape:
     status: Status | None
     given: frozenset[str]
     layout: Layout
+    prefix: str = ""  # of the parameters' names, for two questions in one statement
 
     def bound(self) -> tuple[Bound, Pieces]:
         """The filter and pieces of this shape, as bind parameters named after `values`."""
-        texts = {field: _param(field, sa.String()) for field in TEXT_FIELDS if field in self.given}
-        ends = {field: _param(field, UTCDateTime()) for field in ("since", "until")}
+        texts = {
+            field: self._param(field, sa.String()) for field in TEXT_FIELDS if field in self.given
+        }
+        ends = {field: self._param(field, UTCDateTime()) for field in ("since", "until")}
         filter = Bound(
             kind=self.kind,
             status=self.status,
@@ -71,8 +74,8 @@ class Shape:
         intervals = {
             grain: [
                 (
-                    _param(f"{grain}_{number}_start", UTCDateTime()) if starts else None,
-                    _param(f"{grain}_{number}_end", UTCDateTime()) if ends_ else None,
+                    self._param(f"{grain}_{number}_start", UTCDateTime()) if starts else None,
+                    self._param(f"{grain}_{number}_end", UTCDateTime()) if ends_ else None,
                 )
                 for number, (starts, ends_) in enumerate(bounds)
             ]
@@ -86,9 +89,13 @@ class Shape:
         }
         return filter, Pieces(rollup=intervals, raw=raw, less=less)
 
+    def _param(self, key: str, type_: Any) -> Any:
+        return sa.bindparam(self.prefix + key, type_=type_)
 
-def bind(filter: UsageFilter, pieces: Pieces) -> tuple[Shape, dict[str, Any]]:
-    """The shape of (`filter`, `pieces`) and the values of its bind parameters."""
+
+def bind(filter: UsageFilter, pieces: Pieces, *, prefix: str = "") -> tuple[Shape, dict[str, Any]]:
+    """The shape of (`filter`, `pieces`) and the values of its bind parameters, whose names
+    start with `prefix`."""
     values: dict[str, Any] = {
         field: getattr(filter, field)
         for field in (*TEXT_FIELDS, "since", "until")
@@ -112,8 +119,9 @@ def bind(filter: UsageFilter, pieces: Pieces) -> tuple[Shape, dict[str, Any]]:
         status=filter.status,
         given=frozenset(values.keys() & {*TEXT_FIELDS, "since", "until"}),
         layout=tuple(layout),
+        prefix=prefix,
     )
-    return shape, values
+    return shape, {prefix + key: value for key, value in values.items()}
 
 
 def statements(function: F) -> F:
@@ -128,7 +136,3 @@ def _ends(interval: Interval) -> tuple[bool, bool]:
 def _put(values: dict[str, Any], key: str, moment: datetime | None) -> None:
     if moment is not None:
         values[key] = moment
-
-
-def _param(key: str, type_: Any) -> Any:
-    return sa.bindparam(key, type_=type_)

@@ -14,7 +14,7 @@ from claude_api.models.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_count, to_enum
 from claude_api.models.queries._aggregates import (
     PART,
-    aggregate_select,
+    stats_columns,
     totals_columns,
     totals_fields,
 )
@@ -30,8 +30,8 @@ from claude_api.models.queries._calendar import (
 )
 from claude_api.models.queries._parts import plan, resolve_kind, usage_parts
 from claude_api.models.queries._pieces import split_ranges
-from claude_api.models.queries._source import bytewise
-from claude_api.models.queries.stats import errors_by_name, totals_read
+from claude_api.models.queries._source import as_int
+from claude_api.models.queries.stats import errors_by_name
 from claude_api.models.results import (
     History,
     HistoryBucket,
@@ -183,13 +183,19 @@ def usage_report(
     current = filter.replace(since=start_at, until=end_at)
     previous = filter.replace(since=previous_start_at, until=start_at)
 
-    totals = _totals(session, current)
-    previous_totals = _totals(session, previous)
     shape, values = bind(current, plan(current))
-    by_name = [
-        ReportRow(kind=Kind(row.kind), name=row.name, **totals_fields(row))
-        for row in session.execute(_report_rows_read(shape), values)
-    ]
+    previous_shape, previous_values = bind(previous, plan(previous), prefix="previous_")
+    rows = session.execute(_report_read(shape, previous_shape), values | previous_values).all()
+    totals, previous_totals = (
+        UsageTotals(**totals_fields(next(row for row in rows if row.part == part)))
+        for part in (_TOTALS, _PREVIOUS_TOTALS)
+    )
+    # Most invocations first, then by name in code point order, then kind.
+    named = sorted(
+        (row for row in rows if row.part == _BY_NAME),
+        key=lambda row: (-as_int(row.invocations), row.name, row.kind),
+    )
+    by_name = [ReportRow(kind=Kind(row.kind), name=row.name, **totals_fields(row)) for row in named]
     failures = errors_by_name(session, filter=current, limit=top_failures) if top_failures else []
     return Report(
         period=period,
@@ -206,18 +212,34 @@ def usage_report(
     )
 
 
+_TOTALS, _PREVIOUS_TOTALS, _BY_NAME = 0, 1, 2
+
+
 @statements
-def _report_rows_read(shape: Shape) -> sa.Select[Any]:
-    filter, pieces = shape.bound()
-    statement = aggregate_select(usage_parts(filter, pieces), by_name=True)
-    keys = statement.selected_columns
-    return statement.order_by(keys.invocations.desc(), bytewise(keys.name), keys.kind)
-
-
-def _totals(session: Session, filter: UsageFilter) -> UsageTotals:
-    shape, values = bind(filter, plan(filter))
-    row = session.execute(totals_read(shape), values).one()
-    return UsageTotals(**totals_fields(row))
+def _report_read(current: Shape, previous: Shape) -> sa.CompoundSelect:
+    """A report's aggregates in one read: `part` tells the totals of the period, those of the
+    period before, and a row per (kind, name) of the period."""
+    reads = []
+    for part, shape in ((_TOTALS, current), (_PREVIOUS_TOTALS, previous)):
+        filter, pieces = shape.bound()
+        reads.append(
+            sa.select(
+                sa.literal_column(str(part), sa.Integer).label("part"),
+                sa.cast(sa.null(), sa.String(16)).label("kind"),
+                sa.cast(sa.null(), sa.String()).label("name"),
+                *stats_columns(),
+            ).select_from(usage_parts(filter, pieces, by=()))
+        )
+    filter, pieces = current.bound()
+    keys = [PART["kind"], PART["name"]]
+    reads.append(
+        sa.select(
+            sa.literal_column(str(_BY_NAME), sa.Integer).label("part"), *keys, *stats_columns()
+        )
+        .select_from(usage_parts(filter, pieces))
+        .group_by(*keys)
+    )
+    return sa.union_all(*reads)
 
 
 def _change(previous: UsageTotals, current: UsageTotals) -> PeriodChange:
