@@ -12,6 +12,7 @@ failure messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +34,13 @@ from claude_api.models.queries._pieces import (
 )
 from claude_api.models.queries._source import ROW, usage_rows, within
 from claude_api.models.retention import purged_before
-from claude_api.models.rollup_tables import ErrorRollup, KindRollup, ModelRollup, UsageRollup
+from claude_api.models.rollup_tables import (
+    ErrorRollup,
+    KindRollup,
+    ModelRollup,
+    RetentionState,
+    UsageRollup,
+)
 
 PART_COLUMNS = (
     "invocations", "completed", "failed", "running", "cost_count", "cost_sum", "duration_count",
@@ -54,20 +61,35 @@ def plan(filter: Filter, pieces: Pieces | None = None) -> Pieces:
 
 def counting_plan(session: Session, filter: UsageFilter) -> Pieces:
     """The pieces that answer `filter` for sums of counts (failure counts, duration bins):
-    `plan`'s, or `split_counts`'s when they subtract no bucket that purging removed (a bucket
-    whose month or day is kept)."""
+    `counted_pieces`, reading the purge state when they would subtract buckets."""
+    counted = counted_pieces(filter, None)
+    if counted.less:
+        _, rollups_purged_before = purged_before(session)
+        return counted_pieces(filter, rollups_purged_before)
+    return counted
+
+
+def counted_pieces(filter: UsageFilter, rollups_purged_before: datetime | None) -> Pieces:
+    """`plan`'s pieces, or `split_counts`'s when they subtract no bucket that purging removed
+    (buckets before `rollups_purged_before`, whose month or day may be kept)."""
     pieces = plan(filter)
     if raw_only() or filter.task_id is not None:
         return pieces
     counted = split_counts(filter.since, filter.until)
-    if counted.less:
-        _, rollups_purged_before = purged_before(session)
+    if counted.less and rollups_purged_before is not None:
         earliest = min(start for found in counted.less.values() for start, _ in found)
-        if rollups_purged_before is not None and (
-            earliest is None or earliest < rollups_purged_before
-        ):
+        if earliest is None or earliest < rollups_purged_before:
             return pieces
     return counted
+
+
+@cache
+def rollups_purged_before() -> Any:
+    """The instant before which purging removed rollup buckets (NULL: never), as a scalar
+    subquery labelled `rollups_purged_before`."""
+    state = RetentionState.__table__
+    found = sa.select(state.c.rollups_purged_before).where(state.c.id == 1).scalar_subquery()
+    return found.label("rollups_purged_before")
 
 
 def usage_parts(
@@ -276,6 +298,29 @@ def _kinds_read(shape: Shape) -> sa.Select[Any]:
     return sa.select(ROW["kind"]).select_from(parts).distinct()
 
 
+def kinds_scope(filter: UsageFilter) -> tuple[Shape, dict[str, Any]] | None:
+    """The question `recorded_kinds` asks about `filter` (None when it names no one), with its
+    bind parameters named "kinds_...", for `recorded_kinds_column`."""
+    if filter.name is None:
+        return None
+    scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
+    return bind(scope, plan(scope), prefix="kinds_")
+
+
+def recorded_kinds_column(scope: Shape) -> Any:
+    """`recorded_kinds` of a `kinds_scope` as a scalar subquery labelled `kinds`: the least and
+    greatest kind, separated by a space, or NULL for none (read it with `kinds_of`)."""
+    filter, pieces = scope.bound()
+    kind = usage_parts(filter, pieces, by=("kind",)).c.kind
+    both = sa.func.min(kind).op("||")(sa.literal_column("' '")).op("||")(sa.func.max(kind))
+    return sa.select(both).scalar_subquery().label("kinds")
+
+
+def kinds_of(column: str | None) -> set[Kind]:
+    """The kinds of a `recorded_kinds_column` value."""
+    return {Kind(kind) for kind in column.split(" ")} if column else set()
+
+
 def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:
     """The kind a named query reports: the filter's, else the only one the name is recorded
     under (None when it is both an agent and a skill).
@@ -286,7 +331,11 @@ def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:
     """
     if filter.name is None:
         return filter.kind
-    kinds = recorded_kinds(session, filter)
+    return kind_named(filter, recorded_kinds(session, filter))
+
+
+def kind_named(filter: UsageFilter, kinds: set[Kind]) -> Kind | None:
+    """`resolve_kind` of a filter naming someone, given the name's `recorded_kinds`."""
     if not kinds:
         what = filter.kind.value if filter.kind is not None else "agent or skill"
         where = f" in project {filter.project_id!r}" if filter.project_id is not None else ""

@@ -28,10 +28,15 @@ from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._cache import cached
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._parts import (
+    counted_pieces,
     counting_plan,
     error_parts,
+    kind_named,
+    kinds_of,
+    kinds_scope,
     plan,
-    resolve_kind,
+    recorded_kinds_column,
+    rollups_purged_before,
     usage_parts,
 )
 from claude_api.models.queries._percentiles import (
@@ -65,10 +70,13 @@ def usage_stats(
     gives zero counts); InvalidFilter for a bad `top_errors`.
     """
     check_count(top_errors, field="top_errors", maximum=MAX_TOP)
-    kind = resolve_kind(session, filter)
+    scope = kinds_scope(filter)
     shape, values = bind(filter, plan(filter))
-    row = session.execute(totals_read(shape), values).one()
-    counting = counting_plan(session, filter)
+    if scope is not None:
+        values |= scope[1]
+    row = session.execute(_totals_read(shape, scope[0] if scope else None), values).one()
+    kind = kind_named(filter, kinds_of(row.kinds)) if scope is not None else filter.kind
+    counting = counted_pieces(filter, row.rollups_purged_before)
     if top_errors and filter.status is not Status.RUNNING:
         shape, values = bind(filter, counting)
         read, exact = _counts_read(shape, top_errors)
@@ -166,10 +174,13 @@ def _errors_per_name(
 
 
 @statements
-def totals_read(shape: Shape) -> sa.Select[Any]:
-    """The `stats_columns` of every invocation of `shape`, in one row."""
+def _totals_read(shape: Shape, scope: Shape | None) -> sa.Select[Any]:
+    """The `stats_columns` of every invocation of `shape` in one row, with the recorded kinds
+    of a `kinds_scope` (`kinds`) and the purge state (`rollups_purged_before`)."""
     filter, pieces = shape.bound()
-    return aggregate_select(usage_parts(filter, pieces, by=()), by_name=False)
+    statement = aggregate_select(usage_parts(filter, pieces, by=()), by_name=False)
+    kinds = recorded_kinds_column(scope) if scope is not None else sa.null().label("kinds")
+    return statement.add_columns(kinds, rollups_purged_before())
 
 
 @statements
