@@ -2,7 +2,7 @@
 GROUP BY, as the data grows.
 
     python -m bench.bench_queries [--database-url URL] [--sizes 10000,1000000,10000000]
-                                  [--repeat 20]
+                                  [--repeat 20] [--keep DIR]
 
 For each size, a fresh database is filled with `claude-api demo` data (the recorder's bulk path,
 batches of 10,000; the fill rate is printed), then every query runs once to warm up and
@@ -13,6 +13,11 @@ p95 in milliseconds and the ratio of the median to the baseline, a plain
 agent_name`. The same queries inside `reading_raw_rows()` compute from the raw rows only; a
 measurement whose warm-up takes over a second runs only three times. PostgreSQL: pass a URL of
 an empty database; the benchmark creates and drops its own schema there.
+
+Filling 10,000,000 events takes a while (the fill rate is printed); with `--keep DIR` each
+size's database is kept after the run (SQLite: `DIR/queries-<size>.db`; PostgreSQL: schema
+`bench_queries_<size>`) and reused by the next run with `--keep`, whose queries then take the
+last stored event as "now".
 """
 
 from __future__ import annotations
@@ -21,19 +26,20 @@ import argparse
 import math
 import statistics
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
 from bench.bench_tracking import fresh_database
-from claude_api.demo import generate_events
+from claude_api.demo import batches_ahead, generate_events
 from claude_api.models import queries
+from claude_api.models.db import make_engine, upgrade
 from claude_api.models.events import Kind
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.plugins.recorder import Recorder
@@ -73,11 +79,46 @@ def fill_demo(engine: Engine, count: int, *, end: datetime, seed: int = SEED) ->
     generated = generate_events(count, seed=seed, end=end)
     storing = 0.0
     started = time.perf_counter()
-    while batch := list(islice(generated, BATCH)):
+    for batch in batches_ahead(generated, BATCH):
         before = time.perf_counter()
         recorder.usage_batch(events=batch)
         storing += time.perf_counter() - before
     return Fill(count, time.perf_counter() - started, storing)
+
+
+@contextmanager
+def kept_database(url: str | None, directory: Path, size: int) -> Iterator[Engine]:
+    """A migrated database kept after use, named by its size: a SQLite file in `directory`, or
+    a schema in `url`."""
+    if url is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(f"sqlite:///{directory.resolve() / f'queries-{size}.db'}")
+    else:
+        schema = f"bench_queries_{size}"
+        admin = create_engine(url)
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        admin.dispose()
+        separator = "&" if "?" in url else "?"
+        engine = make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def stored(engine: Engine) -> tuple[int, datetime | None]:
+    """How many invocations the database holds, and when the last one started."""
+    with Session(engine) as session:
+        count = sum(
+            session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("agent_usage", "skill_usage")
+        )
+        last = session.execute(text("SELECT max(timestamp) FROM agent_usage")).scalar()
+    if isinstance(last, str):  # SQLite keeps UTC times as text
+        last = datetime.fromisoformat(last).replace(tzinfo=UTC)
+    return count, last
 
 
 def raw_rows_context() -> Callable[[], AbstractContextManager[None]] | None:
@@ -162,17 +203,25 @@ def analyze(engine: Engine) -> None:
             connection.exec_driver_sql("ANALYZE")
 
 
-def run_size(url: str | None, size: int, repeat: int) -> dict[str, Timing]:
+def run_size(url: str | None, size: int, repeat: int, keep: Path | None) -> dict[str, Timing]:
     now = datetime.now(UTC)
-    with fresh_database(url) as engine:
+    database = fresh_database(url) if keep is None else kept_database(url, keep, size)
+    with database as engine:
         backend = engine.dialect.name
-        filled = fill_demo(engine, size, end=now)
-        analyze(engine)
-        print(
-            f"\n{backend}, {size:,} events: filled in {filled.seconds:,.1f} s "
-            f"({size / filled.seconds:,.0f} events/s; storing {filled.storing_seconds:,.1f} s, "
-            f"{size / filled.storing_seconds:,.0f} events/s)"
-        )
+        count, last = stored(engine)
+        if count == size and last is not None:
+            now = last + timedelta(seconds=1)
+            print(f"\n{backend}, {size:,} events: kept from an earlier run, last at {last}")
+        else:
+            if count:
+                raise SystemExit(f"the kept database holds {count:,} events, not {size:,}")
+            filled = fill_demo(engine, size, end=now)
+            analyze(engine)
+            print(
+                f"\n{backend}, {size:,} events: filled in {filled.seconds:,.1f} s "
+                f"({size / filled.seconds:,.0f} events/s; storing "
+                f"{filled.storing_seconds:,.1f} s, {size / filled.storing_seconds:,.0f} events/s)"
+            )
         raw_context = raw_rows_context()
         base, _ = measure(engine, baseline, repeat)
         rows: list[tuple[str, Timing, Timing | None, str]] = []
@@ -222,10 +271,16 @@ def main() -> None:
         help="comma-separated numbers of events (default: 10000,1000000,10000000)",
     )
     parser.add_argument("--repeat", type=int, default=20, help="timed runs per query")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep each size's filled database (SQLite files in DIR) and reuse it next time",
+    )
     args = parser.parse_args()
     sizes = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
 
-    by_size = {size: run_size(args.database_url, size, args.repeat) for size in sizes}
+    by_size = {size: run_size(args.database_url, size, args.repeat, args.keep) for size in sizes}
     print(
         f"\nrollup medians (ms) by size; target: under {TARGET_MS:.0f} ms at the largest size, "
         f"and flat (the largest at most {FLAT_GROWTH:.0f}x the smallest)"

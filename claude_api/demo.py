@@ -8,11 +8,12 @@ import math
 import random
 import uuid
 from bisect import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import TypeVar
 
 from claude_api.models.events import CostSource, Kind, Status, UsageEvent
@@ -151,6 +152,22 @@ def generate_events(
                     return
                 produced += 1
                 yield event
+
+
+def batches_ahead(events: Iterable[UsageEvent], size: int) -> Iterator[list[UsageEvent]]:
+    """`events` in lists of `size`, each list made on a background thread while the caller
+    stores the one before: the database releases the interpreter while it writes, so making
+    and storing events overlap on two cores."""
+    iterator = iter(events)
+
+    def take() -> list[UsageEvent]:
+        return list(islice(iterator, size))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="demo-events") as pool:
+        pending = pool.submit(take)
+        while batch := pending.result():
+            pending = pool.submit(take)
+            yield batch
 
 
 def _task_shape(rng: random.Random) -> tuple[int, int]:

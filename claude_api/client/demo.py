@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from itertools import islice
 
 import typer
 
 from claude_api.client import output
 from claude_api.config import Settings
-from claude_api.demo import generate_events
+from claude_api.demo import batches_ahead, generate_events
 from claude_api.models.db import make_engine, upgrade
 from claude_api.plugins.recorder import Recorder
 
@@ -40,7 +39,7 @@ def demo(
         with output.progress(
             events, description="demo events", enabled=sys.stderr.isatty()
         ) as advance:
-            while batch := list(islice(generated, BATCH)):
+            for batch in batches_ahead(generated, BATCH):
                 recorder.usage_batch(batch)
                 advance(len(batch))
         elapsed = time.perf_counter() - started
