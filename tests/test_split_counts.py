@@ -1,6 +1,6 @@
 """Ranges split for sums of counts: whole buckets less the buckets outside the range cover
-exactly the range, and failure counts and percentiles read that way agree with the totals,
-also after purging rollup buckets that such a split would subtract."""
+exactly the range, and failure counts, percentiles and leaderboards read that way agree with
+the totals, also after purging rollup buckets that such a split would subtract."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.models.events import Kind, Status
-from claude_api.models.filters import UsageFilter
-from claude_api.models.queries import computing_afresh, reading_raw_rows, usage_stats
+from claude_api.models.filters import LeaderboardMetric, UsageFilter
+from claude_api.models.queries import (
+    computing_afresh,
+    leaderboard,
+    reading_raw_rows,
+    usage_stats,
+)
 from claude_api.models.queries._pieces import Interval, Pieces, split_counts
 from claude_api.models.retention import bucket_floor, purge
 from tests.factories import add_events, make_event
@@ -70,7 +75,7 @@ def test_a_month_less_a_few_days_reads_fewer_buckets() -> None:
     assert pieces.raw == [(since, since.replace(minute=0) + timedelta(hours=1))]
 
 
-def test_failures_and_percentiles_subtracting_buckets_agree_with_the_totals(
+def test_counts_subtracting_buckets_agree_with_the_totals(
     engine: Engine,
 ) -> None:
     now = datetime(2026, 12, 3, 12, tzinfo=UTC)
@@ -93,8 +98,10 @@ def test_failures_and_percentiles_subtracting_buckets_agree_with_the_totals(
             purge(engine, raw_retention_days=None, rollup_retention_days=23, now=now)
         with computing_afresh(), Session(engine) as session:
             stats = usage_stats(session, filter=question, top_errors=3)
+            board = leaderboard(session, filter=question, metric=LeaderboardMetric.USAGE)
         assert sum(error.count for error in stats.top_errors) == stats.failed
         assert stats.failed == (29 if not purged else 21)
+        assert [entry.value for entry in board] == [stats.invocations]
         with reading_raw_rows(), Session(engine) as session:
             raw = usage_stats(session, filter=question, top_errors=3)
         if not purged:

@@ -47,6 +47,11 @@ PART_COLUMNS = (
     "duration_sum", "input_count", "input_sum", "output_count", "output_sum", "first_seen",
     "last_seen",
 )  # fmt: skip
+# The columns of PART_COLUMNS that are sums of integers, so subtracting buckets keeps them exact.
+COUNT_COLUMNS = (
+    "invocations", "completed", "failed", "running", "cost_count", "duration_count",
+    "input_count", "input_sum", "output_count", "output_sum",
+)  # fmt: skip
 FINISHED = (Status.COMPLETED.value, Status.FAILED.value)
 MAX_SEPARATE_READS = 16
 
@@ -100,14 +105,17 @@ def usage_parts(
     source is already grouped by `by`, so callers sum a few rows per group.
 
     `pieces` may cut the filter's range finer (a history's buckets); each piece must lie in it.
+    Pieces with buckets to subtract (`split_counts`) give exact sums of COUNT_COLUMNS only: the
+    subtracted rows hold NULL in the other columns.
     """
     pieces = plan(filter, pieces)
     if not pieces.uses_rollups:
         return _raw_branch(usage_rows(filter, intervals=pieces.raw), by).subquery("parts")
     branches: list[Any] = [
         branch
-        for grain, intervals in pieces.rollup.items()
-        for branch in _rollup_branches(filter, grain, intervals, by)
+        for negated, grains in ((False, pieces.rollup), (True, pieces.less))
+        for grain, intervals in grains.items()
+        for branch in _rollup_branches(filter, grain, intervals, by, negated=negated)
     ]
     if filter.status is not Status.RUNNING and pieces.raw:
         rows = usage_rows(filter, intervals=pieces.raw)
@@ -168,10 +176,15 @@ def _aggregated(keys: Sequence[Any], measures: Sequence[Any]) -> sa.Select[Any]:
 
 
 def _rollup_branches(
-    filter: Filter, grain: str, intervals: list[Interval], by: Sequence[str]
+    filter: Filter,
+    grain: str,
+    intervals: list[Interval],
+    by: Sequence[str],
+    *,
+    negated: bool = False,
 ) -> list[sa.Select[Any]]:
     table = _rollup_table(filter, by)
-    keys, measures = _rollup_columns(table, tuple(by))
+    keys, measures = _rollup_columns(table, tuple(by), negated)
     return [
         _aggregated(keys, measures).where(*conditions)
         for conditions in rollup_scans(table, filter, grain, intervals)
@@ -188,7 +201,9 @@ def _rollup_table(filter: Filter, by: Sequence[str]) -> sa.Table:
 
 
 @cache
-def _rollup_columns(table: sa.Table, by: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
+def _rollup_columns(
+    table: sa.Table, by: tuple[str, ...], negated: bool = False
+) -> tuple[list[Any], list[Any]]:
     c = table.c
     column = {"kind": sa.cast(c.kind, sa.String(16)), "at": c.bucket_start}
     keys = [(c.name if key == "name" else column[key]).label(key) for key in by]
@@ -199,6 +214,15 @@ def _rollup_columns(table: sa.Table, by: tuple[str, ...]) -> tuple[list[Any], li
     ]
     measures += [sa.func.min(c.first_seen).label("first_seen")]
     measures += [sa.func.max(c.last_seen).label("last_seen")]
+    if negated:
+        measures = [
+            (
+                -measure.element
+                if measure.name in COUNT_COLUMNS
+                else sa.cast(sa.null(), measure.type)
+            ).label(measure.name)
+            for measure in measures
+        ]
     return keys, measures
 
 

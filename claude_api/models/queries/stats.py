@@ -22,6 +22,7 @@ from claude_api.models.queries._aggregates import (
     aggregate_select,
     error_count,
     error_counts_select,
+    totals_columns,
     totals_fields,
 )
 from claude_api.models.queries._binding import Shape, bind, statements
@@ -50,6 +51,16 @@ from claude_api.models.queries._source import as_float, bytewise
 from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
 
 DEFAULT_TOP_ERRORS = 5
+# Leaderboard metrics made of sums of counts, which may read buckets to subtract.
+_COUNTED_METRICS = {
+    LeaderboardMetric.USAGE,
+    LeaderboardMetric.SUCCESS_RATE,
+    LeaderboardMetric.TOKENS,
+}
+_LEADERBOARD = (
+    "invocations", "success_rate", "total_cost_usd", "avg_duration_seconds", "input_tokens",
+    "output_tokens",
+)  # fmt: skip
 _STATS_LISTING = "stats_by_name"
 
 
@@ -281,7 +292,8 @@ def leaderboard(
     metric = to_enum(LeaderboardMetric, metric, field="metric")
     check_limit(limit, maximum=MAX_TOP)
     check_count(min_invocations, field="min_invocations")
-    shape, values = bind(filter, plan(filter))
+    counted = metric in _COUNTED_METRICS
+    shape, values = bind(filter, counting_plan(session, filter) if counted else plan(filter))
     values["min_invocations"] = min_invocations
     statement = _leaderboard_read(shape, metric, limit)
     return [
@@ -300,7 +312,14 @@ def leaderboard(
 @statements
 def _leaderboard_read(shape: Shape, metric: LeaderboardMetric, limit: int) -> sa.Select[Any]:
     filter, pieces = shape.bound()
-    totals = aggregate_select(usage_parts(filter, pieces), by_name=True).subquery("totals")
+    # Only what the metrics need: with buckets to subtract, only sums of counts are exact.
+    keys = [PART["kind"], PART["name"]]
+    totals = (
+        sa.select(*keys, *(column for column in totals_columns() if column.name in _LEADERBOARD))
+        .select_from(usage_parts(filter, pieces))
+        .group_by(*keys)
+        .subquery("totals")
+    )
     c = totals.c
     value = {
         LeaderboardMetric.USAGE: c.invocations,
@@ -313,7 +332,8 @@ def _leaderboard_read(shape: Shape, metric: LeaderboardMetric, limit: int) -> sa
     minimum = sa.bindparam("min_invocations", type_=sa.BigInteger())
     return (
         sa.select(c.kind, c.name, value.label("value"), c.invocations)
-        .where(c.invocations >= minimum, value.is_not(None))
+        # Above 0: a name whose only buckets were subtracted again has no invocation here.
+        .where(c.invocations >= minimum, c.invocations > 0, value.is_not(None))
         .order_by(value.desc(), bytewise(c.name), c.kind)
         .limit(limit)
     )
