@@ -81,8 +81,7 @@ def bucket_sql(grain: str, column: str, dialect_name: str) -> str:
 def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
     """Add the rows `changed` names to the rollups."""
     dialect_name = connection.dialect.name
-    for statement in _create_batch_sql(dialect_name):
-        connection.exec_driver_sql(statement)
+    _run(connection, _create_batch_sql(dialect_name))
     staged = False
     for kind, rows in changed.items():
         where, parameters = _changed_condition(rows, dialect_name)
@@ -90,19 +89,26 @@ def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
             connection.exec_driver_sql(_stage_sql(kind, dialect_name, where), parameters)
             staged = True
     if staged:
-        for statement in fold_statements(dialect_name):
-            connection.exec_driver_sql(statement)
+        _run(connection, fold_statements(dialect_name))
 
 
 def backfill(connection: Connection, tables: tuple[str, ...] | None = None) -> None:
     """Add every finished raw row to the rollup `tables` (default: all; a migration names the
     tables of its time), for rows written before they existed."""
     dialect_name = connection.dialect.name
-    for statement in _create_batch_sql(dialect_name):
-        connection.exec_driver_sql(statement)
+    _run(connection, _create_batch_sql(dialect_name))
     for kind in Kind:
         connection.exec_driver_sql(_stage_sql(kind, dialect_name, "true"))
-    for statement in fold_statements(dialect_name, tables or ROLLUP_TABLES):
+    _run(connection, fold_statements(dialect_name, tables or ROLLUP_TABLES))
+
+
+def _run(connection: Connection, statements: tuple[str, ...]) -> None:
+    """Run parameterless `statements` in order: on PostgreSQL as one script, one round trip
+    instead of one each (a small batch's fold is mostly round trips)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(";\n".join(statements))
+        return
+    for statement in statements:
         connection.exec_driver_sql(statement)
 
 
