@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from claude_api.client.app import app
-from claude_api.demo import generate_events
+from claude_api.demo import batches_ahead, generate_events
 from claude_api.models.db import make_engine
 from claude_api.models.events import Kind, UsageEvent
 
@@ -104,3 +104,11 @@ def test_exact_count_for_any_size() -> None:
     for count in (1, 2, 7, 99, 1_001):
         assert len(list(generate_events(count, seed=count, end=END, days=120))) == count
     assert len(list(generate_events(500, seed=1, end=END, days=1))) == 500
+
+
+def test_batches_ahead_keeps_every_event_in_order() -> None:
+    events = list(generate_events(2_345, seed=2, end=END))
+    batches = list(batches_ahead(iter(events), 1_000))
+    assert [len(batch) for batch in batches] == [1_000, 1_000, 345]
+    assert [event for batch in batches for event in batch] == events
+    assert list(batches_ahead(iter([]), 10)) == []
