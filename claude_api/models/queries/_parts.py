@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from claude_api.errors import NotFound
 from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._binding import Filter, Shape, bind, statements
+from claude_api.models.queries._binding import Filter, Shape, bind
 from claude_api.models.queries._pieces import (
     Interval,
     Pieces,
@@ -307,24 +307,11 @@ def error_parts(filter: Filter, pieces: Pieces | None = None) -> sa.Subquery:
     return (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery("errors")
 
 
-def recorded_kinds(session: Session, filter: UsageFilter) -> set[Kind]:
-    """The kinds under which `filter.name` was ever recorded in `filter.project_id` (any
-    project when it is None; the other filters are ignored), purged rows included."""
-    scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
-    shape, values = bind(scope, plan(scope))
-    return {Kind(kind) for kind in session.execute(_kinds_read(shape), values).scalars()}
-
-
-@statements
-def _kinds_read(shape: Shape) -> sa.Select[Any]:
-    filter, pieces = shape.bound()
-    parts = usage_parts(filter, pieces, by=("kind",))
-    return sa.select(ROW["kind"]).select_from(parts).distinct()
-
-
 def kinds_scope(filter: UsageFilter) -> tuple[Shape, dict[str, Any]] | None:
-    """The question `recorded_kinds` asks about `filter` (None when it names no one), with its
-    bind parameters named "kinds_...", for `recorded_kinds_column`."""
+    """The question "under which kinds was `filter.name` ever recorded in `filter.project_id`
+    (any project when it is None; the other filters are ignored), purged rows included", with
+    its bind parameters named "kinds_..." (for `recorded_kinds_column`); None when the filter
+    names no one."""
     if filter.name is None:
         return None
     scope = UsageFilter(kind=filter.kind, name=filter.name, project_id=filter.project_id)
@@ -332,7 +319,7 @@ def kinds_scope(filter: UsageFilter) -> tuple[Shape, dict[str, Any]] | None:
 
 
 def recorded_kinds_column(scope: Shape) -> Any:
-    """`recorded_kinds` of a `kinds_scope` as a scalar subquery labelled `kinds`: the least and
+    """The answer to a `kinds_scope` as a scalar subquery labelled `kinds`: the least and
     greatest kind, separated by a space, or NULL for none (read it with `kinds_of`)."""
     filter, pieces = scope.bound()
     kind = usage_parts(filter, pieces, by=("kind",)).c.kind
@@ -345,21 +332,15 @@ def kinds_of(column: str | None) -> set[Kind]:
     return {Kind(kind) for kind in column.split(" ")} if column else set()
 
 
-def resolve_kind(session: Session, filter: UsageFilter) -> Kind | None:
-    """The kind a named query reports: the filter's, else the only one the name is recorded
-    under (None when it is both an agent and a skill).
-
-    Raises NotFound when the filter names an agent or skill that has no row at all (in the
-    filter's project), so a typo is told apart from a name that was merely quiet in the range;
-    a name of another project is unknown, so asking cannot reveal another project's names.
-    """
-    if filter.name is None:
-        return filter.kind
-    return kind_named(filter, recorded_kinds(session, filter))
-
-
 def kind_named(filter: UsageFilter, kinds: set[Kind]) -> Kind | None:
-    """`resolve_kind` of a filter naming someone, given the name's `recorded_kinds`."""
+    """The kind a query naming an agent or skill reports, given the `kinds` it was recorded
+    under (`kinds_scope`): the filter's, else the only one (None when it is both an agent and
+    a skill).
+
+    Raises NotFound when the name has no row at all (in the filter's project), so a typo is
+    told apart from a name that was merely quiet in the range; a name of another project is
+    unknown, so asking cannot reveal another project's names.
+    """
     if not kinds:
         what = filter.kind.value if filter.kind is not None else "agent or skill"
         where = f" in project {filter.project_id!r}" if filter.project_id is not None else ""

@@ -28,7 +28,14 @@ from claude_api.models.queries._calendar import (
     period_start,
     shift,
 )
-from claude_api.models.queries._parts import plan, resolve_kind, usage_parts
+from claude_api.models.queries._parts import (
+    kind_named,
+    kinds_of,
+    kinds_scope,
+    plan,
+    recorded_kinds_column,
+    usage_parts,
+)
 from claude_api.models.queries._pieces import split_ranges
 from claude_api.models.queries._source import as_int
 from claude_api.models.queries.stats import errors_by_name
@@ -67,13 +74,18 @@ def usage_by_period(
     period = to_enum(Period, period, field="period")
     since, until = _history_range(filter, period, now)
     buckets = calendar_buckets(since, until, period, filter.zone)
-    kind = resolve_kind(session, filter)
     pieces = split_ranges((bucket.start_at, bucket.end_at) for bucket in buckets)
     shape, values = bind(filter.replace(since=since, until=until), pieces)
     edges = [bucket.start_at for bucket in buckets[1:]]
     values.update((f"edge_{number}", edge) for number, edge in enumerate(edges))
-    statement = _history_read(shape, len(edges))
+    scope = kinds_scope(filter)
+    if scope is not None:
+        values |= scope[1]
+    statement = _history_read(shape, len(edges), scope[0] if scope else None)
     found = {row.bucket: row for row in session.execute(statement, values)}
+    kind = filter.kind
+    if scope is not None:
+        kind = kind_named(filter, kinds_of(found.pop(_KINDS_ROW).kinds))
     return History(
         kind=kind,
         name=filter.name,
@@ -93,8 +105,13 @@ def usage_by_period(
     )
 
 
+_KINDS_ROW = -1  # the `bucket` of the row that holds a name's recorded kinds
+
+
 @statements
-def _history_read(shape: Shape, edges: int) -> sa.Select[Any]:
+def _history_read(shape: Shape, edges: int, scope: Shape | None) -> Any:
+    """A row of totals per bucket number (`bucket`) with data; and, for a `kinds_scope`, a
+    row numbered _KINDS_ROW whose `kinds` holds the recorded kinds."""
     filter, pieces = shape.bound()
     parts = usage_parts(filter, pieces, by=("at",))
     starts = [sa.bindparam(f"edge_{number}", type_=UTCDateTime()) for number in range(edges)]
@@ -103,11 +120,19 @@ def _history_read(shape: Shape, edges: int) -> sa.Select[Any]:
     # to the same CASE in the select list, their bound parameters being distinct.
     columns = [column for name, column in PART.items() if name not in ("kind", "name")]
     indexed = sa.select(*columns, index.label("bucket")).select_from(parts).subquery("indexed")
-    return (
+    totals = (
         sa.select(indexed.c.bucket, *totals_columns())
         .select_from(indexed)
         .group_by(indexed.c.bucket)
     )
+    if scope is None:
+        return totals
+    kinds = sa.select(
+        sa.literal_column(str(_KINDS_ROW), sa.Integer).label("bucket"),
+        *(sa.null().label(column.name) for column in totals_columns()),
+        recorded_kinds_column(scope),
+    )
+    return sa.union_all(totals.add_columns(sa.cast(sa.null(), sa.String).label("kinds")), kinds)
 
 
 def _history_range(
