@@ -16,6 +16,7 @@ from sqlmodel import Session
 from claude_api.models import data_version, queries
 from claude_api.models.db import write_engine
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
+from claude_api.models.queries._cache import keeps_answers, mark_unkept, recording
 from claude_api.models.results import LeaderboardEntry, UsageStats
 from claude_api.models.retention import purge
 from claude_api.models.write import store_events
@@ -112,3 +113,23 @@ def test_answers_that_read_the_clock_and_fresh_computations_are_not_kept(
     assert afresh is not kept and raw is not kept
     assert afresh == kept
     assert raw.invocations == kept.invocations
+
+
+def test_a_recording_names_the_version_of_kept_answers_only(engine: Engine) -> None:
+    add_events(engine, *make_events(2))
+    with recording() as kept:
+        stats(engine)
+        leaderboard(engine)
+    assert kept.version == version(engine) is not None
+    with recording() as clock, Session(engine) as session:
+        stats(engine)
+        queries.usage_by_period(session, filter=UsageFilter(), period=Period.DAY)
+    assert clock.version is None
+    with recording() as afresh, queries.computing_afresh():
+        stats(engine)
+    assert afresh.version is None
+    with recording() as unkept, Session(engine) as session:
+        queries.list_tasks(session, filter=UsageFilter())
+        mark_unkept()  # what a caller does for a function that keeps no answers
+    assert not unkept.all_kept and unkept.version is None
+    assert not keeps_answers(queries.list_tasks) and keeps_answers(queries.leaderboard)

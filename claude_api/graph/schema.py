@@ -22,6 +22,7 @@ from claude_api.models import queries
 from claude_api.models.events import Kind, parse_events
 from claude_api.models.filters import LeaderboardMetric, Period
 from claude_api.models.keys import Scope
+from claude_api.models.queries._cache import keeps_answers, mark_unkept
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
@@ -61,6 +62,8 @@ async def _query(
         kwargs["filter"] = principal.restrict(kwargs["filter"])
     if "project_id" in kwargs:
         kwargs["project_id"] = principal.project(kwargs["project_id"])
+    if not keeps_answers(function):
+        mark_unkept()
     context = info.context
 
     def work() -> T:
@@ -270,6 +273,7 @@ async def _record(
     info: Info[GraphContext, None], items: list[dict[str, Any]], location: str
 ) -> types.RecordResult:
     """Validate and store events for a caller allowed to write, in its project only."""
+    mark_unkept()
     principal = info.context.principal
     principal.require(Scope.WRITE)
     events = principal.claim(parse_events(items, location=location), location)

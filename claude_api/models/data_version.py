@@ -4,16 +4,20 @@ Equal tokens mean the same data (a new token is drawn from 2^63 values at each c
 answer computed under a token stays right for as long as the token is current, in this process
 or any other sharing the database; and a database restored from a backup brings back its
 token together with its data. Writers call `changed` in their transaction; readers call
-`current`.
+`current`, or `latest` to learn the token now without a transaction of their own.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import sqlite3
+import threading
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from claude_api.models.rollup_tables import DataVersion
@@ -33,8 +37,83 @@ def changed(connection: Connection) -> None:
 
 
 _CURRENT = sa.select(_TABLE.c.token).where(_TABLE.c.id == 1)
+_CURRENT_SQL = "SELECT token FROM data_version WHERE id = 1"
 
 
-def current(session: Session) -> int | None:
-    """The token the session's transaction sees; None before the first change."""
+def current(session: Session | Connection) -> int | None:
+    """The token the session's (or connection's) transaction sees; None before the first change."""
     return session.execute(_CURRENT).scalar()
+
+
+class Unknown(Exception):
+    """The token cannot be had at once: read it in a transaction of its own (`current`)."""
+
+
+class _Watcher:
+    """A connection of its own to a SQLite file, which never writes. SQLite's `data_version`
+    pragma on it changes whenever another connection, in any process, commits; the token is
+    read again only then, so learning that it is unchanged costs a few microseconds."""
+
+    def __init__(self, path: str) -> None:
+        # No busy timeout: a check that would wait gives up at once (Unknown) instead.
+        self._connection = sqlite3.connect(
+            path, timeout=0, isolation_level=None, check_same_thread=False
+        )
+        self._connection.execute("PRAGMA query_only = 1")
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._seen: int | None = None  # the pragma's value when the token was last read
+        self._token: int | None = None
+
+    def token(self) -> int | None:
+        if os.getpid() != self._pid:  # a forked child: the connection is its parent's
+            raise Unknown
+        with self._lock:
+            try:
+                # The pragma first: a token read after it is at least as new as what it saw.
+                seen = self._connection.execute("PRAGMA data_version").fetchone()[0]
+                if seen != self._seen:
+                    row = self._connection.execute(_CURRENT_SQL).fetchone()
+                    self._token, self._seen = (None if row is None else row[0]), seen
+            except sqlite3.Error as error:
+                raise Unknown from error
+            return self._token
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+_WATCHERS: WeakKeyDictionary[Engine, _Watcher] = WeakKeyDictionary()
+_WATCHERS_LOCK = threading.Lock()
+
+
+def watch(engine: Engine) -> bool:
+    """Make `latest` answer for `engine` without a transaction, where it can: a SQLite file
+    (not an in-memory database). Returns whether it can; call `unwatch` when done."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        return False
+    if database.startswith("file:") or engine.url.query.get("uri"):
+        return False
+    with _WATCHERS_LOCK:
+        if engine not in _WATCHERS:
+            _WATCHERS[engine] = _Watcher(database)
+    return True
+
+
+def unwatch(engine: Engine) -> None:
+    """Stop watching `engine` (nothing if it was not watched)."""
+    with _WATCHERS_LOCK:
+        watcher = _WATCHERS.pop(engine, None)
+    if watcher is not None:
+        watcher.close()
+
+
+def latest(engine: Engine) -> int | None:
+    """The token now (None before the first change), for a watched engine: it never waits for
+    another connection. Raises Unknown when the engine is not watched or the check would wait."""
+    watcher = _WATCHERS.get(engine)
+    if watcher is None:
+        raise Unknown
+    return watcher.token()

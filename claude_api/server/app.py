@@ -26,6 +26,7 @@ from claude_api.models.retention import purge
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
 from claude_api.server.ingest import post_events
+from claude_api.server.kept import KeptResponses
 from claude_api.server.limits import BodyLimitMiddleware
 from claude_api.server.responses import JSONResponse, problem
 from claude_api.server.rest import rest_routes
@@ -78,7 +79,9 @@ def create_app(
             if services is None:
                 await run_in_threadpool(started.close)
 
-    graphql = GraphQLApp(build_schema(), context_getter=RequestContext.of)
+    graphql = GraphQLApp(
+        build_schema(), context_getter=RequestContext.of, responses=KeptResponses()
+    )
     routes = [
         *graphql_routes(graphql),
         *rest_routes(),

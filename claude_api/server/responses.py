@@ -10,13 +10,18 @@ from starlette.responses import Response
 from claude_api.errors import Forbidden
 
 
+def render_json(content: Any) -> bytes:
+    """`content` as JSON, encoded with orjson (dataclasses, datetimes and UUIDs included)."""
+    return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
 class JSONResponse(Response):
     """A JSON response encoded with orjson (dataclasses, datetimes and UUIDs included)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return render_json(content)
 
 
 def problem(

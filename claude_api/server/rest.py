@@ -22,6 +22,7 @@ from claude_api.models import queries
 from claude_api.models.events import Kind
 from claude_api.models.filters import MAX_TOP, UsageFilter
 from claude_api.models.keys import Scope
+from claude_api.models.queries._cache import keeps_answers, mark_unkept, recording
 from claude_api.models.results import (
     History,
     LeaderboardEntry,
@@ -32,8 +33,9 @@ from claude_api.models.results import (
     UsageStats,
 )
 from claude_api.server.auth import principal_of
+from claude_api.server.kept import KeptResponses
 from claude_api.server.openapi import NotFoundBody, openapi_endpoint
-from claude_api.server.responses import JSONResponse, forbidden, problem
+from claude_api.server.responses import JSONResponse, forbidden, problem, render_json
 from claude_api.server.rest_params import (
     AFTER,
     AGENT,
@@ -132,6 +134,8 @@ async def _run(
     stops at the request's deadline (QueryTimeout)."""
     services: Services = request.app.state.services
     deadline = services.query_deadline()
+    if not keeps_answers(function):
+        mark_unkept()
 
     def work() -> T:
         with services.session(deadline=deadline) as session:
@@ -326,11 +330,21 @@ def _route_path(template: str) -> str:
     return re.sub(r"\{(\w+)\}", r"{\1:path}", template)
 
 
+_KEPT = KeptResponses()
+
+
 def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        # What a GET answers follows from its path, its query string, the caller's scope and
+        # project, and the data: a successful answer is kept under those, bytes and all.
+        key = (operation.name, request.scope["path"], request.scope["query_string"])
         try:
             principal_of(request).require(Scope.READ)
-            body = await operation.handler(request, operation)
+            kept = await _KEPT.find(request, key)
+            if kept is not None:
+                return Response(kept, media_type=JSONResponse.media_type)
+            with recording() as record:
+                body = await operation.handler(request, operation)
         except Forbidden as error:
             return forbidden(error)
         except InvalidQuery as error:
@@ -339,7 +353,9 @@ def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             return JSONResponse(error.body, status_code=404)
         except QueryTimeout as error:
             return problem(503, str(error))
-        return JSONResponse(body)
+        encoded = render_json(body)
+        _KEPT.keep(request, key, encoded, record)
+        return Response(encoded, media_type=JSONResponse.media_type)
 
     endpoint.__name__ = endpoint.__qualname__ = operation.name
     endpoint.__doc__ = operation.description

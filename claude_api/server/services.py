@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.models import data_version
 from claude_api.models.db import make_engine, upgrade
 from claude_api.models.timeouts import deadline_session
 from claude_api.server.auth import KeyVerifier
@@ -40,6 +41,7 @@ class Services:
     def __post_init__(self) -> None:
         self.key_verifier = KeyVerifier(self.engine, ttl=self.settings.auth_cache_seconds)
         self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="claude-api")
+        data_version.watch(self.engine)
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -66,6 +68,19 @@ class Services:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._workers, contextvars.copy_context().run, function)
 
+    async def latest_version(self) -> int | None:
+        """The data version now (None before the first write): on a SQLite file at once, on the
+        event loop (a check that would wait falls back to the thread); otherwise read in a
+        worker thread."""
+        try:
+            return data_version.latest(self.engine)
+        except data_version.Unknown:
+            return await self.run(self._read_version)
+
+    def _read_version(self) -> int | None:
+        with self.engine.connect() as connection:
+            return data_version.current(connection)
+
     def query_deadline(self) -> float:
         """The deadline of a request's reads that start now (a `time.monotonic()` value)."""
         return time.monotonic() + self.settings.query_timeout_seconds
@@ -74,4 +89,5 @@ class Services:
         """Wait for the work under way, then stop the tracker and close the engine."""
         self._workers.shutdown(wait=True)
         self.tracker.close()
+        data_version.unwatch(self.engine)
         self.engine.dispose()
