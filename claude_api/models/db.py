@@ -16,12 +16,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PING_AFTER_IDLE_SECONDS = 2.0  # a pooled connection idle longer is checked before its use
+_RETURNED = "claude_api.returned_at"
 WRITE_OPTIONS = {"sqlite_begin": "IMMEDIATE"}
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 MIGRATION_LOCK_NAMESPACE = 0x63_6C_61_75  # any constant: the first key of the advisory lock
 _PG_LOCK = text("SELECT pg_advisory_lock(:namespace, hashtext(current_schema()))")
 _PG_UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(current_schema()))")
@@ -31,11 +34,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; a SQLite file and its directory are created on first use.
 
     SQLite runs in WAL mode (readers never block the writer) with a busy timeout, and write
-    transactions begin IMMEDIATE so two writers wait for each other instead of failing.
+    transactions begin IMMEDIATE so two writers wait for each other instead of failing. On
+    PostgreSQL a pooled connection left idle for more than `PING_AFTER_IDLE_SECONDS` is checked
+    before it is used.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, **kwargs)
+        _ping_idle_connections(engine)
+        return engine
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +70,28 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver's connection: a statement through SQLAlchemy costs a short read's time.
+        connection.connection.driver_connection.execute(_BEGIN[mode])
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    # A connection taken from the pool is checked with a round trip only if it sat there idle
+    # for a while (the server may have closed it, or restarted): under load, connections come
+    # back within milliseconds, and a ping on every checkout would double a short read's trips.
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED)
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and hands out another (a new one if need be).
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def _md5(text: str | None) -> str | None:
