@@ -11,10 +11,16 @@ and httpx, in a process of its own) makes the load; it saturates well below the 
 figures only bound the ratios. On a machine with two cores or more the server runs on the first
 and the load generator on the second.
 
+Every request of a load is the same question and no write happens while it runs, so past the
+first each is answered from the response kept for it (`claude_api.server.kept`): the figures
+are those of a dashboard polling an unchanged database. What an answer costs to compute is the
+"query layer alone" line, and `bench.bench_queries`.
+
 `--stub-query` measures the HTTP stack in isolation: the query layer's `leaderboard`, which both
 endpoints call, is replaced by a function that returns its answer computed once beforehand. The
 figures then say what parsing, validation, sessions, middleware and encoding cost per request;
-they are labelled as such, and the default run stays real.
+they are labelled as such, and the default run stays real. The stand-in keeps no answers, so
+no response is kept either: every request goes the whole way, as a first one does.
 """
 
 from __future__ import annotations
