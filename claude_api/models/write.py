@@ -86,21 +86,9 @@ def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> r
     (bench/bench_tracking.py).
     """
     dialect_name = connection.dialect.name
-    statement = _statement_sql(dialect_name, kind)
     if dialect_name == "postgresql":
-        # The upsert returns the ids of the rows it inserted or completed, and only those.
-        driver = connection.dialect.loaded_dbapi
-        try:
-            with connection.connection.driver_connection.cursor() as cursor:
-                cursor.executemany(statement, rows, returning=True)
-                ids: list[int] = []
-                while True:
-                    ids += [row[0] for row in cursor.fetchall()]
-                    if not cursor.nextset():
-                        break
-        except driver.Error as error:  # raised as SQLAlchemy raises the driver's errors
-            raise sa.exc.DBAPIError.instance(statement, None, error, driver.Error) from error
-        return rollups.ChangedRows(ids=ids)
+        return rollups.ChangedRows(ids=_upsert_copied(connection, kind, rows))
+    statement = _statement_sql(dialect_name, kind)
     # SQLite writers take turns (BEGIN IMMEDIATE): the rows inserted now are those after the
     # current last id, and the running rows completed now are those the finishes name.
     table = USAGE_TABLES[kind].__tablename__
@@ -114,6 +102,26 @@ def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> r
         completed = [row[0] for row in found]
     connection.exec_driver_sql(statement, rows)
     return rollups.ChangedRows(after_id=after, ids=completed)
+
+
+def _upsert_copied(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> list[int]:
+    """PostgreSQL: COPY the rows into a temporary table, then upsert them all with one
+    statement, in event id order; returns the ids of the rows inserted or completed, and only
+    those. One set-based statement costs the server a fraction of one execution per row."""
+    create, copy, upsert, clear = _copied_sql(kind)
+    columns = _COLUMNS[kind]
+    driver = connection.dialect.loaded_dbapi
+    try:
+        with connection.connection.driver_connection.cursor() as cursor:
+            cursor.execute(create)
+            with cursor.copy(copy) as writer:
+                for row in rows:
+                    writer.write_row([row[name] for name in columns])
+            ids = [row[0] for row in cursor.execute(upsert).fetchall()]
+            cursor.execute(clear)
+    except driver.Error as error:  # raised as SQLAlchemy raises the driver's errors
+        raise sa.exc.DBAPIError.instance(upsert, None, error, driver.Error) from error
+    return ids
 
 
 _ANY_RUNNING_SQL = f"SELECT 1 FROM {{table}} WHERE status = '{Status.RUNNING.value}' LIMIT 1"
@@ -140,29 +148,55 @@ def _after_purge_horizon(connection: Connection, events: Sequence[UsageEvent]) -
     return kept
 
 
-@cache
-def _statement_sql(dialect_name: str, kind: Kind) -> str:
-    """One upsert for starts and finishes alike: a new id is inserted; an existing row is
-    updated only when it is running and the incoming event is a finish. On PostgreSQL it
-    returns the ids of the rows it inserted or updated."""
-    table = USAGE_TABLES[kind].__table__
-    if dialect_name == "postgresql":
-        insert, dialect = postgresql.insert(table), postgresql.psycopg.dialect()
-    else:
-        insert, dialect = sqlite.insert(table), sqlite.pysqlite.dialect(paramstyle="named")
+# The columns an event fills: every column but the generated id.
+_COLUMNS = {
+    kind: [column.name for column in table.__table__.columns if column.name != "id"]
+    for kind, table in USAGE_TABLES.items()
+}
+
+
+def _on_conflict(insert: Any, table: sa.Table) -> Any:
+    """The merge rule: a new id is inserted; an existing row is updated only when it is
+    running and the incoming event is a finish."""
     running = sa.literal_column(f"'{Status.RUNNING.value}'")
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=[table.c.event_id],
         set_={
             name: sa.func.coalesce(insert.excluded[name], table.c[name]) for name in _FINISH_COLUMNS
         },
         where=sa.and_(table.c.status == running, insert.excluded.status != running),
     )
-    columns = [column.name for column in table.columns if column.name != "id"]
-    statement = statement.values({name: sa.bindparam(name) for name in columns})
-    if dialect_name == "postgresql":
-        statement = statement.returning(table.c.id)
-    return str(statement.compile(dialect=dialect))
+
+
+@cache
+def _statement_sql(dialect_name: str, kind: Kind) -> str:
+    """SQLite's upsert of one row, for executemany."""
+    table = USAGE_TABLES[kind].__table__
+    statement = _on_conflict(sqlite.insert(table), table).values(
+        {name: sa.bindparam(name) for name in _COLUMNS[kind]}
+    )
+    return str(statement.compile(dialect=sqlite.pysqlite.dialect(paramstyle="named")))
+
+
+@cache
+def _copied_sql(kind: Kind) -> tuple[str, str, str, str]:
+    """PostgreSQL's statements for `_upsert_copied`: create the temporary table, COPY into
+    it, upsert from it returning the changed ids, and empty it for the next batch."""
+    table = USAGE_TABLES[kind].__table__
+    columns = _COLUMNS[kind]
+    incoming = f"incoming_{table.name}"
+    listed = ", ".join(columns)
+    staged = sa.table(incoming, *(sa.column(name) for name in columns))
+    select = sa.select(*staged.c).order_by(staged.c.event_id)
+    insert = _on_conflict(postgresql.insert(table).from_select(columns, select), table)
+    upsert = insert.returning(table.c.id).compile(dialect=postgresql.psycopg.dialect())
+    return (
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS "
+        f"SELECT {listed} FROM {table.name} WITH NO DATA",
+        f"COPY {incoming} ({listed}) FROM STDIN",
+        str(upsert),
+        f"DELETE FROM {incoming}",
+    )
 
 
 def _as_int(event_id: UUID) -> int:
