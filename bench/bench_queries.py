@@ -17,7 +17,8 @@ an empty database; the benchmark creates and drops its own schema there.
 Filling 10,000,000 events takes a while (the fill rate is printed); with `--keep DIR` each
 size's database is kept after the run (SQLite: `DIR/queries-<size>.db`; PostgreSQL: schema
 `bench_queries_<size>`) and reused by the next run with `--keep`, whose queries then take the
-last stored event as "now".
+last stored event as "now"; a fill cut short is resumed where it stopped (the same day: the
+demo data's days end on the day of the fill).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +74,21 @@ class Fill:
     storing_seconds: float
 
 
-def fill_demo(engine: Engine, count: int, *, end: datetime, seed: int = SEED) -> Fill:
+def fill_demo(
+    engine: Engine, count: int, *, end: datetime, seed: int = SEED, skip: int = 0
+) -> Fill:
     """Store `count` demo events ending at `end` through the recorder, as `claude-api demo`
-    does; how long it took, and how much of it was the recorder's."""
+    does, after the first `skip` of them (an interrupted fill, resumed the same day); how
+    long it took, and how much of it was the recorder's."""
     recorder = Recorder(engine)
-    generated = generate_events(count, seed=seed, end=end)
+    generated = islice(generate_events(count, seed=seed, end=end), skip, None)
     storing = 0.0
     started = time.perf_counter()
     for batch in batches_ahead(generated, BATCH):
         before = time.perf_counter()
         recorder.usage_batch(events=batch)
         storing += time.perf_counter() - before
-    return Fill(count, time.perf_counter() - started, storing)
+    return Fill(count - skip, time.perf_counter() - started, storing)
 
 
 @contextmanager
@@ -213,14 +218,16 @@ def run_size(url: str | None, size: int, repeat: int, keep: Path | None) -> dict
             now = last + timedelta(seconds=1)
             print(f"\n{backend}, {size:,} events: kept from an earlier run, last at {last}")
         else:
-            if count:
+            if count > size:
                 raise SystemExit(f"the kept database holds {count:,} events, not {size:,}")
-            filled = fill_demo(engine, size, end=now)
+            filled = fill_demo(engine, size, end=now, skip=count)
             analyze(engine)
+            rate = filled.events / filled.seconds
+            storing_rate = filled.events / filled.storing_seconds
             print(
-                f"\n{backend}, {size:,} events: filled in {filled.seconds:,.1f} s "
-                f"({size / filled.seconds:,.0f} events/s; storing "
-                f"{filled.storing_seconds:,.1f} s, {size / filled.storing_seconds:,.0f} events/s)"
+                f"\n{backend}, {size:,} events: stored {filled.events:,} in "
+                f"{filled.seconds:,.1f} s ({rate:,.0f} events/s; storing "
+                f"{filled.storing_seconds:,.1f} s, {storing_rate:,.0f} events/s)"
             )
         raw_context = raw_rows_context()
         base, _ = measure(engine, baseline, repeat)
