@@ -78,7 +78,11 @@ class Services:
             return await self.run(self._read_version)
 
     def _read_version(self) -> int | None:
-        with self.engine.connect() as connection:
+        engine = self.engine
+        if engine.dialect.name == "postgresql":
+            # Autocommit: one round trip, without a BEGIN before the read and a ROLLBACK after.
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
             return data_version.current(connection)
 
     def query_deadline(self) -> float:
