@@ -81,14 +81,14 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
 def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> rollups.ChangedRows:
     """Run the upsert of `rows` and tell which rows it made finished.
 
-    The statement is compiled once per dialect and run through the driver's executemany:
-    SQLAlchemy's per-row parameter processing would cost more than the database's own work
-    (bench/bench_tracking.py).
+    The statements are compiled once and run through the driver: SQLAlchemy's per-row
+    parameter processing would cost more than the database's own work (bench/bench_tracking.py).
+    SQLite takes the rows by executemany; PostgreSQL by COPY (`_upsert_copied`).
     """
     dialect_name = connection.dialect.name
     if dialect_name == "postgresql":
         return rollups.ChangedRows(ids=_upsert_copied(connection, kind, rows))
-    statement = _statement_sql(dialect_name, kind)
+    statement = _sqlite_statement_sql(kind)
     # SQLite writers take turns (BEGIN IMMEDIATE): the rows inserted now are those after the
     # current last id, and the running rows completed now are those the finishes name.
     table = USAGE_TABLES[kind].__tablename__
@@ -169,7 +169,7 @@ def _on_conflict(insert: Any, table: sa.Table) -> Any:
 
 
 @cache
-def _statement_sql(dialect_name: str, kind: Kind) -> str:
+def _sqlite_statement_sql(kind: Kind) -> str:
     """SQLite's upsert of one row, for executemany."""
     table = USAGE_TABLES[kind].__table__
     statement = _on_conflict(sqlite.insert(table), table).values(
