@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
-from bench.bench_tracking import fresh_database
+from bench.bench_tracking import fresh_database, schema_engine
 from claude_api.demo import batches_ahead, generate_events
 from claude_api.models import queries
 from claude_api.models.db import make_engine, upgrade
@@ -104,8 +104,7 @@ def kept_database(url: str | None, directory: Path, size: int) -> Iterator[Engin
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         admin.dispose()
-        separator = "&" if "?" in url else "?"
-        engine = make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
+        engine = schema_engine(url, schema)
     try:
         upgrade(engine)
         yield engine

@@ -60,6 +60,12 @@ def make_finished_events(count: int) -> list[UsageEvent]:
     ]
 
 
+def schema_engine(url: str, schema: str) -> Engine:
+    """An engine for the PostgreSQL database `url` whose tables live in `schema`."""
+    separator = "&" if "?" in url else "?"
+    return make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
+
+
 @contextmanager
 def fresh_database(url: str | None) -> Iterator[Engine]:
     """A migrated, empty database: a temporary SQLite file, or a new schema in `url`."""
@@ -74,8 +80,7 @@ def fresh_database(url: str | None) -> Iterator[Engine]:
     admin = create_engine(url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    engine = make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
+    engine = schema_engine(url, schema)
     try:
         upgrade(engine)
         yield engine

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,3 +59,15 @@ def add_events(engine: Engine, *events: UsageEvent) -> None:
     with Session(write_engine(engine)) as session:
         store_events(session, events)
         session.commit()
+
+
+def write_demo_from_another_process(database_url: str) -> None:
+    """Store 5 demo events into `database_url` from a separate `claude-api demo` process."""
+    env = {**os.environ, "CLAUDE_API_DATABASE_URL": database_url}
+    subprocess.run(
+        [sys.executable, "-m", "claude_api.client", "demo", "--events", "5", "--seed", "3"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )

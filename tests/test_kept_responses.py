@@ -5,9 +5,6 @@ read the clock are never kept. And the data version's cheap check on a SQLite fi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -24,7 +21,13 @@ from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import _cache
 from claude_api.models.queries._cache import Record, mark_unkept, recording
 from tests.auth_support import Secured, add_two_projects, secured_server
-from tests.factories import BASE_TIME, add_events, make_event, make_events
+from tests.factories import (
+    BASE_TIME,
+    add_events,
+    make_event,
+    make_events,
+    write_demo_from_another_process,
+)
 
 LEADERBOARD = "/v1/agents/leaderboard"
 GRAPHQL_LEADERBOARD = "{ leaderboard(kind: AGENT) { name invocations } }"
@@ -40,17 +43,6 @@ def kept_bodies(engine: Engine) -> list[bytes]:
 def open_server(engine: Engine) -> Iterator[Secured]:
     with secured_server(engine, auth="off") as server:
         yield server
-
-
-def write_from_another_process(database_url: str) -> None:
-    env = {**os.environ, "CLAUDE_API_DATABASE_URL": database_url}
-    subprocess.run(
-        [sys.executable, "-m", "claude_api.client", "demo", "--events", "5", "--seed", "3"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def agent_invocations(engine: Engine) -> int:
@@ -114,7 +106,7 @@ def test_a_write_in_another_process_makes_kept_responses_unreachable(
         assert invocations(server.get(LEADERBOARD)) == 2
         before = server.data(GRAPHQL_LEADERBOARD, None)["leaderboard"]
         assert sum(entry["invocations"] for entry in before) == 2
-        write_from_another_process(database_url)
+        write_demo_from_another_process(database_url)
         expected = agent_invocations(engine)
         assert expected > 2
         assert invocations(server.get(LEADERBOARD)) == expected
@@ -225,7 +217,7 @@ def test_the_latest_version_follows_writes_here_and_elsewhere(sqlite_url: str) -
         first = data_version.latest(engine)
         assert first not in (None, initial)
         assert data_version.latest(engine) == first
-        write_from_another_process(sqlite_url)
+        write_demo_from_another_process(sqlite_url)
         second = data_version.latest(engine)
         assert second not in (None, first)
         add_events(engine, make_event())

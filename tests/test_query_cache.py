@@ -4,9 +4,6 @@ the current time."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -20,7 +17,13 @@ from claude_api.models.queries._cache import keeps_answers, mark_unkept, recordi
 from claude_api.models.results import LeaderboardEntry, UsageStats
 from claude_api.models.retention import purge
 from claude_api.models.write import store_events
-from tests.factories import BASE_TIME, add_events, make_event, make_events
+from tests.factories import (
+    BASE_TIME,
+    add_events,
+    make_event,
+    make_events,
+    write_demo_from_another_process,
+)
 
 
 def leaderboard(engine: Engine) -> list[LeaderboardEntry]:
@@ -79,14 +82,7 @@ def test_a_purge_changes_the_version_and_a_dry_run_does_not(engine: Engine) -> N
 def test_a_write_from_another_process_is_seen(engine: Engine, database_url: str) -> None:
     add_events(engine, *make_events(2))
     assert stats(engine).invocations == 2
-    env = {**os.environ, "CLAUDE_API_DATABASE_URL": database_url}
-    subprocess.run(
-        [sys.executable, "-m", "claude_api.client", "demo", "--events", "5", "--seed", "3"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    write_demo_from_another_process(database_url)
     assert stats(engine).invocations == 7
 
 
