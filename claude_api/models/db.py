@@ -18,7 +18,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE_SECONDS = 2.0  # a pooled connection idle longer is checked before its use
@@ -127,13 +126,6 @@ def _switch_to_wal(cursor: Any, attempts: int = 100) -> None:
 def write_engine(engine: Engine) -> Engine:
     """The same engine, with transactions that take SQLite's write lock when they begin."""
     return engine.execution_options(**WRITE_OPTIONS)
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A read session, closed on exit."""
-    with Session(engine) as session:
-        yield session
 
 
 # ---- migrations -----------------------------------------------------------------------------
