@@ -116,6 +116,16 @@ class Query:
     ) -> types.UsageStats | None:
         return await _stats(info, Kind.SKILL, name, filter)
 
+    @strawberry.field(
+        description="Statistics of every invocation matching the filter, agents and skills "
+        "together unless kind is given."
+    )
+    async def usage(
+        self, info: Info, kind: types.Kind | None = None, filter: UsageFilterInput | None = None
+    ) -> types.UsageStats:
+        scope = to_filter(filter, kind=kind)
+        return types.UsageStats.of(await _query(info, queries.usage_stats, filter=scope))
+
     @strawberry.field(description="Statistics of every agent, by name.")
     async def agents(
         self,
@@ -161,13 +171,14 @@ class Query:
 
     @strawberry.field(
         description="Invocations of one agent or skill per day, week or month, empty buckets "
-        "included (default range: the last 30 days, 12 weeks or 12 months)."
+        "included (default range: the last 30 days, 12 weeks or 12 months); without a name, of "
+        "every agent or skill (both when kind is null)."
     )
     async def history(
         self,
         info: Info,
-        kind: types.Kind,
-        name: str,
+        kind: types.Kind | None = None,
+        name: str | None = None,
         period: types.Period = Period.DAY,
         filter: UsageFilterInput | None = None,
     ) -> types.History | None:
