@@ -52,6 +52,13 @@ class RollupMeasures(SQLModel):
     input_sum: int = Field(sa_type=sa.BigInteger)
     output_count: int = Field(sa_type=sa.BigInteger)
     output_sum: int = Field(sa_type=sa.BigInteger)
+    # Added by a later migration, whose default filled the rows already there.
+    cache_read_count: int = Field(sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+    cache_read_sum: int = Field(sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+    cache_creation_count: int = Field(
+        sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    cache_creation_sum: int = Field(sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
     first_seen: datetime = Field(sa_type=UTCDateTime)
     last_seen: datetime = Field(sa_type=UTCDateTime)
 

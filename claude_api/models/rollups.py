@@ -41,13 +41,16 @@ ROLLUP_TABLES = (*MEASURE_TABLES, *BIN_TABLES, ERROR_TABLE)
 _RUNNING = f"'{Status.RUNNING.value}'"
 _BATCH = "rollup_batch"
 _GROUPS = "rollup_batch_groups"
-_SUMMED = (
+# The measure columns, each a count or a sum over the batch's rows.
+SUMMED = (
     "invocations", "completed", "failed", "cost_count", "cost_sum", "duration_count",
     "duration_sum", "input_count", "input_sum", "output_count", "output_sum",
+    "cache_read_count", "cache_read_sum", "cache_creation_count", "cache_creation_sum",
 )  # fmt: skip
 _BATCH_COLUMNS = (
     "kind, name, project_key, model_key, status, timestamp, hour, day, month, "
-    "duration_seconds, bin, cost_usd, input_tokens, output_tokens, error_message"
+    "duration_seconds, bin, cost_usd, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_creation_tokens, error_message"
 )
 
 
@@ -92,14 +95,18 @@ def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
         _run(connection, fold_statements(dialect_name))
 
 
-def backfill(connection: Connection, tables: tuple[str, ...] | None = None) -> None:
-    """Add every finished raw row to the rollup `tables` (default: all; a migration names the
-    tables of its time), for rows written before they existed."""
+def backfill(
+    connection: Connection,
+    tables: tuple[str, ...] | None = None,
+    summed: tuple[str, ...] = SUMMED,
+) -> None:
+    """Add every finished raw row to the rollup `tables` (default: all), for rows written before
+    they existed; a migration names the tables and the `summed` measures of its time."""
     dialect_name = connection.dialect.name
     _run(connection, _create_batch_sql(dialect_name))
     for kind in Kind:
         connection.exec_driver_sql(_stage_sql(kind, dialect_name, "true"))
-    _run(connection, fold_statements(dialect_name, tables or ROLLUP_TABLES))
+    _run(connection, fold_statements(dialect_name, tables or ROLLUP_TABLES, summed))
 
 
 def _run(connection: Connection, statements: tuple[str, ...]) -> None:
@@ -128,6 +135,18 @@ def _changed_condition(rows: ChangedRows, dialect_name: str) -> tuple[str | None
     return f"(id > {after} OR {listed})", {"after": rows.after_id, "ids": ids}
 
 
+# Each measure of SUMMED over a group of the batch's rows, in that order.
+_GROUP_MEASURES = f"""count(*),
+    count(CASE WHEN status = '{Status.COMPLETED.value}' THEN 1 END),
+    count(CASE WHEN status = '{Status.FAILED.value}' THEN 1 END),
+    count(cost_usd), coalesce(sum(cost_usd), 0),
+    count(duration_seconds), coalesce(sum(duration_seconds), 0),
+    count(input_tokens), coalesce(sum(input_tokens), 0),
+    count(output_tokens), coalesce(sum(output_tokens), 0),
+    count(cache_read_tokens), coalesce(sum(cache_read_tokens), 0),
+    count(cache_creation_tokens), coalesce(sum(cache_creation_tokens), 0)"""
+
+
 @cache
 def _create_batch_sql(dialect_name: str) -> tuple[str, str]:
     timestamp = "timestamptz" if dialect_name == "postgresql" else "TEXT"
@@ -137,14 +156,15 @@ def _create_batch_sql(dialect_name: str) -> tuple[str, str]:
         "model_key VARCHAR(200), status VARCHAR(16)"
     )
     buckets = f"hour {timestamp}, day {timestamp}, month {timestamp}"
+    measures = ", ".join(
+        f"{name} {'FLOAT' if name in ('cost_sum', 'duration_sum') else 'BIGINT'}" for name in SUMMED
+    )
     return (
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH} ({key}, timestamp {timestamp}, "
         f"{buckets}, duration_seconds FLOAT, bin INTEGER, cost_usd FLOAT, "
-        f"input_tokens BIGINT, output_tokens BIGINT, error_message TEXT){on_commit}",
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_GROUPS} ({buckets}, {key}, "
-        "invocations BIGINT, completed BIGINT, failed BIGINT, cost_count BIGINT, "
-        "cost_sum FLOAT, duration_count BIGINT, duration_sum FLOAT, input_count BIGINT, "
-        "input_sum BIGINT, output_count BIGINT, output_sum BIGINT, "
+        "input_tokens BIGINT, output_tokens BIGINT, cache_read_tokens BIGINT, "
+        f"cache_creation_tokens BIGINT, error_message TEXT){on_commit}",
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_GROUPS} ({buckets}, {key}, {measures}, "
         f"first_seen {timestamp}, last_seen {timestamp}){on_commit}",
     )
 
@@ -157,44 +177,40 @@ def _stage_sql(kind: Kind, dialect_name: str, where: str) -> str:
         f"INSERT INTO {_BATCH} ({_BATCH_COLUMNS}) SELECT '{kind.value}', {NAME_COLUMNS[kind]}, "
         "coalesce(project_id, ''), coalesce(model, ''), status, timestamp, "
         f"{buckets}, duration_seconds, {bin_sql('duration_seconds')}, cost_usd, input_tokens, "
-        f"output_tokens, error_message FROM {table} WHERE status <> {_RUNNING} AND {where}"
+        "output_tokens, cache_read_tokens, cache_creation_tokens, error_message "
+        f"FROM {table} WHERE status <> {_RUNNING} AND {where}"
     )
 
 
 @cache
-def fold_statements(dialect_name: str, tables: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The statements folding the staged rows into the rollup `tables` (default: all), in the
-    order they must run."""
+def fold_statements(
+    dialect_name: str, tables: tuple[str, ...] = (), summed: tuple[str, ...] = SUMMED
+) -> tuple[str, ...]:
+    """The statements folding the staged rows into the rollup `tables` (default: all), adding
+    the `summed` measures (default: all), in the order they must run."""
     tables = tables or ROLLUP_TABLES
     smaller, larger = ("least", "greatest") if dialect_name == "postgresql" else ("min", "max")
     statements = []
     # The finest groups once, then every measure table and grain from those fewer rows.
     finest = MEASURE_TABLES["usage_model_rollup"]
     statements.append(
-        f"""INSERT INTO {_GROUPS} (hour, day, month, {finest}, invocations, completed, failed,
-    cost_count, cost_sum, duration_count, duration_sum, input_count, input_sum, output_count,
-    output_sum, first_seen, last_seen)
-SELECT hour, min(day), min(month), {finest}, count(*),
-    count(CASE WHEN status = '{Status.COMPLETED.value}' THEN 1 END),
-    count(CASE WHEN status = '{Status.FAILED.value}' THEN 1 END),
-    count(cost_usd), coalesce(sum(cost_usd), 0),
-    count(duration_seconds), coalesce(sum(duration_seconds), 0),
-    count(input_tokens), coalesce(sum(input_tokens), 0),
-    count(output_tokens), coalesce(sum(output_tokens), 0),
+        f"""INSERT INTO {_GROUPS} (hour, day, month, {finest}, {", ".join(SUMMED)},
+    first_seen, last_seen)
+SELECT hour, min(day), min(month), {finest}, {_GROUP_MEASURES},
     min(timestamp), max(timestamp)
 FROM {_BATCH}
 GROUP BY hour, {finest}"""
     )
-    sums = ", ".join(f"sum({name})" for name in _SUMMED)
+    sums = ", ".join(f"sum({name})" for name in summed)
     for table, key in MEASURE_TABLES.items():
         if table not in tables:
             continue
         for grain in GRAINS:
             updates = ",\n    ".join(
-                f"{name} = {table}.{name} + excluded.{name}" for name in _SUMMED
+                f"{name} = {table}.{name} + excluded.{name}" for name in summed
             )
             statements.append(
-                f"""INSERT INTO {table} (grain, bucket_start, {key}, {", ".join(_SUMMED)},
+                f"""INSERT INTO {table} (grain, bucket_start, {key}, {", ".join(summed)},
     first_seen, last_seen)
 SELECT '{grain}', {grain}, {key}, {sums}, min(first_seen), max(last_seen)
 FROM {_GROUPS} WHERE true

@@ -70,6 +70,13 @@ _ROLLUP_TABLES = (
 )  # fmt: skip
 
 
+# The measures of this revision's rollup tables (later revisions add others).
+_SUMMED = (
+    "invocations", "completed", "failed", "cost_count", "cost_sum", "duration_count",
+    "duration_sum", "input_count", "input_sum", "output_count", "output_sum",
+)  # fmt: skip
+
+
 def upgrade() -> None:
     _measure_table("usage_rollup", model=False)
     op.create_index("ix_usage_rollup_name", "usage_rollup", ["name", "grain", "bucket_start"])
@@ -130,7 +137,7 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'running'"),
             postgresql_where=sa.text("status = 'running'"),
         )
-    rollups.backfill(op.get_bind(), tables=_ROLLUP_TABLES)
+    rollups.backfill(op.get_bind(), tables=_ROLLUP_TABLES, summed=_SUMMED)
 
 
 def downgrade() -> None:
