@@ -124,3 +124,16 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TaskSession(SQLModel, table=True):
+    """A Claude Code session the executor ran as a task (task id = session id), with the
+    project and agent it records it under, so that the transcript import and the hook record
+    the same session under the same names."""
+
+    __tablename__ = "task_sessions"
+
+    session_id: str = Field(sa_type=NAME, primary_key=True)
+    project_id: str | None = Field(default=None, sa_type=NAME)
+    agent_name: str = Field(sa_type=NAME)
+    started_at: datetime = Field(sa_type=UTCDateTime)
