@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,71 @@ def test_a_dry_run_counts_the_same_rows_and_deletes_nothing(engine: Engine) -> N
     )
     assert not done.dry_run
     assert purge(engine, **options).total_rows == 0
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """How many rows each usage and rollup table holds."""
+    with engine.connect() as connection:
+        return {
+            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("agent_usage", "skill_usage", *ROLLUP_TABLES)
+        }
+
+
+def test_a_purge_logs_the_rows_it_deleted_per_table_and_its_horizons(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = history()
+    add_events(engine, *events)
+    later = datetime(2026, 8, 31, 12, tzinfo=UTC)  # 60 days before: 2026-07-02
+    counts = [row_counts(engine)]
+    with caplog.at_level(logging.INFO, logger="claude_api.models.retention"):
+        purge(engine, raw_retention_days=30, rollup_retention_days=None, now=NOW)
+        counts.append(row_counts(engine))
+        purge(engine, raw_retention_days=60, rollup_retention_days=60, now=later)
+        counts.append(row_counts(engine))
+        purge(engine, raw_retention_days=60, rollup_retention_days=60, now=later)
+    logged = [r for r in caplog.records if r.name == "claude_api.models.retention"]
+    assert [record.levelno for record in logged] == [logging.WARNING] * 2 + [logging.INFO]
+    first, second, nothing = (parse_purge_log(record.getMessage()) for record in logged)
+
+    def deleted(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+        return {
+            table: before[table] - after[table] for table in before if before[table] > after[table]
+        }
+
+    cutoff = datetime(2026, 5, 16, tzinfo=UTC)
+    old = [e for e in events if e.timestamp < cutoff]
+    agents = sum(e.kind.value == "agent" for e in old)
+    by_table = {"agent_usage": agents, "skill_usage": len(old) - agents}
+    assert first == (len(old), by_table, "2026-05-16T00:00:00Z", "(kept)")
+    assert deleted(counts[0], counts[1]) == by_table
+    by_table = deleted(counts[1], counts[2])
+    assert set(ROLLUP_TABLES) < set(by_table)
+    assert second == (
+        sum(by_table.values()),
+        by_table,
+        "2026-07-02T00:00:00Z",
+        "2026-07-02T00:00:00Z",
+    )
+    assert nothing == (0, {}, "2026-07-02T00:00:00Z", "2026-07-02T00:00:00Z")
+
+
+def parse_purge_log(message: str) -> tuple[int, dict[str, int], str, str]:
+    """(rows, rows per table, raw cutoff, rollup cutoff) of a purge's log line."""
+    found = re.fullmatch(
+        r"purge deleted ([\d,]+) rows \((.*)\): raw invocations that started before (\S+), "
+        r"rollup buckets that ended by (\S+)",
+        message,
+    )
+    assert found, message
+    rows, tables, raw, rollups = found.groups()
+    by_table = {}
+    if tables != "none":
+        for item in tables.split(", "):
+            table, count = item.split(" ")
+            by_table[table] = int(count.replace(",", ""))
+    return int(rows.replace(",", "")), by_table, raw, rollups
 
 
 def test_zero_or_none_keeps_everything(engine: Engine) -> None:

@@ -2,10 +2,12 @@
 
 Raw rows and rollups have separate retentions: reports answer from the rollups, so purging raw
 rows never touches them. Deletes run in small transactions so writers are never held up long.
+Every purge logs what it deleted, per table, and its horizons.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +32,8 @@ from claude_api.models.rollup_tables import (
 )
 from claude_api.models.rollups import GRAINS
 from claude_api.models.tables import AgentUsage, SkillUsage
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 10_000
 
@@ -105,6 +109,9 @@ def purge(
     before each (True stops early). A complete purge records its cutoffs in `retention_state`.
     A dry run counts what would go and changes nothing. Raises ValueError for bad days, a
     naive `now` or a batch size below 1.
+
+    The purge logs the rows it deleted per table and both cutoffs: at WARNING when it deleted
+    any (data is gone for good, and the default log level shows it), else at INFO.
     """
     check_days("raw_retention_days", raw_retention_days)
     check_days("rollup_retention_days", rollup_retention_days)
@@ -121,23 +128,43 @@ def purge(
         table = model.__table__
         where = table.c.timestamp < raw_before if raw_before else None
         counts[table.name] = run.delete(table, where, key=table.c.id)
-    rollup_rows = 0
-    if rollups_before is not None:
-        for table in _ROLLUP_TABLES:
-            key = sa.tuple_(*table.primary_key.columns)
-            rollup_rows += run.delete(table, _past_buckets(table, rollups_before), key=key)
+    for table in _ROLLUP_TABLES:
+        where = _past_buckets(table, rollups_before) if rollups_before else None
+        counts[table.name] = run.delete(table, where, key=sa.tuple_(*table.primary_key.columns))
     if not dry_run and not run.stopped and (raw_before or rollups_before):
         with write_engine(engine).begin() as connection:
             _record(connection, raw_before, rollups_before)
-    return PurgeResult(
+    result = PurgeResult(
         raw_before=raw_before,
         rollups_before=rollups_before,
         agent_rows=counts[AgentUsage.__tablename__],
         skill_rows=counts[SkillUsage.__tablename__],
-        rollup_rows=rollup_rows,
+        rollup_rows=sum(counts[table.name] for table in _ROLLUP_TABLES),
         dry_run=dry_run,
         stopped=run.stopped,
     )
+    _log(result, counts)
+    return result
+
+
+def _log(result: PurgeResult, counts: dict[str, int]) -> None:
+    """One line saying what the purge deleted (or would delete), per table, and its cutoffs."""
+    deleted = ", ".join(f"{table} {count:,}" for table, count in counts.items() if count)
+    logger.log(
+        logging.WARNING if result.total_rows and not result.dry_run else logging.INFO,
+        "%s %s rows (%s): raw invocations that started before %s, rollup buckets that ended by "
+        "%s%s",
+        "purge (dry run) would delete" if result.dry_run else "purge deleted",
+        f"{result.total_rows:,}",
+        deleted or "none",
+        _horizon(result.raw_before),
+        _horizon(result.rollups_before),
+        "; stopped early, the rest goes at the next purge" if result.stopped else "",
+    )
+
+
+def _horizon(moment: datetime | None) -> str:
+    return "(kept)" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def purged_before(session: Session) -> tuple[datetime | None, datetime | None]:
