@@ -27,6 +27,7 @@ from claude_api.importer.discovery import SessionFiles, default_roots, discover
 from claude_api.importer.session import SessionImport, SessionLock, import_session, needs_import
 from claude_api.importer.state import FileRow, StateStore
 from claude_api.models.events import Kind, Status
+from claude_api.models.task_sessions import SessionNames, registered_names
 from claude_api.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def import_transcripts(
             for file in session.files:
                 row = by_path.get(str(file.path))
                 total += file.size - (row.offset if row and row.inode == file.inode else 0)
+    names = registered_names(engine, [session.session_id for session, _, _ in work])
     workers = options.workers
     if workers is None:
         workers = min(os.cpu_count() or 1, MAX_WORKERS) if total >= PARALLEL_FROM_BYTES else 1
@@ -138,9 +140,9 @@ def import_transcripts(
         showing = progress(max(total, 0)) if progress is not None else nullcontext(None)
         with showing as advance:
             outcomes = (
-                _in_parallel(pool, work, options, summary)
+                _in_parallel(pool, work, options, summary, names)
                 if pool is not None
-                else _in_turn(work, options, summary, advance)
+                else _in_turn(work, options, summary, advance, names)
             )
             for lock, outcome, stats in outcomes:
                 summary.skipped.update(stats)
@@ -173,6 +175,7 @@ def _in_turn(
     options: ImportOptions,
     summary: ImportSummary,
     advance: Callable[[int], None] | None,
+    names: dict[str, SessionNames],
 ) -> _Outcomes:
     for session, rows, closing in work:
         lock = _lock(session, options, summary)
@@ -182,7 +185,7 @@ def _in_turn(
         try:
             outcome = import_session(
                 session, rows, source=options.source, closing=closing, stats=stats,
-                on_bytes=advance,
+                on_bytes=advance, names=names.get(session.session_id),
             )  # fmt: skip
         except OSError as error:
             lock.release()
@@ -197,6 +200,7 @@ def _in_parallel(
     work: list[tuple[SessionFiles, list[FileRow], bool]],
     options: ImportOptions,
     summary: ImportSummary,
+    names: dict[str, SessionNames],
 ) -> _Outcomes:
     """Sessions read by the pool's processes, a few ahead, handed back in order."""
     ahead: deque[tuple[SessionFiles, SessionLock, Any]] = deque()
@@ -210,7 +214,10 @@ def _in_parallel(
             session, rows, closing = item
             lock = _lock(session, options, summary)
             if lock is not None:
-                job = pool.apply_async(_import_one, (session, rows, options.source, closing))
+                job = pool.apply_async(
+                    _import_one,
+                    (session, rows, options.source, closing, names.get(session.session_id)),
+                )
                 ahead.append((session, lock, job))
         if not ahead:
             return
@@ -226,11 +233,18 @@ def _in_parallel(
 
 
 def _import_one(
-    session: SessionFiles, rows: list[FileRow], source: str, closing: bool
+    session: SessionFiles,
+    rows: list[FileRow],
+    source: str,
+    closing: bool,
+    names: SessionNames | None,
 ) -> tuple[SessionImport, Counter[str]]:
     """One session, in a worker process."""
     stats: Counter[str] = Counter()
-    return import_session(session, rows, source=source, closing=closing, stats=stats), stats
+    outcome = import_session(
+        session, rows, source=source, closing=closing, stats=stats, names=names
+    )
+    return outcome, stats
 
 
 def _lock(

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from claude_api.importer.discovery import AGENT_PREFIX, SUFFIX, TranscriptFile, session_of
 from claude_api.importer.session import HookReport, import_session, session_lock
 from claude_api.importer.state import StateStore
+from claude_api.models.task_sessions import registered_names
 from claude_api.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def handle_hook(
     known = {path: row.session_id for path, row in rows.items() if row.agent_id is not None}
     session = session_of(main_path, known_sessions=known)
     _add_agent_transcript(session.agents, payload.get("agent_transcript_path"))
+    names = registered_names(engine, [session.session_id]).get(session.session_id)
     report = report_from_payload(payload, now or datetime.now(UTC))
     closing = event == SESSION_END
     with session_lock(session, lock_timeout) as locked:
@@ -119,6 +121,7 @@ def handle_hook(
             closing=closing,
             stats=Counter(),
             hook=report,
+            names=names,
         )
         if result.events:
             tracker.record(result.events)

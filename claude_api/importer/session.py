@@ -26,6 +26,7 @@ from claude_api.importer.lines import TranscriptReader
 from claude_api.importer.settlement import MAIN_THREAD
 from claude_api.importer.state import FileRow, SessionState, ThreadState
 from claude_api.models.events import UsageEvent
+from claude_api.models.task_sessions import SessionNames
 
 REPLACED = "files replaced (read again)"
 HEAD_BYTES = 4096
@@ -61,11 +62,13 @@ def import_session(
     stats: Counter[str],
     hook: HookReport | None = None,
     on_bytes: Any = None,
+    names: SessionNames | None = None,
 ) -> SessionImport:
     """Read `session`'s new lines and settle what they finish.
 
     `rows`: the session's saved rows. `closing`: the session is over (ended, or idle long
-    enough): everything still open is written as finished or failed.
+    enough): everything still open is written as finished or failed. `names`: the project and
+    agent the executor records the session under, when it ran it.
     """
     by_path = {row.path: row for row in rows}
     main_path = str(session.main_path)
@@ -95,7 +98,12 @@ def import_session(
         files.append((agent_id, file, row))
 
     assembly = SessionAssembly(
-        session_id=session.session_id, state=state, threads=threads, source=source, stats=stats
+        session_id=session.session_id,
+        state=state,
+        threads=threads,
+        source=source,
+        stats=stats,
+        names=names,
     )
     outcome = SessionImport(events=[], rows=[])
     for thread_id, file, row in files:

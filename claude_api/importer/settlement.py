@@ -27,6 +27,7 @@ from claude_api.models.events import (
     UsageEvent,
     truncate_error,
 )
+from claude_api.models.task_sessions import SessionNames
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +60,33 @@ class Settlement:
         threads: dict[str, ThreadState],
         source: str,
         stats: Counter[str],
+        names: SessionNames | None = None,
     ) -> None:
         self.session_id = session_id
         self.state = state
         self.threads = threads
         self.source = source
         self.stats = stats
+        self.names = names  # the executor's names of a session it ran: they win
         self.namespace = session_namespace(session_id)
         self.events: list[UsageEvent] = []
 
     def event_id(self, key: str) -> uuid.UUID:
         return uuid.uuid5(self.namespace, key)
+
+    @property
+    def main_agent(self) -> str:
+        """The agent the main thread is an invocation of."""
+        if self.names is not None:
+            return self.names.agent
+        return self.state.agent or MAIN_AGENT
+
+    @property
+    def project_id(self) -> str | None:
+        """The project the session's rows are recorded under."""
+        if self.names is not None:
+            return self.names.project_id
+        return _project(self.state.cwd)
 
     @property
     def main_id(self) -> str:
@@ -240,7 +257,7 @@ class Settlement:
         self._emit(
             key=main_key(state.segment),
             kind=Kind.AGENT,
-            name=state.agent or MAIN_AGENT,
+            name=self.main_agent,
             parent=None,
             at=start,
             status=Status.COMPLETED,
@@ -259,7 +276,7 @@ class Settlement:
             if self._emit(
                 key=main_key(state.segment),
                 kind=Kind.AGENT,
-                name=state.agent or MAIN_AGENT,
+                name=self.main_agent,
                 parent=None,
                 at=start,
                 status=Status.RUNNING,
@@ -310,7 +327,7 @@ class Settlement:
             "name": name,
             "task_id": self.session_id[:MAX_NAME_LENGTH],
             "parent_id": uuid.UUID(hex=parent) if parent else None,
-            "project_id": _project(self.state.cwd),
+            "project_id": self.project_id,
             "timestamp": timestamp,
             "status": status,
             "source": source,
