@@ -123,7 +123,8 @@ def hook_install(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add `claude-api hook` to a Claude Code settings.json, keeping every setting and hook
-    already there; the file is backed up first. Running it again adds nothing.
+    already there and the file's permissions (a new file is private); the file is backed up
+    first. A link in a project's .claude is refused. Running it again adds nothing.
 
     Example: claude-api hook install --project .
     """
@@ -132,9 +133,13 @@ def hook_install(
         raise typer.Exit(code=2)
     path = settings_path(project=project, user=project is None)
     try:
-        installed = install_hooks(path, command or default_command())
-    except (SettingsError, OSError) as error:
+        # Only the user's own settings may be a link (into a dotfiles repository, say).
+        installed = install_hooks(path, command or default_command(), follow_link=project is None)
+    except SettingsError as error:
         output.error(str(error))
+        raise typer.Exit(code=1) from error
+    except OSError as error:
+        output.error(f"cannot install the hooks into {path}: {error.strerror or error}")
         raise typer.Exit(code=1) from error
     if json_output:
         output.print_json(

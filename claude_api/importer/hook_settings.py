@@ -7,13 +7,16 @@ SessionEnd runs in the foreground with its own timeout, since Claude Code exits 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from claude_api.files import PRIVATE, atomic_write, create_new
 
 TOOL_MATCHER = "Agent|Task|Skill"
 HOOK_TIMEOUT_SECONDS = 30
@@ -28,7 +31,8 @@ HOOK_EVENTS: tuple[tuple[str, str | None, bool], ...] = (
 
 
 class SettingsError(Exception):
-    """The settings file exists but is not a JSON object with a `hooks` object."""
+    """The settings file cannot be used as is: a link where none is followed, not a regular
+    file, not UTF-8, not a JSON object, or `hooks` not an object of lists."""
 
 
 @dataclass(frozen=True)
@@ -78,30 +82,105 @@ def merge_hooks(settings: dict[str, Any], command: str) -> int:
     return added
 
 
-def install_hooks(path: Path, command: str, *, now: datetime | None = None) -> Installed:
-    """Merge the hook entries into the settings file at `path` (created when missing); the old
-    file is first copied to `settings.json.<UTC time>.bak`; the new one replaces it atomically."""
-    settings: dict[str, Any] = {}
-    if path.exists():
-        try:
-            settings = json.loads(path.read_text(encoding="utf-8") or "{}")
-        except json.JSONDecodeError as error:
-            raise SettingsError(f"{path} is not valid JSON: {error}") from error
-        if not isinstance(settings, dict):
-            raise SettingsError(f"{path} does not hold a JSON object")
-    added = merge_hooks(settings, command)
+def install_hooks(
+    path: Path, command: str, *, follow_link: bool = False, now: datetime | None = None
+) -> Installed:
+    """Merge the hook entries into the settings file at `path` (created, private, when missing).
+
+    The old file is first copied to a new `settings.json.<UTC time>.bak` beside it; the merged
+    one is written to a fresh temporary file and renamed over it, keeping its permissions.
+    A link at `path` is followed only when `follow_link` (the user's own settings, often linked
+    from a dotfiles repository): its target is updated and stays where it is. A project's tree
+    may come from anyone, so there a link at `path` or at its directory is refused.
+    Raises SettingsError for a file that cannot be used as is; it is then left untouched.
+    """
+    target = Path(os.path.realpath(path)) if follow_link else path
+    if not follow_link:
+        _refuse_link(path.parent)
+    current = _read(target, shown=path)
+    settings = _parse(current.data, shown=path) if current is not None else {}
+    try:
+        added = merge_hooks(settings, command)
+    except SettingsError as error:
+        raise SettingsError(f"{path}: {error}") from None
     if not added:
         return Installed(path, None, 0)
     backup = None
-    if path.exists():
-        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
-        backup = path.with_name(f"{path.name}.{stamp}.bak")
-        shutil.copy2(path, backup)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    if current is not None:
+        backup = _back_up(target, current, now or datetime.now(UTC))
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not follow_link:
+            _refuse_link(path.parent)  # a link made while we looked is refused all the same
+    with atomic_write(target, mode=current.mode if current is not None else PRIVATE) as file:
+        file.write(json.dumps(settings, indent=2) + "\n")
     return Installed(path, backup, added)
+
+
+@dataclass(frozen=True)
+class _Current:
+    data: bytes
+    mode: int
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise _link_refused(path)
+
+
+def _link_refused(path: Path) -> SettingsError:
+    return SettingsError(f"{path} is a symbolic link; a project's links are not followed")
+
+
+def _read(path: Path, *, shown: Path) -> _Current | None:
+    """The settings file's bytes and permissions; None when there is none. Never follows a link
+    and never blocks on a FIFO or device placed there."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _link_refused(shown) from None
+        raise
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise SettingsError(f"{shown} is not a regular file")
+        return _Current(file.read(), stat.S_IMODE(status.st_mode))
+
+
+def _parse(data: bytes, *, shown: Path) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            f"{shown} is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        ) from None
+    try:
+        settings = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"{shown} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise SettingsError(f"{shown} is nested too deeply to read as JSON") from None
+    if not isinstance(settings, dict):
+        raise SettingsError(f"{shown} does not hold a JSON object")
+    return settings
+
+
+def _back_up(path: Path, current: _Current, now: datetime) -> Path:
+    """A new file beside `path` holding its old bytes, with its permissions; never one that is
+    already there (a second backup within the same second gets a number)."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
+    for attempt in range(100):
+        suffix = f".{attempt}" if attempt else ""
+        backup = path.with_name(f"{path.name}.{stamp}{suffix}.bak")
+        try:
+            create_new(backup, current.data, mode=current.mode)
+        except FileExistsError:
+            continue
+        return backup
+    raise SettingsError(f"{path}: too many backups named {path.name}.{stamp}*.bak")
 
 
 def _runs(group: Any, matcher: str | None, command: str) -> bool:
