@@ -22,7 +22,7 @@ from tests.test_import_transcripts import (
 )
 from tests.transcripts import Ledger, Transcript, skill_call, text_block
 
-LIVE = timedelta(minutes=30)  # the files were just written: with this, the session is running
+LIVE = timedelta(minutes=30)  # with `now` at the last line written, the session is running
 
 
 def write_until(composed: Composed, root: Path, cut: timedelta | None) -> None:
@@ -53,22 +53,24 @@ def test_grown_transcripts_add_only_the_new_events(
 
     # 1. Cut inside the first response: two of its three lines, with placeholder output counts.
     write_until(composed, tmp_path, timedelta(seconds=3.015))
-    first = run_import(engine, tracker, tmp_path, idle=LIVE)
+    first = run_import(engine, tracker, tmp_path, idle=LIVE, now=START + timedelta(seconds=3.015))
     assert (first.sessions_live, first.sessions_closed) == (1, 0)
     [main] = agents(engine)
     assert (main.agent_name, main.status, main.output_tokens) == ("main", "running", None)
 
     # 2. The reviewer was called and has started; its result is not there yet.
-    write_until(composed, tmp_path, reviewer_started + timedelta(seconds=5))
-    second = run_import(engine, tracker, tmp_path, idle=LIVE)
+    cut = reviewer_started + timedelta(seconds=5)
+    write_until(composed, tmp_path, cut)
+    second = run_import(engine, tracker, tmp_path, idle=LIVE, now=START + cut)
     assert second.events == 1  # the reviewer's start; the main thread's was written already
     reviewer = one(agents(engine), "code-reviewer")
     assert (reviewer.status, reviewer.timestamp) == ("running", composed.starts["reviewer"])
 
     # 3. The reviewer finished (its start and its result came in different imports); a skill
     #    has started and its turn is still going.
-    write_until(composed, tmp_path, lint_started + timedelta(seconds=0.6))
-    run_import(engine, tracker, tmp_path, idle=LIVE)
+    cut = lint_started + timedelta(seconds=0.6)
+    write_until(composed, tmp_path, cut)
+    run_import(engine, tracker, tmp_path, idle=LIVE, now=START + cut)
     reviewer = one(agents(engine), "code-reviewer")
     assert reviewer.status == "completed"
     assert_spend(reviewer, composed.ledger, "reviewer")
@@ -98,7 +100,7 @@ def test_a_line_still_being_written_waits(engine: Engine, tracker: Tracker, tmp_
     full = path.read_text()
     cut = full.index('"output_tokens"')  # the last line, cut in the middle
     path.write_text(full[:cut])
-    summary = run_import(engine, tracker, tmp_path, idle=LIVE)
+    summary = run_import(engine, tracker, tmp_path, idle=LIVE, now=main.clock)
     assert summary.skipped["malformed"] == 0
     path.write_text(full)
     run_import(engine, tracker, tmp_path)
@@ -148,7 +150,8 @@ def test_any_cut_gives_the_same_rows(
     composed = compose_rich_session(tmp_path)
     main_path = tmp_path / PROJECT / f"{SESSION}.jsonl"
     composed.main.write(main_path, upto=cut_lines)
-    run_import(engine, tracker, tmp_path, idle=LIVE)
+    times = composed.main.times  # one per line, but for the raw lines at the end
+    run_import(engine, tracker, tmp_path, idle=LIVE, now=times[min(cut_lines, len(times)) - 1])
     composed.main.write(main_path)
     run_import(engine, tracker, tmp_path)
     assert_rich_rows(engine, composed)
@@ -166,7 +169,7 @@ def test_a_restored_copy_goes_on_from_the_offset(
     main.respond(text_block("a"), usage=(1, 10, 100, 0))
     path = tmp_path / PROJECT / f"{session}.jsonl"
     main.write(path)
-    run_import(engine, tracker, tmp_path, idle=LIVE)
+    run_import(engine, tracker, tmp_path, idle=LIVE, now=main.clock)
     main.respond(text_block("b"), usage=(2, 20, 200, 0))
     copy = path.with_name("copy.tmp")
     copy.write_text(main.text())

@@ -31,8 +31,10 @@ def transcripts_import(
         30.0,
         "--idle-minutes",
         min=0.0,
-        help="A session unchanged for this long is over: its main thread and open calls are "
-        "finished. Younger sessions stay running until a later import or the SessionEnd hook.",
+        help="A session whose newest transcript line is older than this (by the lines' own "
+        "timestamps, not the files' times) is over: its main thread and open calls are "
+        "finished. Younger sessions are recorded as running until a later import or the "
+        "SessionEnd hook.",
     ),
     workers: int | None = typer.Option(
         None,

@@ -61,11 +61,6 @@ class SessionFiles:
     def files(self) -> list[TranscriptFile]:
         return ([self.main] if self.main else []) + list(self.agents.values())
 
-    @property
-    def mtime_ns(self) -> int:
-        """When any of its transcripts last changed."""
-        return max((file.mtime_ns for file in self.files), default=0)
-
 
 def default_roots() -> list[Path]:
     """Where Claude Code keeps transcripts: `$CLAUDE_CONFIG_DIR/projects` (several directories

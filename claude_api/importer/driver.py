@@ -42,9 +42,10 @@ MAX_WORKERS = 4
 class ImportOptions:
     """How an import runs.
 
-    `idle`: a session none of whose transcripts changed for this long is over: its main thread
-    and every call still open are written as finished. A younger one may still be running: its
-    open calls are written as running and finished by a later import (or the SessionEnd hook).
+    `idle`: a session whose newest transcript line (by the line's own `timestamp`, never the
+    file's modification time) is older than this is over: its main thread and every call still
+    open are written as finished. A younger one may still be running: its open calls are
+    written as running and finished by a later import (or the SessionEnd hook).
     """
 
     source: str = SOURCE
@@ -112,7 +113,7 @@ def import_transcripts(
     for row in rows.values():
         rows_by_session.setdefault(row.session_id, []).append(row)
     now = options.now or datetime.now(UTC)
-    idle_before = int((now - options.idle).timestamp() * 1e9)
+    idle_before = now - options.idle
     summary.sessions = len(sessions)
     summary.files = sum(len(session.files) for session in sessions)
 
@@ -120,14 +121,13 @@ def import_transcripts(
     total = 0
     for session in sessions:
         session_rows = rows_by_session.get(session.session_id, [])
-        closing = session.mtime_ns <= idle_before
-        if needs_import(session, session_rows, closing=closing):
-            work.append((session, session_rows, closing))
+        if needs_import(session, session_rows, idle_before=idle_before):
+            work.append((session, session_rows))
             by_path = {row.path: row for row in session_rows}
             for file in session.files:
                 row = by_path.get(str(file.path))
                 total += file.size - (row.offset if row and row.inode == file.inode else 0)
-    names = registered_names(engine, [session.session_id for session, _, _ in work])
+    names = registered_names(engine, [session.session_id for session, _ in work])
     workers = options.workers
     if workers is None:
         workers = min(os.cpu_count() or 1, MAX_WORKERS) if total >= PARALLEL_FROM_BYTES else 1
@@ -140,9 +140,9 @@ def import_transcripts(
         showing = progress(max(total, 0)) if progress is not None else nullcontext(None)
         with showing as advance:
             outcomes = (
-                _in_parallel(pool, work, options, summary, names)
+                _in_parallel(pool, work, idle_before, options, summary, names)
                 if pool is not None
-                else _in_turn(work, options, summary, advance, names)
+                else _in_turn(work, idle_before, options, summary, advance, names)
             )
             for lock, outcome, stats in outcomes:
                 summary.skipped.update(stats)
@@ -171,20 +171,21 @@ _Outcomes = Iterator[tuple[SessionLock, SessionImport, Counter[str]]]
 
 
 def _in_turn(
-    work: list[tuple[SessionFiles, list[FileRow], bool]],
+    work: list[tuple[SessionFiles, list[FileRow]]],
+    idle_before: datetime,
     options: ImportOptions,
     summary: ImportSummary,
     advance: Callable[[int], None] | None,
     names: dict[str, SessionNames],
 ) -> _Outcomes:
-    for session, rows, closing in work:
+    for session, rows in work:
         lock = _lock(session, options, summary)
         if lock is None:
             continue
         stats: Counter[str] = Counter()
         try:
             outcome = import_session(
-                session, rows, source=options.source, closing=closing, stats=stats,
+                session, rows, source=options.source, idle_before=idle_before, stats=stats,
                 on_bytes=advance, names=names.get(session.session_id),
             )  # fmt: skip
         except OSError as error:
@@ -197,7 +198,8 @@ def _in_turn(
 
 def _in_parallel(
     pool: Any,
-    work: list[tuple[SessionFiles, list[FileRow], bool]],
+    work: list[tuple[SessionFiles, list[FileRow]]],
+    idle_before: datetime,
     options: ImportOptions,
     summary: ImportSummary,
     names: dict[str, SessionNames],
@@ -211,12 +213,12 @@ def _in_parallel(
             item = next(queue, None)
             if item is None:
                 break
-            session, rows, closing = item
+            session, rows = item
             lock = _lock(session, options, summary)
             if lock is not None:
                 job = pool.apply_async(
                     _import_one,
-                    (session, rows, options.source, closing, names.get(session.session_id)),
+                    (session, rows, options.source, idle_before, names.get(session.session_id)),
                 )
                 ahead.append((session, lock, job))
         if not ahead:
@@ -236,13 +238,13 @@ def _import_one(
     session: SessionFiles,
     rows: list[FileRow],
     source: str,
-    closing: bool,
+    idle_before: datetime,
     names: SessionNames | None,
 ) -> tuple[SessionImport, Counter[str]]:
     """One session, in a worker process."""
     stats: Counter[str] = Counter()
     outcome = import_session(
-        session, rows, source=source, closing=closing, stats=stats, names=names
+        session, rows, source=source, idle_before=idle_before, stats=stats, names=names
     )
     return outcome, stats
 

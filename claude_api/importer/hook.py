@@ -109,7 +109,6 @@ def handle_hook(
     _add_agent_transcript(session.agents, payload.get("agent_transcript_path"))
     names = registered_names(engine, [session.session_id]).get(session.session_id)
     report = report_from_payload(payload, now or datetime.now(UTC))
-    closing = event == SESSION_END
     with session_lock(session, lock_timeout) as locked:
         if not locked:
             outcome.skipped = "the session is being imported by another process"
@@ -118,7 +117,7 @@ def handle_hook(
             session,
             list(rows.values()),
             source=HOOK_SOURCE,
-            closing=closing,
+            ended=event == SESSION_END,
             stats=Counter(),
             hook=report,
             names=names,

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from claude_api.importer.assembly import SessionAssembly
 from claude_api.importer.discovery import SessionFiles, TranscriptFile
 from claude_api.importer.lines import TranscriptReader
 from claude_api.importer.settlement import MAIN_THREAD
-from claude_api.importer.state import FileRow, SessionState, ThreadState
+from claude_api.importer.state import FileRow, SessionState, ThreadState, latest_line_at
 from claude_api.models.events import UsageEvent
 from claude_api.models.task_sessions import SessionNames
 
@@ -58,17 +59,19 @@ def import_session(
     rows: Sequence[FileRow],
     *,
     source: str,
-    closing: bool,
     stats: Counter[str],
+    idle_before: datetime | None = None,
+    ended: bool = False,
     hook: HookReport | None = None,
     on_bytes: Any = None,
     names: SessionNames | None = None,
 ) -> SessionImport:
     """Read `session`'s new lines and settle what they finish.
 
-    `rows`: the session's saved rows. `closing`: the session is over (ended, or idle long
-    enough): everything still open is written as finished or failed. `names`: the project and
-    agent the executor records the session under, when it ran it.
+    `rows`: the session's saved rows. The session is over when `ended` (its SessionEnd hook),
+    or when the newest line of its transcripts is dated `idle_before` or earlier (no line
+    dated: nothing says it runs): then everything still open is written as finished or failed.
+    `names`: the project and agent the executor records the session under, when it ran it.
     """
     by_path = {row.path: row for row in rows}
     main_path = str(session.main_path)
@@ -106,6 +109,26 @@ def import_session(
         names=names,
     )
     outcome = SessionImport(events=[], rows=[])
+    read_paths: set[Path] = set()
+
+    def read(thread_id: str, file: TranscriptFile, row: FileRow, start: int, final: bool) -> None:
+        reader = TranscriptReader(
+            watch=assembly.watched(),
+            windows_open=assembly.windows_open(thread_id),
+            recent=threads[thread_id].recent,
+            seen=assembly.state.seen,
+            stats=stats,
+        )
+        chunk = reader.read(file.path, start, final=final)
+        assembly.feed(thread_id, chunk)
+        read_paths.add(file.path)
+        outcome.bytes_read += chunk.offset - start
+        outcome.lines_read += chunk.lines
+        row.offset = chunk.offset
+        row.lines += chunk.lines
+        if on_bytes is not None:
+            on_bytes(chunk.offset - start)
+
     for thread_id, file, row in files:
         thread = threads[thread_id]
         if file.agent_id is not None and not thread.meta:
@@ -118,29 +141,24 @@ def import_session(
             stats[REPLACED] += 1
             start = 0
             row.lines = 0
-            threads[thread_id] = thread = ThreadState(agent_id=file.agent_id, meta=thread.meta)
+            threads[thread_id] = ThreadState(agent_id=file.agent_id, meta=thread.meta)
             if thread_id == MAIN_THREAD:
-                state = assembly.state = SessionState(agent=state.agent)
+                assembly.state = SessionState(agent=assembly.state.agent)
         if start == 0 and file.size:
             row.state["head"] = head_of(file.path, min(file.size, HEAD_BYTES))
         if file.size > start:
-            reader = TranscriptReader(
-                watch=assembly.watched(),
-                windows_open=assembly.windows_open(thread_id),
-                recent=thread.recent,
-                seen=state.seen,
-                stats=stats,
-            )
-            chunk = reader.read(file.path, start, final=closing)
-            assembly.feed(thread_id, chunk)
-            outcome.files_read += 1
-            outcome.bytes_read += chunk.offset - start
-            outcome.lines_read += chunk.lines
-            row.offset = chunk.offset
-            row.lines += chunk.lines
-            if on_bytes is not None:
-                on_bytes(chunk.offset - start)
+            read(thread_id, file, row, start, final=ended)
         row.size, row.mtime_ns, row.inode = file.size, file.mtime_ns, file.inode
+    # Whether the session is over is read from its lines' own times, never from the files'
+    # modification times: a copied, synced or restored transcript has fresh ones.
+    last_at = latest_line_at(thread.last_at for thread in threads.values())
+    closing = ended or is_idle(last_at, idle_before)
+    if closing and not ended:
+        for thread_id, file, row in files:
+            if row.offset < file.size:  # a last line without its newline: read it as it is
+                read(thread_id, file, row, row.offset, final=True)
+    state = assembly.state
+    outcome.files_read = len(read_paths)
     outcome.events = assembly.finish(closing=closing)
     outcome.closed = state.closed
 
@@ -173,20 +191,29 @@ def same_head(path: Path, head: Any) -> bool:
     return head_of(path, int(head[0])) == head
 
 
-def needs_import(session: SessionFiles, rows: Sequence[FileRow], *, closing: bool) -> bool:
-    """Whether importing `session` could change anything: a transcript changed, or it is over
-    and was not closed yet."""
+def is_idle(last_at: datetime | None, idle_before: datetime | None) -> bool:
+    """Whether a session whose newest line is dated `last_at` is over by `idle_before`."""
+    return idle_before is not None and (last_at is None or last_at <= idle_before)
+
+
+def needs_import(
+    session: SessionFiles, rows: Sequence[FileRow], *, idle_before: datetime | None
+) -> bool:
+    """Whether importing `session` could change anything: a transcript changed (by size,
+    modification time or inode), or its lines read so far say it is over and it was not
+    closed yet."""
     by_path = {row.path: row for row in rows}
+    tail_left = False
     for file in session.files:
         row = by_path.get(str(file.path))
         if row is None or not row.same_file(file.size, file.mtime_ns, file.inode):
             return True
-        if row.offset < file.size:
-            return closing  # only a last line without its newline is left
-    if not closing:
-        return False
+        tail_left = tail_left or row.offset < file.size
+    over = is_idle(latest_line_at(row.last_line_at for row in rows), idle_before)
+    if tail_left:
+        return over  # only a last line without its newline is left
     main = by_path.get(str(session.main_path))
-    return main is None or not main.state.get("session", {}).get("closed", False)
+    return over and (main is None or not main.state.get("session", {}).get("closed", False))
 
 
 class SessionLock:

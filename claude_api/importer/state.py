@@ -217,6 +217,30 @@ class FileRow:
         """Whether the file is exactly as this row last saw it."""
         return (self.size, self.mtime_ns, self.inode) == (size, mtime_ns, inode)
 
+    @property
+    def last_line_at(self) -> str | None:
+        """The time of the newest dated line read from the file."""
+        thread = self.state.get("thread")
+        return thread.get("last_at") if isinstance(thread, dict) else None
+
+
+def latest_line_at(times: Iterable[str | None]) -> datetime | None:
+    """The latest of some transcript line times (ISO 8601, as Claude Code writes them; one
+    without an offset is taken as UTC, one that does not parse is left out)."""
+    latest = None
+    for text in times:
+        if not text:
+            continue
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if latest is None or moment > latest:
+            latest = moment
+    return latest
+
 
 class StateStore:
     """Loads and saves `import_files` rows (not usage rows: those go through the tracker)."""
