@@ -23,6 +23,9 @@ T = TypeVar("T")
 
 SOURCE = "demo"
 DEFAULT_DAYS = 120
+# Days the demo leaves between its first day and the raw-row retention's horizon: its events
+# outlive the purges of the week after it was made.
+RETENTION_MARGIN_DAYS = 7
 WEEKEND_SHARE = 0.3  # a weekend day sees this share of a weekday's tasks
 
 AGENT_NAMES = [
@@ -89,6 +92,30 @@ def _catalogue(rng: random.Random, agents: int, skills: int) -> _Catalogue:
 
 def _name(base: list[str], index: int) -> str:
     return base[index] if index < len(base) else f"{base[index % len(base)]}-{index // len(base)}"
+
+
+def days_within(retention_days: int) -> int:
+    """How many days a demo spreads over by default: DEFAULT_DAYS when the raw rows are kept
+    for good (0), else the retention less RETENTION_MARGIN_DAYS (at least 1, at most
+    DEFAULT_DAYS), so that the server's purges keep every event for a week."""
+    if not retention_days:
+        return DEFAULT_DAYS
+    return max(1, min(DEFAULT_DAYS, retention_days - RETENTION_MARGIN_DAYS))
+
+
+def longest_within(retention_days: int) -> int | None:
+    """The most days a demo may spread over so that the purge of the next day still keeps every
+    event: the retention less one day (at least 1); None when the raw rows are kept for good."""
+    return max(1, retention_days - 1) if retention_days else None
+
+
+def kept_until(days: int, retention_days: int, today: date) -> date | None:
+    """The last day on which the purges still keep every event of a demo made `today` over the
+    `days` days before it; None when the raw rows are kept for good.
+
+    A purge on day D deletes what started before D - retention; the demo starts on
+    today - days."""
+    return today + timedelta(days=retention_days - days) if retention_days else None
 
 
 def generate_events(
