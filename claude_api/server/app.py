@@ -25,6 +25,7 @@ from claude_api.models.db import current_revision, head_revision
 from claude_api.models.retention import purge
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
+from claude_api.server.dashboard import dashboard_routes
 from claude_api.server.ingest import post_events
 from claude_api.server.kept import KeptResponses
 from claude_api.server.limits import BodyLimitMiddleware
@@ -88,6 +89,7 @@ def create_app(
         Route("/v1/events", post_events, methods=["POST"]),
         Route("/v1/task", post_task, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
+        *dashboard_routes(),
     ]
     # Authentication first, so a caller without a key cannot make the server read a large body.
     middleware = [

@@ -1,8 +1,9 @@
 """Authentication with API keys sent as bearer tokens (`Authorization: Bearer cc_...`).
 
-When it is on, every route but the public ones (health, the OpenAPI document, the GraphiQL page
-and its assets) needs a valid key: the middleware answers 401 without one and otherwise puts the
-caller's `Principal` on `request.state`; handlers and resolvers check its scope and project.
+When it is on, every route but the public ones (health, the OpenAPI document, the GraphiQL page,
+the dashboard's pages, and their assets) needs a valid key: the middleware answers 401 without one
+and otherwise puts the caller's `Principal` on `request.state`; handlers and resolvers check its
+scope and project.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from claude_api.access import FULL_ACCESS, Principal
 from claude_api.config import Settings
+from claude_api.dashboard import is_public as is_dashboard_page
 from claude_api.errors import Forbidden
 from claude_api.graph.http import GRAPHIQL_STATIC_URL
 from claude_api.models.db import write_engine
@@ -178,6 +180,8 @@ class AuthMiddleware:
     def _is_public(self, scope: Scope) -> bool:
         path = route_path(scope)
         if path in PUBLIC_PATHS or path.startswith(GRAPHIQL_STATIC_URL + "/"):
+            return True
+        if is_dashboard_page(scope["method"], path):
             return True
         # GET /graphql without a query runs nothing: it is the GraphiQL page (or a 400).
         return (

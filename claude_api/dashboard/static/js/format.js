@@ -1,0 +1,67 @@
+// Numbers as people read them. Unknown (null) is shown as "–", never as 0.
+
+export const UNKNOWN = "–";
+const counts = new Intl.NumberFormat(undefined);
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD" });
+const cents = new Intl.NumberFormat(undefined, {
+  style: "currency", currency: "USD", minimumFractionDigits: 4, maximumFractionDigits: 4,
+});
+const when = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const day = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+
+const known = (value) => value !== null && value !== undefined && !Number.isNaN(value);
+
+export function count(value) {
+  return known(value) ? counts.format(value) : UNKNOWN;
+}
+
+export function shortCount(value) {
+  return known(value) ? compact.format(value) : UNKNOWN;
+}
+
+/** Dollars: two decimals from $1, four below (an agent's run often costs a fraction of a cent). */
+export function usd(value) {
+  if (!known(value)) return UNKNOWN;
+  return Math.abs(value) >= 1 || value === 0 ? dollars.format(value) : cents.format(value);
+}
+
+export function percent(rate) {
+  return known(rate) ? `${(rate * 100).toFixed(1)}%` : UNKNOWN;
+}
+
+export function seconds(value) {
+  if (!known(value)) return UNKNOWN;
+  if (value < 10) return `${value.toFixed(2)} s`;
+  if (value < 60) return `${value.toFixed(1)} s`;
+  const s = Math.round(value);
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export function dateTime(iso) {
+  return iso ? when.format(new Date(iso)) : UNKNOWN;
+}
+
+export function date(value) {
+  return value ? day.format(value instanceof Date ? value : new Date(value)) : UNKNOWN;
+}
+
+/** The relative change of a figure against the previous period, as text ("+12.0%"). */
+export function change(current, previous) {
+  if (!known(current) || !known(previous) || previous === 0) return null;
+  const relative = (current - previous) / Math.abs(previous);
+  return `${relative >= 0 ? "+" : "−"}${Math.abs(relative * 100).toFixed(1)}%`;
+}
+
+/** The change of a rate, in percentage points ("+2.5 pp"). */
+export function pointChange(current, previous) {
+  if (!known(current) || !known(previous)) return null;
+  const points = (current - previous) * 100;
+  return `${points >= 0 ? "+" : "−"}${Math.abs(points).toFixed(1)} pp`;
+}
+
+/** Cost per completed run: everything its runs cost, failures included, per success. */
+export function perSuccess(totalCost, completed) {
+  return known(totalCost) && completed > 0 ? totalCost / completed : null;
+}

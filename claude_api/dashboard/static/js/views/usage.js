@@ -1,0 +1,112 @@
+// An agent's or a skill's page: its figures against the previous period, its history (runs by
+// status, cost, success rate), duration percentiles, top errors and the recent tasks that used it.
+import { ApiError, graphql } from "../api.js";
+import { colour, lines, stackedBars } from "../charts.js";
+import { figure, h, link, section } from "../dom.js";
+import * as f from "../format.js";
+import { USAGE } from "../queries.js";
+import { filterOf, href } from "../state.js";
+import { cost, errorTable, taskTable } from "./common.js";
+
+export async function render({ where, params, range }) {
+  const { kind, name } = where;
+  const noun = kind === "AGENT" ? "agent" : "skill";
+  const filter = filterOf(params, range.since, range.until);
+  const previous = filterOf(params, range.previousSince, range.previousUntil);
+  let data;
+  try {
+    data = await graphql(USAGE, { kind, name, isAgent: kind === "AGENT", filter, previous, period: range.bucket });
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "NOT_FOUND") {
+      return {
+        title: name,
+        content: [h("h1", {}, name), h("p", { class: "banner", role: "alert" }, `No ${noun} named “${name}” has been recorded.`)],
+      };
+    }
+    throw error;
+  }
+  const stats = data.agent || data.skill;
+  const before = data.previousAgent || data.previousSkill;
+  const buckets = data.history.buckets;
+  const status = (field) => buckets.map((b) => b[field]);
+  return {
+    title: name,
+    content: [
+      h("h1", {}, h("span", { class: "kind" }, noun), name, " ", h("span", { class: "sub" }, range.label)),
+      figures(stats, before),
+      h("div", { class: "grid2" },
+        section("Runs over time", stackedBars({
+          title: "Runs per bucket by status",
+          buckets,
+          series: [
+            { label: "Completed", values: status("completed"), colour: colour(2) },
+            { label: "Failed", values: status("failed"), colour: colour(5) },
+            { label: "Running", values: status("running"), colour: colour(4) },
+          ],
+          format: f.count,
+          id: "chart-runs",
+        })),
+        section("Cost over time", stackedBars({
+          title: "Cost per bucket",
+          buckets,
+          series: [{ label: "Cost", values: status("totalCostUsd"), colour: colour(0) }],
+          format: f.usd,
+          id: "chart-cost",
+        }))),
+      section("Success rate over time", lines({
+        title: "Success rate per bucket",
+        buckets,
+        series: [{ label: "Success rate", values: status("successRate"), colour: colour(1) }],
+        format: f.percent,
+        max: 1,
+        id: "chart-success",
+      })),
+      h("div", { class: "grid2" },
+        section("Durations", durations(stats)),
+        section("Top errors", errorTable(stats.topErrors, params, `Top errors of ${name}`))),
+      section(
+        "Recent tasks",
+        taskTable(data.tasks.items, params, `Recent tasks that used ${name}`),
+        h("p", {}, link(href("/tasks", params, { kind: noun, name }), `Every task that used ${name} →`)),
+      ),
+    ],
+  };
+}
+
+function figures(stats, before) {
+  const vs = (text) => (text ? `${text} vs previous` : "no earlier period to compare");
+  return h(
+    "dl",
+    { class: "figures" },
+    figure({ metric: "invocations", label: "Runs", value: f.count(stats.invocations), exact: stats.invocations, change: vs(f.change(stats.invocations, before.invocations)), detail: stats.running ? `${f.count(stats.running)} running` : null }),
+    figure({ metric: "success-rate", label: "Success rate", value: f.percent(stats.successRate), exact: stats.successRate, change: vs(f.pointChange(stats.successRate, before.successRate)), detail: `${f.count(stats.completed)} completed · ${f.count(stats.failed)} failed` }),
+    figure({ metric: "cost", label: "Cost", value: f.usd(stats.totalCostUsd), exact: stats.totalCostUsd, change: vs(f.change(stats.totalCostUsd, before.totalCostUsd)), detail: stats.unpricedInvocations ? `${f.count(stats.unpricedInvocations)} unpriced (not in the sum)` : null }),
+    figure({ metric: "avg-cost", label: "Average cost", value: f.usd(stats.avgCostUsd), exact: stats.avgCostUsd, detail: "of the runs that report one" }),
+    figure({ metric: "per-success", label: "Cost per success", value: f.usd(f.perSuccess(stats.totalCostUsd, stats.completed)), exact: f.perSuccess(stats.totalCostUsd, stats.completed), detail: "all runs' cost / completed runs" }),
+    figure({ metric: "p95", label: "p95 duration", value: f.seconds(stats.p95DurationSeconds), exact: stats.p95DurationSeconds, change: vs(f.change(stats.p95DurationSeconds, before.p95DurationSeconds)) }),
+    figure({ metric: "tokens", label: "Tokens", value: `${f.shortCount(stats.inputTokens)} in · ${f.shortCount(stats.outputTokens)} out`, detail: tokenDetail(stats) }),
+  );
+}
+
+function tokenDetail(stats) {
+  return [
+    stats.cacheCreationTokens !== undefined ? `cache write ${f.shortCount(stats.cacheCreationTokens)}` : null,
+    stats.cacheReadTokens !== undefined ? `cache read ${f.shortCount(stats.cacheReadTokens)}` : null,
+  ].filter(Boolean).join(" · ") || null;
+}
+
+function durations(stats) {
+  const row = (label, value, key) => h("tr", { "data-key": key }, h("th", { scope: "row" }, label), h("td", { class: "num", "data-value": value ?? "" }, f.seconds(value)));
+  return h(
+    "div",
+    {},
+    h("table", { class: "durations" },
+      h("caption", { class: "sr-only" }, "Duration percentiles of finished runs"),
+      h("tbody", {},
+        row("Median (p50)", stats.p50DurationSeconds, "p50"),
+        row("p95", stats.p95DurationSeconds, "p95"),
+        row("p99", stats.p99DurationSeconds, "p99"),
+        row("Average", stats.avgDurationSeconds, "avg"))),
+    h("p", { class: "note" }, `Finished runs; first seen ${f.dateTime(stats.firstSeenAt)}, last ${f.dateTime(stats.lastSeenAt)}.`),
+  );
+}
