@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +22,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 
+from claude_api.files import PRIVATE, private_directory
+
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE_SECONDS = 2.0  # a pooled connection idle longer is checked before its use
 _RETURNED = "claude_api.returned_at"
@@ -27,10 +34,12 @@ _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE
 MIGRATION_LOCK_NAMESPACE = 0x63_6C_61_75  # any constant: the first key of the advisory lock
 _PG_LOCK = text("SELECT pg_advisory_lock(:namespace, hashtext(current_schema()))")
 _PG_UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(current_schema()))")
+_SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside the database
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; a SQLite file and its directory are created on first use.
+    """An engine for `url`; a SQLite file and its directory are created on first use, readable
+    by their owner only.
 
     SQLite runs in WAL mode (readers never block the writer) with a busy timeout, and write
     transactions begin IMMEDIATE so two writers wait for each other instead of failing. On
@@ -45,10 +54,60 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(database).expanduser())
     engine = create_engine(url, **kwargs)
     _configure_sqlite(engine)
     return engine
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database's directory (when missing) and file (when new) are made for their owner only.
+
+    The file is created empty (a valid SQLite database) with mode 0600 before SQLite opens it:
+    SQLite gives its WAL, shared-memory and journal files the database file's permissions, so
+    they are private from the start, with no window and no change to the process-wide umask.
+    A file that already exists and that others can read is tightened, with a warning.
+    """
+    private_directory(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE))
+    except FileExistsError:
+        for existing in (path, *(path.with_name(path.name + side) for side in _SIDE_FILES)):
+            _tighten(existing)
+    except OSError:
+        pass  # an unwritable directory: SQLite says so when it opens the file, as it always did
+
+
+def _tighten(path: Path) -> None:
+    # The file holds every project's rows and the key hashes: reading it bypasses the keys that
+    # scope the service to projects. Sharing the data is the server's job, not the file's.
+    try:
+        status = path.stat()
+    except OSError:
+        return
+    mode = stat.S_IMODE(status.st_mode)
+    if not stat.S_ISREG(status.st_mode) or not mode & 0o077:
+        return
+    private = mode & 0o700
+    try:
+        os.chmod(path, private)
+    except OSError as error:
+        logger.warning(
+            "%s is readable by other users (mode %04o) and could not be made %04o: %s; "
+            "it holds every project's rows and key hashes",
+            path,
+            mode,
+            private,
+            error.strerror or error,
+        )
+        return
+    logger.warning(
+        "%s was readable by other users (mode %04o); made it %04o: it holds every project's "
+        "rows and key hashes",
+        path,
+        mode,
+        private,
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -161,7 +220,8 @@ def _migration_lock(engine: Engine) -> Iterator[Engine]:
             yield write_engine(engine)
             return
         lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
-        with open(lock_path, "a+b") as lock_file:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
+        with os.fdopen(descriptor, "r+b") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
                 yield write_engine(engine)
