@@ -18,6 +18,7 @@ from claude_api.tracking import build_tracker
 logger = logging.getLogger(__name__)
 
 TRACKER_CLOSE_TIMEOUT = 120.0
+LISTED_SKIPPED = 20  # skipped transcripts named in the table (--json names them all)
 
 
 def transcripts_import(
@@ -51,7 +52,9 @@ def transcripts_import(
     tokens and cost.
 
     Run it again at any time: it reads only what the transcripts gained since, and never
-    records an invocation twice. Exits 1 when some events could not be stored.
+    records an invocation twice. A transcript that cannot be read, or whose session id cannot
+    name a file, is skipped and named in the summary; every other session is imported. Exits 1
+    when some events could not be stored or a session could not be imported.
 
     Example: claude-api import ~/.claude/projects --idle-minutes 10
     """
@@ -85,8 +88,14 @@ def transcripts_import(
         output.print_json(summary.to_dict())
     else:
         _print_summary(summary)
-    if not summary.ok:
+    if summary.events_not_stored:
         output.error(f"{summary.events_not_stored} events could not be stored; run it again")
+    if summary.sessions_failed:
+        output.error(
+            f"{summary.sessions_failed} sessions could not be imported (named in the summary; "
+            "the log says why)"
+        )
+    if not summary.ok:
         raise typer.Exit(code=1)
 
 
@@ -105,4 +114,10 @@ def _print_summary(summary: ImportSummary) -> None:
         fields.append(("busy", f"{summary.sessions_busy:,} sessions skipped (being imported)"))
     for reason, count in sorted(summary.skipped.items()):
         fields.append((f"skipped: {reason}", f"{count:,}"))
+    skipped = sorted(summary.transcripts_skipped.items())
+    if skipped:
+        fields.append(("skipped transcripts", f"{len(skipped):,}"))
+        fields.extend(("", f"{path}: {reason}") for path, reason in skipped[:LISTED_SKIPPED])
+        if len(skipped) > LISTED_SKIPPED:
+            fields.append(("", f"and {len(skipped) - LISTED_SKIPPED:,} more (--json names all)"))
     output.print_fields(fields, title="transcript import")

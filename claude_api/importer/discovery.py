@@ -9,6 +9,7 @@ flat layout, `<project>/agent-<id>.jsonl`, whose session only its lines name (`s
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,11 @@ SUFFIX = ".jsonl"
 SUBAGENTS_DIR = "subagents"
 _PEEK_BYTES = 64 * 1024
 _SESSION_ID = b'"sessionId":"'
+# Claude Code's session ids are UUIDs; any id that is one plain file name component is taken.
+_SAFE_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+UNSAFE_SESSION_ID = "its sessionId cannot name a session"
+UNREADABLE = "cannot be read"
+NO_SESSION_ID = f"no sessionId in its first {_PEEK_BYTES // 1024} KB"
 
 
 @dataclass(frozen=True)
@@ -74,121 +80,183 @@ def default_roots() -> list[Path]:
     return [base / "projects" for base in bases if (base / "projects").is_dir()]
 
 
+@dataclass(frozen=True)
+class SkippedTranscript:
+    """A transcript (or directory) left out, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """The sessions found, and the transcripts that could not be read or named safely."""
+
+    sessions: list[SessionFiles]
+    skipped: list[SkippedTranscript]
+
+
 def discover(
     paths: Sequence[Path], *, known_sessions: Mapping[str, str] | None = None
-) -> list[SessionFiles]:
+) -> Discovery:
     """The sessions of the transcripts in or under `paths` (files or directories).
 
     A main transcript given as a file brings its subagents' transcripts along. `known_sessions`
-    maps a flat-layout subagent transcript's path to its session id, to spare reading it.
+    maps a flat-layout subagent transcript's path to its session id, to spare reading it. A
+    transcript that cannot be read, or whose session id is no safe file name, is skipped and
+    named in `skipped`; the others are found all the same.
     """
-    known = known_sessions or {}
-    sessions: dict[Path, SessionFiles] = {}
+    finder = _Finder(known_sessions or {})
     for path in paths:
         path = path.expanduser()
         if path.is_file():
-            found = _classify(path, known)
+            found = finder.classify(path)
             if found is None:
                 continue
             _, main_path, _ = found
             wanted = {main_path}
-            candidates = _walk(main_path.parent, max_depth=0)
-            candidates = [*candidates, *_walk(main_path.with_suffix(""), max_depth=None), path]
+            candidates = finder.walk(main_path.parent, max_depth=0)
+            candidates = [*candidates, *finder.walk(main_path.with_suffix("")), path]
         else:
             wanted = None
-            candidates = list(_walk(path, max_depth=None))
+            candidates = list(finder.walk(path))
         for candidate in dict.fromkeys(candidates):
-            _add(sessions, candidate, known, wanted)
-    return [sessions[key] for key in sorted(sessions, key=str)]
+            finder.add(candidate, wanted)
+    sessions = finder.sessions
+    skipped = list(dict.fromkeys(finder.skipped))
+    return Discovery([sessions[key] for key in sorted(sessions, key=str)], skipped)
 
 
-def session_of(main_path: Path, *, known_sessions: Mapping[str, str] | None = None) -> SessionFiles:
-    """The session whose main transcript is (or would be) `main_path`, with its subagents."""
-    found = discover([main_path], known_sessions=known_sessions) if main_path.exists() else []
-    if found:
-        return found[0]
-    session = SessionFiles(session_id=main_path.stem, main_path=main_path)
-    for candidate in _walk(main_path.with_suffix(""), max_depth=None):
-        _add({main_path: session}, candidate, known_sessions or {}, {main_path})
-    return session
+def session_of(
+    main_path: Path, *, known_sessions: Mapping[str, str] | None = None
+) -> tuple[SessionFiles, list[SkippedTranscript]]:
+    """The session whose main transcript is (or would be) `main_path`, with its subagents, and
+    the transcripts beside it that had to be skipped."""
+    if main_path.exists():
+        found = discover([main_path], known_sessions=known_sessions)
+        if found.sessions:
+            return found.sessions[0], found.skipped
+    finder = _Finder(known_sessions or {})
+    session = finder.sessions[main_path] = SessionFiles(main_path.stem, main_path)
+    for candidate in finder.walk(main_path.with_suffix("")):
+        finder.add(candidate, {main_path})
+    return session, finder.skipped
 
 
-def _add(
-    sessions: dict[Path, SessionFiles],
-    path: Path,
-    known: Mapping[str, str],
-    wanted: set[Path] | None,
-) -> None:
-    found = _classify(path, known)
-    if found is None:
-        return
-    session_id, main_path, agent_id = found
-    if wanted is not None and main_path not in wanted:
-        return
-    try:
-        stat = path.stat()
-    except OSError:
-        return
-    file = TranscriptFile(path, stat.st_size, stat.st_mtime_ns, stat.st_ino, agent_id)
-    session = sessions.get(main_path)
-    if session is None:
-        session = sessions[main_path] = SessionFiles(session_id=session_id, main_path=main_path)
-    if agent_id is None:
-        session.main = file
-    else:
-        session.agents[agent_id] = file
+def safe_session_id(value: str) -> bool:
+    """Whether `value` can name a session's transcript file: one plain path component."""
+    return bool(_SAFE_SESSION_ID.fullmatch(value)) and ".." not in value
 
 
-def _classify(path: Path, known: Mapping[str, str]) -> tuple[str, Path, str | None] | None:
-    """(session id, main transcript path, agent id or None) of a transcript path."""
-    name = path.name
-    if not name.endswith(SUFFIX):
-        return None
-    if not name.startswith(AGENT_PREFIX):
-        return path.stem, path, None
-    agent_id = name[len(AGENT_PREFIX) : -len(SUFFIX)]
-    parts = path.parts
-    if SUBAGENTS_DIR in parts[:-1]:
-        index = len(parts) - 2 - parts[:-1][::-1].index(SUBAGENTS_DIR)
-        if index >= 1:
-            session_dir = Path(*parts[:index])
-            return session_dir.name, session_dir.with_name(session_dir.name + SUFFIX), agent_id
-    session_id = known.get(str(path)) or _peek_session_id(path)
-    if session_id is None:
-        return None
-    return session_id, path.with_name(session_id + SUFFIX), agent_id
+class _Finder:
+    """Classifies transcript paths into sessions, keeping what it had to skip."""
+
+    def __init__(self, known: Mapping[str, str]) -> None:
+        self.known = known
+        self.sessions: dict[Path, SessionFiles] = {}
+        self.skipped: list[SkippedTranscript] = []
+
+    def add(self, path: Path, wanted: set[Path] | None) -> None:
+        found = self.classify(path)
+        if found is None:
+            return
+        session_id, main_path, agent_id = found
+        if wanted is not None and main_path not in wanted:
+            return
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return  # deleted since it was listed
+        except OSError as error:
+            self.skip(path, error)
+            return
+        file = TranscriptFile(path, stat.st_size, stat.st_mtime_ns, stat.st_ino, agent_id)
+        session = self.sessions.get(main_path)
+        if session is None:
+            session = self.sessions[main_path] = SessionFiles(session_id, main_path)
+        if agent_id is None:
+            session.main = file
+        else:
+            session.agents[agent_id] = file
+
+    def classify(self, path: Path) -> tuple[str, Path, str | None] | None:
+        """(session id, main transcript path, agent id or None) of a transcript path; None
+        when it is no transcript, or was skipped."""
+        name = path.name
+        if not name.endswith(SUFFIX):
+            return None
+        if not name.startswith(AGENT_PREFIX):
+            return path.stem, path, None
+        agent_id = name[len(AGENT_PREFIX) : -len(SUFFIX)]
+        parts = path.parts
+        if SUBAGENTS_DIR in parts[:-1]:
+            index = len(parts) - 2 - parts[:-1][::-1].index(SUBAGENTS_DIR)
+            if index >= 1:
+                session_dir = Path(*parts[:index])
+                return session_dir.name, session_dir.with_name(session_dir.name + SUFFIX), agent_id
+        # The older flat layout: only the transcript's lines name its session.
+        session_id = self.known.get(str(path))
+        if session_id is None:
+            try:
+                head = _head(path)
+            except FileNotFoundError:
+                return None
+            except OSError as error:
+                self.skip(path, error)
+                return None
+            session_id = _session_id_in(head)
+            if session_id is None:
+                if b"\n" in head or len(head) == _PEEK_BYTES:
+                    self.skipped.append(SkippedTranscript(path, NO_SESSION_ID))
+                return None  # else its first line is still being written
+        if not safe_session_id(session_id):
+            self.skipped.append(
+                SkippedTranscript(path, f"{UNSAFE_SESSION_ID}: {session_id[:80]!r}")
+            )
+            return None
+        return session_id, path.with_name(session_id + SUFFIX), agent_id
+
+    def walk(self, root: Path, *, max_depth: int | None = None) -> Iterator[Path]:
+        """The `.jsonl` files in `root`, and below it down to `max_depth` levels (None: all)."""
+        yield from self._scan(root, 0, max_depth)
+
+    def _scan(self, directory: Path, depth: int, max_depth: int | None) -> Iterable[Path]:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as error:
+            self.skip(directory, error)
+            return
+        for entry in sorted(entries, key=lambda entry: entry.name):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if max_depth is None or depth < max_depth:
+                        yield from self._scan(Path(entry.path), depth + 1, max_depth)
+                elif entry.name.endswith(SUFFIX) and entry.is_file():
+                    yield Path(entry.path)
+            except OSError as error:
+                self.skip(Path(entry.path), error)
+
+    def skip(self, path: Path, error: OSError) -> None:
+        self.skipped.append(SkippedTranscript(path, unreadable(error)))
 
 
-def _peek_session_id(path: Path) -> str | None:
-    try:
-        with path.open("rb") as file:
-            head = file.read(_PEEK_BYTES)
-    except OSError:
-        return None
+def unreadable(error: OSError) -> str:
+    """Why a transcript could not be read, in a few words."""
+    return f"{UNREADABLE}: {error.strerror or error}"
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(_PEEK_BYTES)
+
+
+def _session_id_in(head: bytes) -> str | None:
+    """The first `sessionId` in a transcript's first bytes, if any."""
     index = head.find(_SESSION_ID)
     if index < 0:
         return None
     start = index + len(_SESSION_ID)
     end = head.find(b'"', start, start + 256)
-    return head[start:end].decode("utf-8", "replace") if end > start else None
-
-
-def _walk(root: Path, *, max_depth: int | None) -> Iterator[Path]:
-    """The `.jsonl` files in `root`, and below it down to `max_depth` levels (None: all)."""
-    yield from _scan(root, 0, max_depth)
-
-
-def _scan(directory: Path, depth: int, max_depth: int | None) -> Iterable[Path]:
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in sorted(entries, key=lambda entry: entry.name):
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                if max_depth is None or depth < max_depth:
-                    yield from _scan(Path(entry.path), depth + 1, max_depth)
-            elif entry.name.endswith(SUFFIX) and entry.is_file():
-                yield Path(entry.path)
-        except OSError:
-            continue
+    return head[start : end if end >= 0 else start + 256].decode("utf-8", "replace")

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from claude_api.importer.discovery import SessionFiles, default_roots, discover
+from claude_api.importer.discovery import SessionFiles, default_roots, discover, unreadable
 from claude_api.importer.session import SessionImport, SessionLock, import_session, needs_import
 from claude_api.importer.state import FileRow, StateStore
 from claude_api.models.events import Kind, Status
@@ -74,12 +74,15 @@ class ImportSummary:
     agents: int = 0  # finished agent invocations written
     skills: int = 0
     events_not_stored: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
+    sessions_failed: int = 0  # not imported because of an unexpected error (logged)
+    skipped: Counter[str] = field(default_factory=Counter)  # lines, by reason
+    transcripts_skipped: dict[str, str] = field(default_factory=dict)  # path -> why
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.events_not_stored == 0
+        """Whether everything found was stored, but for the transcripts it had to skip."""
+        return self.events_not_stored == 0 and self.sessions_failed == 0
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -108,7 +111,11 @@ def import_transcripts(
     store = StateStore(engine)
     rows = store.load()
     known = {path: row.session_id for path, row in rows.items() if row.agent_id is not None}
-    sessions = discover(list(paths) or default_roots(), known_sessions=known)
+    found = discover(list(paths) or default_roots(), known_sessions=known)
+    sessions = found.sessions
+    for skipped in found.skipped:
+        logger.warning("transcript %s skipped: %s", skipped.path, skipped.reason)
+        summary.transcripts_skipped[str(skipped.path)] = skipped.reason
     rows_by_session: dict[str, list[FileRow]] = {}
     for row in rows.values():
         rows_by_session.setdefault(row.session_id, []).append(row)
@@ -188,10 +195,9 @@ def _in_turn(
                 session, rows, source=options.source, idle_before=idle_before, stats=stats,
                 on_bytes=advance, names=names.get(session.session_id),
             )  # fmt: skip
-        except OSError as error:
+        except Exception as error:
             lock.release()
-            logger.error("session %s not imported: %s", session.session_id, error)
-            summary.skipped["unreadable sessions"] += 1
+            _not_imported(summary, session, error)
             continue
         yield lock, outcome, stats
 
@@ -226,10 +232,9 @@ def _in_parallel(
         session, lock, job = ahead.popleft()
         try:
             outcome, stats = job.get()
-        except OSError as error:
+        except Exception as error:
             lock.release()
-            logger.error("session %s not imported: %s", session.session_id, error)
-            summary.skipped["unreadable sessions"] += 1
+            _not_imported(summary, session, error)
             continue
         yield lock, outcome, stats
 
@@ -247,6 +252,20 @@ def _import_one(
         session, rows, source=source, idle_before=idle_before, stats=stats, names=names
     )
     return outcome, stats
+
+
+def _not_imported(summary: ImportSummary, session: SessionFiles, error: Exception) -> None:
+    """A session whose import failed is left for the next import; the others go on."""
+    if isinstance(error, OSError):
+        path = str(error.filename or session.main_path)
+        reason = f"{unreadable(error)}; session {session.session_id} not imported"
+        logger.error("transcript %s skipped: %s", path, reason)
+    else:  # a defect: say so loudly, but do not lose the other sessions to it
+        summary.sessions_failed += 1
+        path = str(session.main_path)
+        reason = f"session not imported: {type(error).__name__}: {error}"
+        logger.error("transcript %s skipped: %s", path, reason, exc_info=error)
+    summary.transcripts_skipped[path] = reason
 
 
 def _lock(

@@ -105,7 +105,9 @@ def handle_hook(
     store = StateStore(engine)
     rows = store.load(session_ids=[session_id])
     known = {path: row.session_id for path, row in rows.items() if row.agent_id is not None}
-    session = session_of(main_path, known_sessions=known)
+    session, skipped = session_of(main_path, known_sessions=known)
+    for transcript in skipped:
+        logger.warning("transcript %s skipped: %s", transcript.path, transcript.reason)
     _add_agent_transcript(session.agents, payload.get("agent_transcript_path"))
     names = registered_names(engine, [session.session_id]).get(session.session_id)
     report = report_from_payload(payload, now or datetime.now(UTC))
