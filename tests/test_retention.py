@@ -298,7 +298,8 @@ def test_retention_state_records_the_cutoffs_and_never_moves_back(engine: Engine
 
 
 def test_a_task_of_a_purged_period_says_it_was_purged(engine: Engine) -> None:
-    add_events(engine, *history())
+    events = history()
+    add_events(engine, *events)
     with Session(engine) as session:
         with pytest.raises(NotFound) as never:
             list_task_usage(session, task_id="nope")
@@ -309,9 +310,12 @@ def test_a_task_of_a_purged_period_says_it_was_purged(engine: Engine) -> None:
         with pytest.raises(NotFound) as purged:
             list_task_usage(session, task_id="task-60")
         assert list_task_usage(session, task_id="task-10")
+    cutoff = datetime(2026, 5, 16, tzinfo=UTC)
+    gone = [e for e in events if e.timestamp < cutoff and e.status is not Status.RUNNING]
     assert str(purged.value) == (
         "no invocation of task 'task-60' has been recorded; invocations that started before "
-        "2026-05-16T00:00:00Z have been purged"
+        f"2026-05-16T00:00:00Z have been purged from the raw rows (the rollups still count "
+        f"{len(gone)} of them)"
     )
 
 

@@ -15,8 +15,8 @@ from claude_api.models.queries._aggregates import stats_columns, totals_fields
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._parts import raw_parts
 from claude_api.models.queries._source import bytewise, usage_rows
+from claude_api.models.queries.purged import count_purged_invocations
 from claude_api.models.results import Page, TaskSummary, TaskUsage
-from claude_api.models.retention import purged_before
 
 _TASKS_LISTING = "tasks"
 
@@ -37,17 +37,21 @@ def list_task_usage(
     if not found:
         where = f" in project {project_id!r}" if project_id is not None else ""
         message = f"no invocation of task {task_id!r} has been recorded{where}"
-        raise NotFound(message + _purge_note(session))
+        raise NotFound(message + _purge_note(session, project_id))
     return [_task_usage(row) for row in found]
 
 
-def _purge_note(session: Session) -> str:
-    """Why a task may be missing: its invocations were older than the raw rows kept."""
-    raw_before, _ = purged_before(session)
-    if raw_before is None:
+def _purge_note(session: Session, project_id: str | None) -> str:
+    """Why a task may be missing: its invocations were older than the raw rows kept; and how
+    many invocations (of the project) the rollups count that the raw rows no longer hold."""
+    purged = count_purged_invocations(session, filter=UsageFilter(project_id=project_id))
+    if purged is None:
         return ""
-    moment = raw_before.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"; invocations that started before {moment} have been purged"
+    moment = purged.before.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"; invocations that started before {moment} have been purged from the raw rows "
+        f"(the rollups still count {purged.invocations:,} of them)"
+    )
 
 
 def _task_usage(row: Any) -> TaskUsage:
