@@ -13,7 +13,7 @@ from claude_api.client import operations
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 USED = {
     "AgentList", "AgentStats", "History", "InvocationCount", "Invocations", "Leaderboard",
-    "Names", "Report", "SkillList", "SkillStats",
+    "Names", "PurgedInvocations", "Report", "SkillList", "SkillStats",
 }  # fmt: skip
 
 

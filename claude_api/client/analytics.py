@@ -196,10 +196,23 @@ def analytics_export(
     chosen = export_format or ExportFormat.for_path(path)
     with open_api(url) as api:
         written = _export(api, path, chosen, kind=kind.variable(), name=name, filter=scope)
+        purged = api.run("PurgedInvocations", kind=kind.variable(), name=name, filter=scope)
     output.info(f"exported {written:,} invocations to {path}")
+    _purge_note(purged["purgedInvocations"], written)
 
 
 analytics_app.command("purge")(analytics_purge)
+
+
+def _purge_note(purged: dict[str, Any] | None, written: int) -> None:
+    """Say how many invocations of the range the export lacks because they were purged."""
+    if purged and purged["invocations"]:
+        before = datetime.fromisoformat(purged["before"]).strftime("%Y-%m-%d")
+        output.info(
+            f"note: {purged['invocations']:,} invocations before {before} UTC were purged from "
+            f"the raw rows (the rollups still count them); the export holds the {written:,} "
+            "that remain"
+        )
 
 
 def _export(

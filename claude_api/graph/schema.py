@@ -23,6 +23,7 @@ from claude_api.models.events import Kind, parse_events
 from claude_api.models.filters import LeaderboardMetric, Period
 from claude_api.models.keys import Scope
 from claude_api.models.queries._cache import keeps_answers, mark_unkept
+from claude_api.models.queries.purged import count_purged_invocations
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
@@ -271,6 +272,22 @@ class Query:
     ) -> int:
         scope = to_filter(filter, kind=kind, name=name)
         return await _query(info, queries.count_invocations, filter=scope)
+
+    @strawberry.field(
+        description="How many invocations matching these arguments the rollups count whose raw "
+        "rows were purged, so that `invocations` cannot list them; null when no raw row of the "
+        "range was purged."
+    )
+    async def purged_invocations(
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        name: str | None = None,
+        filter: UsageFilterInput | None = None,
+    ) -> types.PurgedInvocations | None:
+        scope = to_filter(filter, kind=kind, name=name)
+        purged = await _query(info, count_purged_invocations, filter=scope)
+        return None if purged is None else types.PurgedInvocations.from_result(purged)
 
     @strawberry.field(
         description="Every agent or skill name ever recorded (both when kind is null), in code "

@@ -220,6 +220,16 @@ class InvocationPage:
     has_next: bool
 
 
+@strawberry.type(description="Invocations whose raw rows were purged and that the rollups count.")
+class PurgedInvocations(FromResult):
+    before: datetime = strawberry.field(
+        description="The raw rows of invocations that started before this instant were purged."
+    )
+    invocations: int = strawberry.field(
+        description="How many of them match: finished ones, over the range's whole UTC hours."
+    )
+
+
 @strawberry.type(description="A task and every agent and skill invocation it made.")
 class Task:
     id: str
