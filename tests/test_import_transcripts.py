@@ -362,6 +362,66 @@ def test_older_flat_layout(engine: Engine, tracker: Tracker, tmp_path: Path) -> 
     assert not [row for row in agents(engine) if row.task_id == "other"]
 
 
+def test_failed_subagents_of_the_flat_layout_keep_their_tokens(
+    engine: Engine, tracker: Tracker, tmp_path: Path
+) -> None:
+    """Claude Code 2.0.x: a failed Task call's result is an error string without `agentId`,
+    and there is no sidecar: its transcript is joined to it by its first prompt (in time order
+    when calls share one), so the call keeps its type, status and tokens and no other
+    invocation appears."""
+    ledger = Ledger()
+    session = "0a1b2c3d-0000-4000-8000-000000000006"
+    project = tmp_path / PROJECT
+    main = Transcript(ledger, session_id=session, cwd=CWD, start=START, version="2.0.76")
+    main.prompt("fix the flaky test")
+
+    def subagent(label: str, agent_id: str) -> Transcript:
+        sub = Transcript(
+            ledger, session_id=session, cwd=CWD, start=main.clock, owner=label,
+            agent_id=agent_id, version="2.0.76",
+        )  # fmt: skip
+        sub.prompt("Do the work well")  # the calls' `input.prompt`
+        sub.respond(text_block("looking"), model=HAIKU, usage=(2, 50 + len(label), 3000, 100))
+        main.clock = sub.clock
+        sub.write(project / f"agent-{agent_id}.jsonl")
+        return sub
+
+    # Two failing calls with the same prompt; the later one's transcript sorts first by name.
+    first = agent_call("debugger", tool="Task")
+    main.respond(first, usage=(10, 40, 1000, 0))
+    subagent("debugger", "f1e2d3c")
+    main.agent_error(first["id"], "Agent terminated early due to an API error: overloaded")
+    second = agent_call("test-runner", tool="Task")
+    main.respond(second, usage=(11, 41, 1100, 0))
+    subagent("test-runner", "0a1b2c3")
+    main.agent_error(second["id"], "Agent terminated early due to an API error: timeout")
+    # A call with the same prompt that completed: its result names its transcript.
+    third = agent_call(None, tool="Task")
+    main.respond(third, usage=(12, 42, 1200, 0))
+    subagent("general", "5d5d5d5")
+    main.agent_result(third["id"], "5d5d5d5")
+    main.respond(text_block("Two agents failed."), usage=(13, 43, 1300, 0))
+    main.write(project / f"{session}.jsonl")
+
+    summary = run_import(engine, tracker, tmp_path)
+    rows = agents(engine)
+    assert sorted((row.agent_name, row.status) for row in rows) == [
+        ("debugger", "failed"), ("general-purpose", "completed"), ("main", "completed"),
+        ("test-runner", "failed"),
+    ]  # fmt: skip
+    assert summary.agents == 4
+    for name, label in (
+        ("main", "main"), ("debugger", "debugger"), ("test-runner", "test-runner"),
+        ("general-purpose", "general"),
+    ):  # fmt: skip
+        assert_spend(one(rows, name), ledger, label)
+    assert one(rows, "debugger").error_message == (
+        "Agent terminated early due to an API error: overloaded"
+    )
+    assert one(rows, "debugger").event_id == event_id(session, first["id"])
+    assert tokens_of(rows) == ledger.total_tokens()
+
+
 def test_attributed_and_forked_skills(engine: Engine, tracker: Tracker, tmp_path: Path) -> None:
     """Newer CLIs mark responses driven by a skill (`attributionSkill`): those are the skill's
     own tokens, not its agent's. A forked skill's transcript is the skill's too; its copy of the

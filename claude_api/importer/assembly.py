@@ -66,6 +66,8 @@ class SessionAssembly(Settlement):
         if chunk.last_at and (thread.last_at is None or chunk.last_at > thread.last_at):
             thread.last_at = chunk.last_at
         thread.hint = thread.hint or chunk.agent_hint
+        if thread_id != MAIN_THREAD:
+            thread.prompt = thread.prompt or chunk.prompt
         if thread_id == MAIN_THREAD:
             state.cwd = state.cwd or chunk.cwd
             state.agent = state.agent or chunk.agent_hint
@@ -147,6 +149,7 @@ class SessionAssembly(Settlement):
             at=tool_use.at,
             parent=self.main_id if thread_id == MAIN_THREAD else None,
             background=tool_use.background,
+            prompt=tool_use.prompt,
             window=Tally() if tool_use.kind is Kind.SKILL else None,
             window_open=tool_use.kind is Kind.SKILL,
         )
@@ -275,7 +278,7 @@ class SessionAssembly(Settlement):
         when `closing` (the session is over), everything that is left."""
         state = self.state
         self.apply_hook_results(closing=closing)
-        self._link_threads()
+        self._link_threads(closing=closing)
         if closing:
             self._close_open_invocations()
         for invocation in list(state.invocations.values()):

@@ -3,6 +3,7 @@ Skill, every documented input style), task notifications, typed commands, messag
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -44,12 +45,23 @@ def tool_use(block: dict[str, Any], at: str) -> ToolUse | None:
     if tool in AGENT_TOOLS:
         name = _string(tool_input.get("subagent_type")) or DEFAULT_SUBAGENT
         background = tool_input.get("run_in_background") is True
-        return ToolUse(tool_use_id, Kind.AGENT, name, at, background)
+        prompt = tool_input.get("prompt")
+        key = prompt_key(prompt) if isinstance(prompt, str) else None
+        return ToolUse(tool_use_id, Kind.AGENT, name, at, background, key)
     if tool == SKILL_TOOL:
         name = skill_name(tool_input)
         if name:
             return ToolUse(tool_use_id, Kind.SKILL, name, at)
     return None
+
+
+def prompt_key(text: str) -> str | None:
+    """A short digest of a prompt (stripped), to join a subagent transcript to its call by
+    the prompt it was given without keeping the prompt."""
+    text = text.strip()
+    if not text:
+        return None
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
 def skill_name(tool_input: Mapping[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ from claude_api.importer.fields import (
     BUILTIN_COMMANDS,
     notification,
     origin,
+    prompt_key,
     tag,
     text_of,
     tool_use,
@@ -52,6 +53,7 @@ _TOOL_USE_ID = b'"tool_use_id"'
 _USER = b'"type":"user"'
 _TIMESTAMP = b'"timestamp":"'
 _CWD = b'"cwd":"'
+_PROMPT_TRIES = 4  # lines holding `"type":"user"` looked at for a transcript's first prompt
 _NOT_PROMPTS = (
     "<command-",
     "<local-command",
@@ -74,6 +76,7 @@ class Chunk:
     last_at: str | None = None
     cwd: str | None = None
     agent_hint: str | None = None  # `attributionAgent` of the file's first attributed response
+    prompt: str | None = None  # `prompt_key` of the first user prompt, read from the start
 
 
 class TranscriptReader:
@@ -134,8 +137,9 @@ class TranscriptReader:
         last = _timestamp_at(data, data.rfind(_TIMESTAMP))
         if last is not None:
             chunk.last_at = last
-        if chunk.cwd is None and chunk.start == 0:
-            chunk.cwd = _cwd(data)
+        if chunk.start == 0 and chunk.offset == 0:  # the transcript's first lines
+            chunk.cwd = chunk.cwd or _cwd(data)
+            chunk.prompt = _first_prompt(data)
         stats = self.stats
         watch = self.watch
         parse = orjson.loads
@@ -340,6 +344,28 @@ def _request(usage: dict[str, Any], model: Any) -> Request:
         if type(value) is not int or value < 0:
             return Request.from_usage(usage, model)
     return Request(model, *counts, one_hour)
+
+
+def _first_prompt(data: bytes) -> str | None:
+    """`prompt_key` of the first user entry that is a prompt (text, not tool results): a
+    subagent transcript begins with the prompt its call gave it."""
+    index = data.find(_USER)
+    for _ in range(_PROMPT_TRIES):
+        if index < 0:
+            return None
+        line_start = data.rfind(b"\n", 0, index) + 1
+        line_end = data.find(b"\n", index)
+        line_end = line_end if line_end >= 0 else len(data)
+        try:
+            entry = orjson.loads(data[line_start:line_end])
+        except orjson.JSONDecodeError:
+            entry = None
+        if isinstance(entry, dict) and entry.get("type") == "user":
+            message = entry.get("message")
+            content = message.get("content") if isinstance(message, dict) else None
+            return prompt_key(text_of(content)) if content else None
+        index = data.find(_USER, line_end)
+    return None
 
 
 def _braced(line: bytes) -> bool:

@@ -35,6 +35,7 @@ class ToolUse:
     name: str
     at: str
     background: bool = False
+    prompt: str | None = None  # `prompt_key` of an Agent call's `input.prompt`
 
 
 @dataclass(slots=True)

@@ -97,7 +97,7 @@ class Settlement:
             if invocation.window_open and invocation.thread == thread_id:
                 invocation.window_open = False
 
-    def _link_threads(self) -> None:
+    def _link_threads(self, *, closing: bool) -> None:
         invocations = self.state.invocations
         for agent_id, thread in self.threads.items():
             if agent_id == MAIN_THREAD or thread.owner is not None:
@@ -111,6 +111,46 @@ class Settlement:
             thread = self.threads.get(invocation.agent_id or "")
             if invocation.agent_id and thread is not None and thread.owner is None:
                 thread.owner = invocation.key
+        self._link_by_prompt(closing=closing)
+
+    def _link_by_prompt(self, *, closing: bool) -> None:
+        """The older flat layout has no sidecar, and a failed call's result (an error string)
+        names no agentId: such a transcript is its call's when its first prompt is the call's
+        prompt, pairing in time order when calls share a prompt. Only calls that can learn no
+        better link any more are joined: settled ones, or all when the session is over."""
+        threads = sorted(
+            (
+                thread
+                for agent_id, thread in self.threads.items()
+                if agent_id != MAIN_THREAD and thread.owner is None and not thread.meta
+                and thread.prompt is not None
+            ),
+            key=lambda thread: thread.first_at or "",
+        )  # fmt: skip
+        if not threads:
+            return
+        calls = sorted(
+            (
+                invocation
+                for invocation in self.state.invocations.values()
+                if invocation.kind is Kind.AGENT and invocation.agent_id is None
+                and invocation.prompt is not None and (closing or invocation.status is not None)
+            ),
+            key=lambda invocation: invocation.at,
+        )  # fmt: skip
+        for call in calls:
+            thread = next(
+                (
+                    thread
+                    for thread in threads
+                    if thread.owner is None and thread.prompt == call.prompt
+                    and (thread.first_at or call.at) >= call.at
+                ),
+                None,
+            )  # fmt: skip
+            if thread is not None:
+                thread.owner = call.key
+                call.agent_id = thread.agent_id
 
     def _close_open_invocations(self) -> None:
         for invocation in self.state.invocations.values():

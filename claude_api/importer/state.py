@@ -55,6 +55,7 @@ class Invocation:
     window_open: bool = False
     window_last: str | None = None
     started: bool = False  # its running start was written
+    prompt: str | None = None  # `prompt_key` of an Agent call's prompt
 
     def dump(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _INVOCATION_FIELDS}
@@ -76,6 +77,7 @@ class Invocation:
 _INVOCATION_FIELDS = (
     "key", "kind", "name", "thread", "at", "parent", "background", "typed", "status", "error",
     "end_at", "duration_ms", "agent_id", "window", "window_open", "window_last", "started",
+    "prompt",
 )  # fmt: skip
 
 
@@ -95,6 +97,7 @@ class ThreadState:
     first_at: str | None = None
     last_at: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None  # `prompt_key` of its first prompt (a subagent's: its call's)
 
     def remember(self, key: str, request: Request) -> None:
         """Keep `request` among the last responses counted (the oldest is forgotten)."""
@@ -120,6 +123,7 @@ class ThreadState:
             "first_at": self.first_at,
             "last_at": self.last_at,
             "meta": self.meta,
+            "prompt": self.prompt,
         }
 
     @classmethod
@@ -142,6 +146,7 @@ class ThreadState:
             first_at=data.get("first_at"),
             last_at=data.get("last_at"),
             meta=data.get("meta") or {},
+            prompt=data.get("prompt"),
         )
 
 
