@@ -1,0 +1,461 @@
+"""The dashboard in real Chromium (driven by Playwright) on a real server over seeded data, on
+SQLite and PostgreSQL: every page shows the seeded numbers, navigation and the back button work,
+a posted event appears without a reload, the key prompt and a project-bound key work, nothing
+is logged to the console and no request leaves the server's origin.
+
+The expected numbers are computed here from the seeded events, in the browser's time zone.
+`CLAUDE_API_WRITE_SCREENSHOT=1` rewrites docs/dashboard.png from demo data.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from claude_api.config import Settings
+from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.server.app import create_app
+from tests import expected
+from tests.auth_support import Secured, secured_server
+from tests.factories import add_events, make_event
+from tests.live_server import serve
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+TZ_NAME = "America/New_York"  # not the server's UTC: days are the browser's
+TZ = ZoneInfo(TZ_NAME)
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "dashboard.png"
+AGENTS = ["planner", "planner", "planner", "reviewer", "reviewer", "tester", "doc/writer"]
+SKILLS = ["pdf", "commit"]
+ERRORS = ["Tool Bash failed: timed out", "Context window exceeded"]
+MINUS, UNKNOWN = "\N{MINUS SIGN}", "\N{EN DASH}"  # as the page writes them
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Tab:
+    """One browser tab on the dashboard, recording every request and console message."""
+
+    page: Any
+    base: str
+    requests: list[Any] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+
+    def open(self, path: str) -> None:
+        self.page.goto(self.base + path)
+
+    def figure(self, metric: str) -> str:
+        locator = self.page.locator(f'[data-metric="{metric}"] .value')
+        locator.wait_for()
+        return locator.get_attribute("data-value")
+
+    def rows(self, selector: str) -> list[Any]:
+        return self.page.locator(selector).all()
+
+    def check_clean(self, allowed: tuple[str, ...] = ()) -> None:
+        """No console error or warning (but `allowed` ones), and every request went to the
+        server the page came from."""
+        problems = [m for m in self.console if not any(text in m for text in allowed)]
+        assert problems == []
+        elsewhere = [r.url for r in self.requests if not r.url.startswith(self.base + "/")]
+        assert elsewhere == []
+
+
+@contextmanager
+def tab(browser: Any, base: str, **options: Any) -> Iterator[Tab]:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800},
+        locale="en-US",
+        timezone_id=TZ_NAME,
+        **options,
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    opened = Tab(page, base)
+    page.on("request", lambda request: opened.requests.append(request))
+    page.on("console", lambda m: m.type in ("error", "warning") and opened.console.append(m.text))
+    page.on("pageerror", lambda error: opened.console.append(f"page error: {error}"))
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+# --- the seeded data and what it should show ---------------------------------------------------
+
+
+def seed(now: datetime) -> list[UsageEvent]:
+    """Invocations over the last five days (the current 7 days) and 8 to 12 days back (the
+    previous 7), in projects web and api; costs in eighths of a dollar so sums are exact; and
+    task-tree, the most recent task, whose invocations nest three deep."""
+    rng = random.Random(15)
+    events = []
+
+    def some(count: int, earliest: timedelta, latest: timedelta) -> None:
+        for _ in range(count):
+            kind = Kind.SKILL if rng.random() < 0.3 else Kind.AGENT
+            status = rng.choice([Status.COMPLETED] * 5 + [Status.FAILED] * 2 + [Status.RUNNING])
+            finished = status is not Status.RUNNING
+            events.append(
+                make_event(
+                    kind=kind,
+                    name=rng.choice(SKILLS if kind is Kind.SKILL else AGENTS),
+                    task_id=f"task-{rng.randrange(40)}",
+                    project_id=rng.choice(["web", "api"]),
+                    timestamp=now - earliest - (latest - earliest) * rng.random(),
+                    status=status,
+                    duration_seconds=rng.uniform(1, 150) if finished else None,
+                    cost_usd=rng.choice([0.125, 0.25, 0.5, 1.5, None]),
+                    input_tokens=rng.randrange(50_000),
+                    output_tokens=rng.randrange(5_000),
+                    error_message=rng.choice(ERRORS) if status is Status.FAILED else None,
+                )
+            )
+
+    some(90, timedelta(hours=1), timedelta(days=5))
+    some(30, timedelta(days=8), timedelta(days=12))
+    root, child = uuid.uuid4(), uuid.uuid4()
+    at = now - timedelta(minutes=20)
+    events += [
+        make_event(event_id=root, name="planner", task_id="task-tree", project_id="web",
+                   timestamp=at, cost_usd=0.5),
+        make_event(event_id=child, parent_id=root, name="reviewer", task_id="task-tree",
+                   project_id="web", timestamp=at + timedelta(seconds=5), cost_usd=0.25),
+        make_event(parent_id=child, kind="skill", name="pdf", task_id="task-tree",
+                   project_id="web", timestamp=at + timedelta(seconds=9), cost_usd=None,
+                   input_tokens=None, output_tokens=None),
+        make_event(parent_id=root, name="tester", task_id="task-tree", project_id="web",
+                   timestamp=at + timedelta(seconds=30), cost_usd=0.125),
+    ]  # fmt: skip
+    return events
+
+
+def last_days(now: datetime, days: int = 7) -> list[date]:
+    """The browser's local days of the default period: today and the days before it."""
+    today = now.astimezone(TZ).date()
+    return [today - timedelta(days=days - 1 - n) for n in range(days)]
+
+
+def local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), TZ)
+
+
+def in_days(events: list[UsageEvent], days: list[date]) -> list[UsageEvent]:
+    since, until = local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1))
+    return [e for e in events if since <= e.timestamp < until]
+
+
+def per_day(events: list[UsageEvent], days: list[date], value: Any = None) -> list[float]:
+    sums = Counter()
+    for event in events:
+        sums[event.timestamp.astimezone(TZ).date()] += 1 if value is None else value(event) or 0
+    return [sums[day] for day in days]
+
+
+def money(value: float) -> str:
+    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:,.4f}"
+
+
+def change(now: float, before: float) -> str:
+    relative = (now - before) / abs(before) * 100
+    return f"{'+' if relative >= 0 else MINUS}{abs(relative):.1f}% vs previous"
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> tuple[Engine, list[UsageEvent], datetime]:
+    now = datetime.now(UTC)
+    events = seed(now)
+    add_events(engine, *events)
+    return engine, events, now
+
+
+@contextmanager
+def server(engine: Engine, **settings: Any) -> Iterator[Secured]:
+    with secured_server(engine, **{"auth": "auto", **settings}) as running:
+        yield running
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+def test_overview_agent_and_task_pages_show_the_seeded_numbers(browser, seeded) -> None:
+    engine, events, now = seeded
+    days = last_days(now)
+    current = in_days(events, days)
+    previous = in_days(events, [d - timedelta(days=7) for d in days])
+    with server(engine) as running, tab(browser, running.url) as t:
+        t.open("/")
+        page = t.page
+        want = expected.totals(current)
+        assert int(t.figure("invocations")) == want["invocations"]
+        assert float(t.figure("success-rate")) == pytest.approx(want["success_rate"])
+        assert float(t.figure("cost")) == pytest.approx(want["total_cost_usd"])
+        assert page.locator('[data-metric="cost"] .value').inner_text() == money(
+            want["total_cost_usd"]
+        )
+        assert expected.close_percentile(float(t.figure("p95")), expected.durations(current), 95)
+        assert page.locator('[data-metric="invocations"] .change').inner_text() == change(
+            len(current), len(previous)
+        )
+
+        # The invocations chart: a band per agent (all four are top agents), skills as other.
+        page.locator("#chart-invocations canvas").first.wait_for()
+        table = page.locator("#chart-invocations details table")
+        headers = table.locator("thead th").all_text_contents()[1:]
+        columns = list(zip(*[
+            [int(cell.get_attribute("data-value")) for cell in row.locator("td.num").all()]
+            for row in table.locator("tbody tr").all()
+        ], strict=True))  # fmt: skip
+        assert len(columns[0]) == len(days)
+        agents = {e.name for e in current if e.kind is Kind.AGENT}
+        assert set(headers) == agents | {"Other agents and skills"}
+        for header, column in zip(headers, columns, strict=True):
+            chosen = [
+                e for e in current
+                if (e.kind is Kind.SKILL if header.startswith("Other") else e.name == header)
+            ]  # fmt: skip
+            assert list(column) == per_day(chosen, days), header
+        costs = page.locator("#chart-cost details tbody tr").all()
+        totals = [
+            sum(float(c.get_attribute("data-value") or 0) for c in row.locator("td.num").all())
+            for row in costs
+        ]
+        assert totals == pytest.approx(per_day(current, days, lambda e: e.cost_usd))
+
+        # Leaderboards: runs per agent and skill, each with its trend line per day.
+        for kind, table_id in ((Kind.AGENT, "#table-agents"), (Kind.SKILL, "#table-skills")):
+            names = Counter(e.name for e in current if e.kind is kind)
+            rows = t.rows(f"{table_id} tbody tr")
+            assert len(rows) == len(names)
+            for row in rows:
+                name = row.get_attribute("data-name")
+                assert row.locator('td[data-key="invocations"]').inner_text() == f"{names[name]:,}"
+                spark = row.locator("svg.spark").get_attribute("data-values")
+                runs = per_day([e for e in current if e.kind is kind and e.name == name], days)
+                assert spark == ",".join(str(n) for n in runs)
+            runs = [int(r.replace(",", "")) for r in page.locator(
+                f'{table_id} td[data-key="invocations"]').all_inner_texts()]  # fmt: skip
+            assert runs == sorted(runs, reverse=True)
+
+        # Sorting by keyboard: the Name header's button, then Enter.
+        page.locator('#table-agents th[data-key="name"] button').focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector('#table-agents th[data-key="name"][aria-sort="ascending"]')
+        shown = [r.get_attribute("data-name") for r in t.rows("#table-agents tbody tr")]
+        assert shown == sorted(shown)
+
+        errors = [
+            (
+                row.locator(".kind").inner_text().upper(),
+                row.locator("a").inner_text(),
+                row.locator("td").nth(1).inner_text(),
+                int(row.locator("td").nth(2).get_attribute("data-value")),
+            )
+            for row in t.rows("table.errors tbody tr")
+        ]
+        assert errors == [
+            (kind.upper(), name, message, count)
+            for kind, name, message, count in expected.top_errors(current, 5)
+        ]
+
+        # Overview -> agent page.
+        page.locator("#table-agents a", has_text="planner").click()
+        page.wait_for_url("**/agents/planner")
+        page.locator("h1", has_text="planner").wait_for()
+        planner = [e for e in current if e.kind is Kind.AGENT and e.name == "planner"]
+        assert int(t.figure("invocations")) == len(planner)
+        assert expected.close_percentile(float(t.figure("p95")), expected.durations(planner), 95)
+        p50 = page.locator('table.durations tr[data-key="p50"] td').get_attribute("data-value")
+        assert expected.close_percentile(float(p50), expected.durations(planner), 50)
+        runs = page.locator("#chart-runs details tbody tr").all()
+        assert [
+            sum(int(c.get_attribute("data-value")) for c in row.locator("td.num").all())
+            for row in runs
+        ] == per_day(planner, days)
+        tasks = [r.get_attribute("data-task") for r in t.rows("table.tasks tbody tr")]
+        assert tasks[0] == "task-tree"
+        assert set(tasks) <= {e.task_id for e in planner}
+
+        # Agent -> task: the tree, with its own and inclusive costs.
+        page.locator("table.tasks a", has_text="task-tree").click()
+        page.wait_for_url("**/tasks/task-tree")
+        tree = page.locator("#task-tree tbody tr")
+        tree.first.wait_for()
+        found = [
+            (
+                row.locator("td.name a").inner_text(),
+                int(row.get_attribute("data-depth")),
+                row.locator('td[data-key="own"] span').first.get_attribute("data-value"),
+                row.locator('td[data-key="total"] > span').get_attribute("data-value"),
+                row.locator('td[data-key="total"] > span').get_attribute("data-unpriced"),
+            )
+            for row in tree.all()
+        ]
+        assert found == [
+            ("planner", 0, "0.5", "0.875", "1"),
+            ("reviewer", 1, "0.25", "0.25", "1"),
+            ("pdf", 2, "", "", "1"),
+            ("tester", 1, "0.125", "0.125", None),
+        ]
+        assert tree.nth(2).locator('td[data-key="total"]').inner_text() == f"{UNKNOWN} (1 unpriced)"
+
+        # Back to the agent, back to the overview.
+        page.go_back()
+        page.wait_for_url("**/agents/planner")
+        page.locator("h1", has_text="planner").wait_for()
+        page.go_back()
+        page.locator("h1", has_text="Overview").wait_for()
+        assert page.evaluate("location.pathname") == "/"
+
+        # A name holding '/' has its own page.
+        link = page.locator("#table-agents a", has_text="doc/writer")
+        assert link.get_attribute("href").startswith("/agents/doc%2Fwriter")
+        link.click()
+        page.locator("h1", has_text="doc/writer").wait_for()
+        writer = [e for e in current if e.name == "doc/writer"]
+        assert int(t.figure("invocations")) == len(writer)
+
+        # Tasks that used a skill, from a bookmarkable URL.
+        t.open("/tasks?period=7d&kind=skill&name=pdf")
+        page.locator("table.tasks tbody tr").first.wait_for()
+        shown = {r.get_attribute("data-task") for r in t.rows("table.tasks tbody tr")}
+        assert shown == {e.task_id for e in current if e.name == "pdf"}
+        t.check_clean()
+
+
+def test_a_recorded_event_appears_without_a_reload(browser, seeded) -> None:
+    engine, events, now = seeded
+    current = in_days(events, last_days(now))
+    with server(engine) as running, tab(browser, running.url) as t:
+        t.open("/")
+        assert int(t.figure("invocations")) == len(current)
+        t.page.evaluate("window.stillTheSamePage = true")
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "kind": "agent",
+            "name": "planner",
+            "task_id": "task-live",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "status": "completed",
+            "cost_usd": 0.25,
+            "source": "test",
+        }
+        answer = httpx.post(f"{running.url}/v1/events", json={"events": [event]}, timeout=30)
+        assert answer.status_code < 300
+        t.page.wait_for_function(
+            "n => document.querySelector('[data-metric=invocations] .value')?.dataset.value == n",
+            arg=len(current) + 1,
+        )
+        assert t.page.evaluate("window.stillTheSamePage") is True
+        assert "updated" in t.page.locator("#live").inner_text()
+        t.check_clean()
+
+
+def test_a_project_bound_key_is_asked_for_and_sees_its_project_only(browser, seeded) -> None:
+    engine, events, now = seeded
+    web = [e for e in in_days(events, last_days(now)) if e.project_id == "web"]
+    with server(engine, auth="required", auth_cache_seconds=0) as running:
+        key = running.key("read", project="web")
+        with tab(browser, running.url) as t:
+            t.open("/")
+            page = t.page
+            dialog = page.locator("#key-dialog")
+            dialog.wait_for(state="visible")
+            page.fill("#key-input", "cc_not_a_key")
+            page.press("#key-input", "Enter")
+            page.locator("#key-problem", has_text="refused").wait_for()
+            page.fill("#key-input", key)
+            page.press("#key-input", "Enter")
+            assert int(t.figure("invocations")) == len(web)
+            assert page.evaluate("sessionStorage.length") == 1
+            assert page.evaluate("localStorage.length") == 0
+            assert page.context.cookies() == []
+
+            # Another project's agent is unknown to this key.
+            t.open("/agents/planner?project=api")
+            page.locator(".banner").wait_for()
+            t.open("/")
+            assert int(t.figure("invocations")) == len(web)
+            sent = [r for r in t.requests if r.url.endswith(("/graphql", "/dashboard/version"))]
+            with_key = [r for r in sent if r.headers.get("authorization") == f"Bearer {key}"]
+            assert len(with_key) >= len(sent) - 1  # the one refused was sent with the bad key
+            assert any(r.method == "POST" for r in with_key)
+
+            page.click("#key-button")
+            dialog.wait_for(state="visible")
+            assert page.evaluate("sessionStorage.length") == 0
+            # The refused key's requests are logged by Chromium as failed loads: 401 and 403.
+            t.check_clean(allowed=("401", "403"))
+
+
+def test_the_overview_of_demo_data_at_desktop_and_phone_width(browser, tmp_path: Path) -> None:
+    """The README's screenshot, made from `claude-api demo` data (written only when
+    CLAUDE_API_WRITE_SCREENSHOT=1); the page fits a phone's width and has a dark scheme."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {**os.environ, "CLAUDE_API_DATABASE_URL": url}
+    demo = [sys.executable, "-m", "claude_api.client", "demo", "--events", "2500", "--seed", "7"]
+    subprocess.run([*demo, "--days", "40"], env=env, check=True, capture_output=True, timeout=300)
+    with serve(create_app(Settings(database_url=url))) as base:
+        usage = httpx.post(
+            f"{base}/graphql",
+            json={"query": "{ names(kind: AGENT) }"},
+            timeout=30,
+        ).json()["data"]["names"]
+        assert usage
+        with tab(browser, base) as t:
+            t.open("/?period=30d")
+            t.page.locator("#chart-cost canvas").first.wait_for()
+            t.page.locator("#table-agents svg.spark").first.wait_for()
+            assert int(t.figure("invocations")) > 0
+            if os.environ.get("CLAUDE_API_WRITE_SCREENSHOT") == "1":
+                SCREENSHOT.parent.mkdir(exist_ok=True)
+                t.page.screenshot(path=str(SCREENSHOT))
+            t.page.set_viewport_size({"width": 390, "height": 844})
+            t.page.wait_for_timeout(200)  # the charts follow the width on the next frame
+            overflow = t.page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0
+            t.check_clean()
+        with tab(browser, base, color_scheme="dark") as t:
+            t.open("/?period=30d")
+            t.figure("invocations")
+            background = t.page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert sum(int(n) for n in background[4:-1].split(",")) < 3 * 64
+            t.check_clean()
