@@ -429,8 +429,8 @@ def test_the_overview_of_demo_data_at_desktop_and_phone_width(browser, tmp_path:
     CLAUDE_API_WRITE_SCREENSHOT=1); the page fits a phone's width and has a dark scheme."""
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     env = {**os.environ, "CLAUDE_API_DATABASE_URL": url}
-    demo = [sys.executable, "-m", "claude_api.client", "demo", "--events", "2500", "--seed", "7"]
-    subprocess.run([*demo, "--days", "40"], env=env, check=True, capture_output=True, timeout=300)
+    demo = [sys.executable, "-m", "claude_api.client", "demo", "--events", "4000", "--seed", "7"]
+    subprocess.run(demo, env=env, check=True, capture_output=True, timeout=300)
     with serve(create_app(Settings(database_url=url))) as base:
         usage = httpx.post(
             f"{base}/graphql",

@@ -52,7 +52,7 @@ function seconds(iso) {
  * the numbers below. `buckets` are the API's (startAt); each series has `label`, `values` (one per
  * bucket, null for unknown) and `colour`.
  */
-export function stackedBars({ title, buckets, series, format, id }) {
+export function stackedBars({ title, buckets, series, format, id, axis = format }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
   const table = dataTable(title, buckets, series, format);
   const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
@@ -73,11 +73,11 @@ export function stackedBars({ title, buckets, series, format, id }) {
       x: { time: true, range: (u, min, max) => [min - width * 0.6, max + width * 0.6] },
       y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
     },
-    axes: axes(format),
+    axes: axes(axis),
     legend: { live: true },
     cursor: { points: { show: false } },
     series: [
-      { label: "Start", value: (u, v) => (v === null ? UNKNOWN : date(new Date(v * 1000))) },
+      { label: "From", value: (u, v) => (v === null ? UNKNOWN : date(new Date(v * 1000))) },
       ...order.map((i) => ({
         label: series[i].label,
         fill: series[i].colour,
@@ -95,7 +95,7 @@ export function stackedBars({ title, buckets, series, format, id }) {
 }
 
 /** One line per series over the buckets (null leaves a gap), with its table. */
-export function lines({ title, buckets, series, format, id, max = null }) {
+export function lines({ title, buckets, series, format, id, max = null, axis = format }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
   const table = dataTable(title, buckets, series, format);
   const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
@@ -103,9 +103,9 @@ export function lines({ title, buckets, series, format, id, max = null }) {
     width: 600,
     height: HEIGHT,
     scales: { x: { time: true }, y: { range: (u, min, top) => [0, max ?? (top > 0 ? top * 1.08 : 1)] } },
-    axes: axes(format),
+    axes: axes(axis),
     series: [
-      { label: "Start", value: (u, v) => (v === null ? UNKNOWN : date(new Date(v * 1000))) },
+      { label: "From", value: (u, v) => (v === null ? UNKNOWN : date(new Date(v * 1000))) },
       ...series.map((one) => ({
         label: one.label,
         stroke: one.colour,

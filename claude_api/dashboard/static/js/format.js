@@ -7,6 +7,9 @@ const dollars = new Intl.NumberFormat(undefined, { style: "currency", currency: 
 const cents = new Intl.NumberFormat(undefined, {
   style: "currency", currency: "USD", minimumFractionDigits: 4, maximumFractionDigits: 4,
 });
+const axisDollars = new Intl.NumberFormat(undefined, {
+  style: "currency", currency: "USD", minimumFractionDigits: 0, maximumFractionDigits: 2,
+});
 const when = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const day = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
 
@@ -24,6 +27,11 @@ export function shortCount(value) {
 export function usd(value) {
   if (!known(value)) return UNKNOWN;
   return Math.abs(value) >= 1 || value === 0 ? dollars.format(value) : cents.format(value);
+}
+
+/** Dollars on a chart's axis: no more decimals than the ticks need. */
+export function usdAxis(value) {
+  return known(value) ? axisDollars.format(value) : "";
 }
 
 export function percent(rate) {

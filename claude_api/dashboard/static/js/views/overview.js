@@ -38,7 +38,7 @@ export async function render({ params, range }) {
         : null,
       headline(current, data.previous),
       h("div", { class: "grid2" },
-        section("Cost over time", overTime("cost", "Cost", data.total.buckets, top, trends, "totalCostUsd", f.usd)),
+        section("Cost over time", overTime("cost", "Cost", data.total.buckets, top, trends, "totalCostUsd", f.usd, f.usdAxis)),
         section("Invocations over time", overTime("invocations", "Invocations", data.total.buckets, top, trends, "invocations", f.count))),
       section("Agents", agentBoard.container, listNote(data.agents)),
       section("Skills", skillBoard.container, listNote(data.skills)),
@@ -83,7 +83,7 @@ function headline(current, previous) {
  * A measure over time, stacked by the top agents; "other" is what the API's total counts beyond
  * them (other agents, and skills), so the stack's height is the API's total of each bucket.
  */
-function overTime(id, label, total, top, trends, field, format) {
+function overTime(id, label, total, top, trends, field, format, axis = format) {
   const series = top.map(([kind, name], i) => ({
     label: name,
     colour: colour(i),
@@ -95,7 +95,7 @@ function overTime(id, label, total, top, trends, field, format) {
     return Math.abs(rest) < 1e-9 ? 0 : rest; // float sums of the same costs in another order
   });
   series.push({ label: top.length ? "Other agents and skills" : "All", colour: otherColour(), values: other });
-  return stackedBars({ title: `${label} per bucket`, buckets: total, series, format, id: `chart-${id}` });
+  return stackedBars({ title: `${label} per bucket`, buckets: total, series, format, axis, id: `chart-${id}` });
 }
 
 function listNote(page) {

@@ -51,6 +51,7 @@ export async function render({ where, params, range }) {
           buckets,
           series: [{ label: "Cost", values: status("totalCostUsd"), colour: colour(0) }],
           format: f.usd,
+          axis: f.usdAxis,
           id: "chart-cost",
         }))),
       section("Success rate over time", lines({
