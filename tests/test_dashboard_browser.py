@@ -351,6 +351,22 @@ def test_overview_agent_and_task_pages_show_the_seeded_numbers(browser, seeded) 
         writer = [e for e in current if e.name == "doc/writer"]
         assert int(t.figure("invocations")) == len(writer)
 
+        # The period picker puts the period in the URL; a custom range and a project too.
+        t.open("/")
+        t.figure("invocations")
+        page.select_option("#period", "30d")
+        page.wait_for_url("**/?period=30d")
+        month = in_days(events, last_days(now, 30))
+        page.wait_for_function(
+            "n => document.querySelector('[data-metric=invocations] .value')?.dataset.value == n",
+            arg=len(month),
+        )
+        before = [d - timedelta(days=7) for d in days]
+        t.open(f"/?period=custom&from={before[0]}&to={before[-1]}&project=api")
+        page.locator("h1", has_text=f"{before[0]} to {before[-1]}").wait_for()
+        assert int(t.figure("invocations")) == len([e for e in previous if e.project_id == "api"])
+        assert page.input_value("#project") == "api"
+
         # Tasks that used a skill, from a bookmarkable URL.
         t.open("/tasks?period=7d&kind=skill&name=pdf")
         page.locator("table.tasks tbody tr").first.wait_for()
