@@ -160,21 +160,31 @@ function askKey(problem = null) {
   });
 }
 
+let polling = null; // the next poll's timer
+let asking = false; // a poll under way
+
 async function poll() {
-  if (!document.hidden && version !== null) {
-    try {
+  if (asking) return;
+  clearTimeout(polling);
+  asking = true;
+  try {
+    if (!document.hidden && version !== null) {
       const now = await dataVersion(version);
       failures = 0;
       if (now.changed) await render({ refresh: true });
-    } catch {
-      failures += 1; // the server restarting, say: try again later, less often
     }
+  } catch (error) {
+    failures += 1; // the server restarting, say: try again later, less often
+    if (error instanceof ApiError && error.status === 401) await render(); // asks for a key
+  } finally {
+    asking = false;
+    polling = setTimeout(poll, failures ? Math.min(60000, POLL_MS * 2 ** failures) : POLL_MS);
   }
-  setTimeout(poll, failures ? Math.min(60000, POLL_MS * 2 ** failures) : POLL_MS);
 }
 
+// Back to a hidden tab: look at once rather than at the next tick.
 document.addEventListener("visibilitychange", () => {
-  live.textContent = document.hidden ? "" : live.textContent;
+  if (!document.hidden) poll();
 });
 
 async function start() {
@@ -184,7 +194,7 @@ async function start() {
     await render();
   }
   live.textContent = "Live";
-  setTimeout(poll, POLL_MS);
+  polling = setTimeout(poll, POLL_MS);
 }
 
 start();
