@@ -33,10 +33,20 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 MISSING = "-"
-# C0 controls but tab and newline, DEL and C1 controls.
-_CONTROL_CHARACTERS = dict.fromkeys(
-    [*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)], "\N{REPLACEMENT CHARACTER}"
+# What data must not print raw: C0 controls (an escape sequence drives the terminal, a newline
+# forges a table row), DEL and C1 controls, the bidirectional marks, embeddings, overrides and
+# isolates (U+202E prints what follows backwards), the line and paragraph separators.
+_ESCAPED_CODES = (
+    *range(0x20),
+    *range(0x7F, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x2028, 0x202F),
+    *range(0x2066, 0x206A),
 )
+_ESCAPES = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _ESCAPED_CODES}
+_ESCAPES.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"})
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -134,8 +144,9 @@ def sparkline(values: Sequence[float]) -> str:
 
 def safe_text(value: str) -> Text:
     """Text from the data (a name, an error message) shown as is: never read as markup, and with
-    control characters (an escape sequence would drive the terminal) replaced by U+FFFD."""
-    return Text(value.translate(_CONTROL_CHARACTERS))
+    control and bidirectional characters shown as visible escapes (`\\n`, `\\x1b`, `\\u202e`), so
+    a value can neither drive the terminal nor pass for other rows or reordered text."""
+    return Text(value.translate(_ESCAPES))
 
 
 # ---- tables -----------------------------------------------------------------------------------
