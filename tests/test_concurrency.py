@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from claude_api.importer.settlement import IMPORT_NAMESPACE
 from claude_api.models import queries
 from claude_api.models.db import current_revision, head_revision, make_engine, upgrade
 from claude_api.models.filters import UsageFilter
@@ -178,9 +179,8 @@ def test_eight_writers_at_once(
     transcripts = tmp_path / "transcripts"
     ledger = compose_sessions(transcripts, IMPORT_SESSIONS)
 
-    task_ids = [
-        f"exec-{n}-{t}" for n in range(EXECUTOR_PROCESSES) for t in range(TASKS_PER_EXECUTOR)
-    ]
+    # A task id is the id of the Claude Code session it runs as: a UUID.
+    task_ids = [str(uuid.uuid4()) for _ in range(EXECUTOR_PROCESSES * TASKS_PER_EXECUTOR)]
     for number in range(EXECUTOR_PROCESSES):
         spec = {
             "database_url": database_url,
@@ -252,18 +252,17 @@ def test_eight_writers_at_once(
     executor_rows = by_source["executor"]
     expected_ids = set()
     for task in executed:
-        task_event = uuid.UUID(task["event_id"])
-        expected_ids |= {task_event}
-        expected_ids |= {
-            uuid.uuid5(task_event, t) for t in (sc.REVIEWER, sc.EXPLORER, sc.LINT_SKILL)
-        }
+        # The ids the transcript import gives the same session's main thread and calls.
+        session = uuid.uuid5(IMPORT_NAMESPACE, task["task_id"])
+        expected_ids |= {uuid.UUID(task["event_id"]), uuid.uuid5(session, "main")}
+        expected_ids |= {uuid.uuid5(session, t) for t in (sc.REVIEWER, sc.EXPLORER, sc.LINT_SKILL)}
     assert {row["event_id"] for row in executor_rows} == expected_ids
     for task_id in task_ids:
         mine = [row for row in executor_rows if row["task_id"] == task_id]
         assert sorted((row["kind"], row["name"]) for row in mine) == [
             ("agent", "Explore"),
             ("agent", "code-reviewer"),
-            ("agent", "default"),
+            ("agent", "main"),
             ("skill", "lint-fix"),
         ]
         cost = sum(row["cost_usd"] for row in mine if row["kind"] == "agent")

@@ -21,11 +21,14 @@ from sqlalchemy import Engine
 
 from claude_api.config import Settings
 from claude_api.executor import TaskResult, run_task
+from claude_api.executor.task_session import InvalidTask, TaskIdTaken
+from claude_api.importer.settlement import IMPORT_NAMESPACE
 from claude_api.models.db import make_engine
 from claude_api.models.events import Status, UsageEvent
-from claude_api.models.tables import AgentUsage, SkillUsage
+from claude_api.models.tables import AgentUsage, SkillUsage, TaskSession
 from claude_api.plugins.manager import get_plugin_manager
 from claude_api.tracking import Tracker, build_tracker
+from tests.factories import add_events, make_event
 from tests.fake_claude import FakeClaude
 from tests.fake_claude import scenarios as sc
 
@@ -121,8 +124,14 @@ def assert_spend(row: dict[str, Any], tokens: dict[str, int], cost: float | None
         assert row["cost_usd"] == pytest.approx(cost, rel=1e-9, abs=1e-12)
 
 
+def session_event_id(session_id: str, key: str) -> uuid.UUID:
+    """The event id the transcript import gives call `key` (a tool use id, or `main`) of a
+    session, which the executor's rows must carry too."""
+    return uuid.uuid5(uuid.uuid5(IMPORT_NAMESPACE, session_id), key)
+
+
 def child_id(task_row: dict[str, Any], tool_use_id: str) -> uuid.UUID:
-    return uuid.uuid5(task_row["event_id"], tool_use_id)
+    return session_event_id(task_row["task_id"], tool_use_id)
 
 
 def live_group_members(pgid: int) -> list[int]:
@@ -152,23 +161,25 @@ def test_success_tracks_task_subagents_and_skill(
     fake: FakeClaude, tracker: Tracker, engine: Engine
 ) -> None:
     script = sc.success()
-    result = run(fake, script, tracker, project_id="proj-1", task_id="task-42")
+    task_id = "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f4a5b6c"
+    result = run(fake, script, tracker, project_id="proj-1", task_id=task_id)
 
     assert result.status is Status.COMPLETED
     assert result.ok
     assert (result.result, result.error, result.exit_code) == (sc.SUCCESS_TEXT, None, 0)
     assert result.cost_usd == sc.SUCCESS_TOTAL_COST
-    assert (result.session_id, result.model, result.num_turns) == (sc.SESSION, sc.SONNET, 6)
-    assert (result.task_id, result.agent) == ("task-42", "default")
+    # The task ran as the Claude Code session its id names.
+    assert (result.session_id, result.model, result.num_turns) == (task_id, sc.SONNET, 6)
+    assert (result.task_id, result.agent) == (task_id, "main")
 
     agents = agent_rows(engine)
-    assert set(agents) == {"default", "code-reviewer", "Explore"}
-    task, reviewer, explorer = agents["default"], agents["code-reviewer"], agents["Explore"]
-    assert task["event_id"] == result.event_id
+    assert set(agents) == {"main", "code-reviewer", "Explore"}
+    task, reviewer, explorer = agents["main"], agents["code-reviewer"], agents["Explore"]
+    assert task["event_id"] == result.event_id == session_event_id(task_id, "main")
     for row in agents.values():
         assert row["status"] == Status.COMPLETED
         assert (row["task_id"], row["project_id"], row["source"]) == (
-            "task-42",
+            task_id,
             "proj-1",
             "executor",
         )
@@ -200,7 +211,7 @@ def test_success_tracks_task_subagents_and_skill(
     assert (skill["skill_name"], skill["status"], skill["task_id"]) == (
         "lint-fix",
         "completed",
-        "task-42",
+        task_id,
     )
     assert skill["parent_id"] == reviewer["event_id"]
     assert skill["event_id"] == child_id(task, sc.LINT_SKILL)
@@ -215,16 +226,16 @@ def test_subagent_edge_cases(fake: FakeClaude, tracker: Tracker, engine: Engine)
 
     agents = agent_rows(engine)
     assert set(agents) == {
-        "default",
+        "main",
         "general-purpose",
         "researcher",
         "planner",
         "mystery",
         "sleeper",
     }
-    task = agents["default"]
+    task = agents["main"]
     for name, row in agents.items():
-        if name != "default":
+        if name != "main":
             assert row["parent_id"] == task["event_id"]
 
     failing = agents["general-purpose"]
@@ -285,12 +296,24 @@ def test_command_line_given_to_claude(fake: FakeClaude) -> None:
         "--output-format",
         "stream-json",
         "--verbose",
+        "--session-id",
+        with_agent.task_id,
         "--agent",
         "code-reviewer",
     ]
     assert first["agent"] == "code-reviewer"
-    assert second["argv"] == ["-p", "Review it", "--output-format", "stream-json", "--verbose"]
+    assert second["argv"] == [
+        "-p",
+        "Review it",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--session-id",
+        without.task_id,
+    ]
     assert second["agent"] is None
+    assert without.agent == "main"
+    assert len({with_agent.task_id, without.task_id, dashed.task_id}) == 3
     assert third["prompt"] == "--help me"
     assert third["pgid"] == third["pid"]  # its own process group
 
@@ -322,7 +345,7 @@ def test_crash_mid_stream(fake: FakeClaude, tracker: Tracker, engine: Engine) ->
     assert sc.CRASH_STDERR.strip() in result.error
 
     agents = agent_rows(engine)
-    task, reviewer = agents["default"], agents["code-reviewer"]
+    task, reviewer = agents["main"], agents["code-reviewer"]
     assert (task["status"], task["error_message"]) == ("failed", result.error)
     # No result message: the main loop's streamed responses, priced here.
     assert_spend(task, streamed_tokens(script, None), streamed_cost(script, None))
@@ -378,8 +401,9 @@ def test_output_that_is_not_stream_json(
 
 def test_missing_binary(tmp_path: Path, tracker: Tracker, engine: Engine) -> None:
     missing = tmp_path / "no-such-claude"
+    task_id = str(uuid.uuid4())
     result = run_task(
-        "hello", tracker=tracker, task_id="t-missing", settings=Settings(claude_bin=str(missing))
+        "hello", tracker=tracker, task_id=task_id, settings=Settings(claude_bin=str(missing))
     )
     assert tracker.flush(30)
 
@@ -388,7 +412,7 @@ def test_missing_binary(tmp_path: Path, tracker: Tracker, engine: Engine) -> Non
     assert "could not start Claude Code" in result.error
     assert str(missing) in result.error
     (task,) = agent_rows(engine).values()
-    assert (task["status"], task["task_id"]) == ("failed", "t-missing")
+    assert (task["status"], task["task_id"]) == ("failed", task_id)
     assert task["error_message"] == result.error
 
 
@@ -396,18 +420,22 @@ def test_missing_binary(tmp_path: Path, tracker: Tracker, engine: Engine) -> Non
 
 
 def comparable(result: TaskResult) -> TaskResult:
-    return dataclasses.replace(result, duration_seconds=0.0, event_id=uuid.UUID(int=0))
+    """The result without what differs between two runs: time, and the session (each run is a
+    session of its own, whose id is the task id and names the event ids)."""
+    return dataclasses.replace(
+        result, duration_seconds=0.0, event_id=uuid.UUID(int=0), task_id="", session_id=""
+    )
 
 
 def test_store_failure_does_not_change_the_result(
     fake: FakeClaude, tracker: Tracker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    healthy = run(fake, sc.success(), tracker, task_id="t-1", project_id="p")
+    healthy = run(fake, sc.success(), tracker, project_id="p")
     engine = make_engine(UNREACHABLE_POSTGRES)
     broken = build_tracker(engine, load_entrypoints=False, retry_delays=())
     try:
         with caplog.at_level(logging.ERROR):
-            result = run(fake, sc.success(), broken, task_id="t-1", project_id="p")
+            result = run(fake, sc.success(), broken, project_id="p")
     finally:
         broken.close()
         engine.dispose()
@@ -427,10 +455,10 @@ class ExplodingTracker(Tracker):
 def test_raising_tracker_does_not_change_the_result(
     fake: FakeClaude, caplog: pytest.LogCaptureFixture
 ) -> None:
-    healthy = run(fake, sc.success(), None, task_id="t-2")
+    healthy = run(fake, sc.success(), None)
     exploding = ExplodingTracker(get_plugin_manager(load_entrypoints=False))
     with caplog.at_level(logging.ERROR):
-        result = run(fake, sc.success(), exploding, task_id="t-2")
+        result = run(fake, sc.success(), exploding)
 
     assert comparable(result) == comparable(healthy)
     assert "tracking failed" in caplog.text
@@ -445,7 +473,7 @@ def test_database_lost_mid_run_keeps_the_result_and_logs(
 ) -> None:
     """The database goes away while the task runs (its tables dropped): the task's result is
     the healthy run's, the lost events are logged and counted, nothing raises."""
-    healthy = run(fake, sc.success(), None, task_id="t-3")
+    healthy = run(fake, sc.success(), None)
     resume = tmp_path / "resume"
     script = dataclasses.replace(sc.success(), pause_after_line=3, resume_file=str(resume))
 
@@ -461,10 +489,97 @@ def test_database_lost_mid_run_keeps_the_result_and_logs(
     saboteur = threading.Thread(target=break_the_database)
     saboteur.start()
     with caplog.at_level(logging.ERROR):
-        result = run(fake, script, tracker, task_id="t-3")
+        result = run(fake, script, tracker)
     saboteur.join()
 
     assert comparable(result) == comparable(healthy)
     assert tracker.stats.stored >= 1
     assert tracker.stats.dropped >= 1
     assert "not stored and dropped" in caplog.text
+
+
+# ---- the task's session ----------------------------------------------------------------------
+
+
+def test_a_task_id_is_the_session_claude_code_runs(fake: FakeClaude, tracker: Tracker) -> None:
+    given = "3F2A9C1E5B7D4E219A0C1D2E3F4A5B6C"  # a UUID in another spelling
+    result = run(fake, sc.simple(), tracker, task_id=given, cwd=fake.directory)
+
+    canonical = str(uuid.UUID(given))
+    assert (result.task_id, result.session_id) == (canonical, canonical)
+    (call,) = fake.calls()
+    assert call["session_id"] == canonical
+    assert fake.transcript_path(canonical, fake.directory).exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"task_id": "task-42"}, "task_id"),
+    ],
+    ids=["not-a-uuid"],
+)
+def test_input_claude_code_cannot_run_is_refused_before_anything_runs(
+    fake: FakeClaude, tracker: Tracker, engine: Engine, options: dict[str, str], field: str
+) -> None:
+    prompt = options.pop("prompt", "Fix lint")
+    with pytest.raises(InvalidTask) as refused:
+        run(fake, sc.simple(), tracker, prompt=prompt, registry=engine, **options)
+
+    assert refused.value.field == field
+    assert fake.calls() == []
+    assert agent_rows(engine) == {}
+    assert rows(engine, TaskSession.__table__) == []
+
+
+def test_a_task_id_that_has_run_is_refused(
+    fake: FakeClaude, tracker: Tracker, engine: Engine
+) -> None:
+    first = run(fake, sc.simple(), tracker, project_id="web", registry=engine)
+    with pytest.raises(TaskIdTaken) as again:
+        run(fake, sc.simple(), tracker, task_id=first.task_id, registry=engine)
+
+    assert again.value.projects == {"web"}
+    assert len(fake.calls()) == 1
+    assert [row["task_id"] for row in agent_rows(engine).values()] == [first.task_id]
+
+
+def test_a_task_id_recorded_by_another_producer_is_refused(
+    fake: FakeClaude, tracker: Tracker, engine: Engine
+) -> None:
+    """A session imported (or sent over HTTP) and never registered by the executor."""
+    session_id = str(uuid.uuid4())
+    add_events(engine, make_event(task_id=session_id, project_id="api"))
+    with pytest.raises(TaskIdTaken) as taken:
+        run(fake, sc.simple(), tracker, task_id=session_id, project_id="web", registry=engine)
+
+    assert taken.value.projects == {"api"}
+    assert fake.calls() == []
+    assert rows(engine, TaskSession.__table__) == []
+
+
+def test_the_session_is_registered_with_the_names_its_rows_carry(
+    fake: FakeClaude, tracker: Tracker, engine: Engine
+) -> None:
+    result = run(fake, sc.simple(), tracker, agent="lead", project_id="web", registry=engine)
+
+    (registered,) = rows(engine, TaskSession.__table__)
+    (task,) = agent_rows(engine).values()
+    assert registered["session_id"] == task["task_id"] == result.task_id
+    assert (registered["agent_name"], registered["project_id"]) == (
+        task["agent_name"],
+        task["project_id"],
+    )
+    assert (task["agent_name"], task["project_id"]) == ("lead", "web")
+
+
+def test_claude_code_running_another_session_is_logged(
+    fake: FakeClaude, tracker: Tracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = dataclasses.replace(sc.simple(), keep_session=True)
+    with caplog.at_level(logging.WARNING):
+        result = run(fake, script, tracker)
+
+    assert result.ok
+    assert result.session_id == sc.SESSION != result.task_id
+    assert f"Claude Code ran session {sc.SESSION} instead" in caplog.text

@@ -116,7 +116,7 @@ def test_the_same_numbers_from_every_surface(live: Live) -> None:
 
     # The executor's run and the posted batch both count.
     assert stats.invocations == 3 and stats.failed == 1
-    assert {u.name for u in usage} >= {"default", "code-reviewer", "Explore", "lint-fix"}
+    assert {u.name for u in usage} >= {"main", "code-reviewer", "Explore", "lint-fix"}
 
     agent = live.query(STATS, name="code-reviewer")["agent"]
     assert agent["invocations"] == stats.invocations

@@ -1,21 +1,19 @@
-"""`POST /v1/task`: runs a task through the executor and answers with its outcome."""
+"""`POST /v1/task` on a real server: runs a task through the executor and answers with its
+outcome; input it cannot run with, or a task id that has run, is refused before anything runs."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.testclient import TestClient
 
-from claude_api.config import Settings
-from claude_api.server.services import Services
-from claude_api.server.tasks import post_task
-from claude_api.tracking import Tracker
+from claude_api.models.tables import TaskSession
+from tests.auth_support import Secured, bearer, secured_server
 from tests.fake_claude import FakeClaude
 from tests.fake_claude.scenarios import error_max_turns, success
 
@@ -25,42 +23,49 @@ def fake(tmp_path: Path) -> FakeClaude:
     return FakeClaude(tmp_path / "fake-claude")
 
 
-def client_for(engine: Engine, tracker: Tracker, claude_bin: Path) -> TestClient:
-    app = Starlette(routes=[Route("/v1/task", post_task, methods=["POST"])])
-    settings = Settings(claude_bin=str(claude_bin))
-    app.state.services = Services(settings=settings, engine=engine, tracker=tracker)
-    return TestClient(app)
-
-
 @pytest.fixture
-def client(engine: Engine, tracker: Tracker, fake: FakeClaude) -> Iterator[TestClient]:
-    with client_for(engine, tracker, fake.install(success())) as client:
-        yield client
+def secured(engine: Engine, fake: FakeClaude) -> Iterator[Secured]:
+    with secured_server(engine, claude_bin=str(fake.install(success()))) as server:
+        yield server
 
 
-def test_a_task_runs_and_is_recorded(
-    client: TestClient, engine: Engine, tracker: Tracker, fake: FakeClaude
-) -> None:
-    response = client.post(
-        "/v1/task", json={"prompt": "Review src/", "agent": "planner", "task_id": "t-42"}
-    )
-    assert response.status_code == 200
-    body = response.json()
-    assert (body["task_id"], body["status"], body["agent"]) == ("t-42", "completed", "planner")
-    assert fake.calls()[0]["agent"] == "planner"
-    assert tracker.flush(timeout=10)
+def stored(engine: Engine, sql: str) -> list[tuple]:
     with engine.connect() as connection:
-        names = connection.execute(
-            sa.text("SELECT agent_name FROM agent_usage WHERE task_id = 't-42'")
-        ).scalars()
-        assert set(names) == {"planner", "code-reviewer", "Explore"}
+        return [tuple(row) for row in connection.execute(sa.text(sql))]
 
 
-def test_a_failed_task_is_a_200_that_says_so(
-    engine: Engine, tracker: Tracker, fake: FakeClaude
-) -> None:
-    with client_for(engine, tracker, fake.install(error_max_turns())) as client:
-        body = client.post("/v1/task", json={"prompt": "Loop"}).json()
+def registered(engine: Engine) -> list[tuple]:
+    table = TaskSession.__table__
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.select(table.c.session_id))]
+
+
+def test_a_task_runs_and_is_recorded(secured: Secured, fake: FakeClaude) -> None:
+    task_id = str(uuid.uuid4())
+    body = {"prompt": "Review src/", "agent": "planner", "task_id": task_id}
+    response = secured.post("/v1/task", body, secured.key("admin"))
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["task_id"], answer["status"], answer["agent"]) == (
+        task_id,
+        "completed",
+        "planner",
+    )
+    assert answer["session_id"] == task_id
+    (call,) = fake.calls()
+    assert (call["agent"], call["session_id"]) == ("planner", task_id)
+    assert secured.services.tracker.flush(timeout=10)
+    names = stored(
+        secured.engine, f"SELECT agent_name FROM agent_usage WHERE task_id = '{task_id}'"
+    )
+    assert {name for (name,) in names} == {"planner", "code-reviewer", "Explore"}
+    assert registered(secured.engine) == [(task_id,)]
+
+
+def test_a_failed_task_is_a_200_that_says_so(engine: Engine, fake: FakeClaude) -> None:
+    with secured_server(engine, claude_bin=str(fake.install(error_max_turns()))) as secured:
+        body = secured.post("/v1/task", {"prompt": "Loop"}, secured.key("admin")).json()
     assert body["status"] == "failed"
     assert "maximum number of turns" in body["error"]
 
@@ -72,17 +77,41 @@ def test_a_failed_task_is_a_200_that_says_so(
         ({"prompt": ""}, "prompt"),
         ({"prompt": "x", "timeout": -1}, "timeout"),
         ({"prompt": "x", "allow_tools": ["Bash"]}, "allow_tools"),
+        ({"prompt": "x", "task_id": "task-42"}, "task_id"),
     ],
 )
-def test_bad_requests_name_the_field(
-    client: TestClient, fake: FakeClaude, payload: dict, field: str
+def test_bad_requests_name_the_field_and_run_nothing(
+    secured: Secured, fake: FakeClaude, payload: dict, field: str
 ) -> None:
-    response = client.post("/v1/task", json=payload)
-    assert response.status_code == 422
+    response = secured.post("/v1/task", payload, secured.key("admin"))
+
+    assert response.status_code == 422, response.text
     assert field in {error["field"] for error in response.json()["errors"]}
+    assert fake.calls() == []
+    assert stored(secured.engine, "SELECT task_id FROM agent_usage") == []
+    assert registered(secured.engine) == []
+
+
+def test_a_task_id_must_be_a_uuid_and_the_answer_says_why(secured: Secured) -> None:
+    response = secured.post("/v1/task", {"prompt": "x", "task_id": "t-42"}, secured.key("admin"))
+    (error,) = response.json()["errors"]
+    assert "is not a UUID" in error["message"]
+    assert "--session-id" in error["message"]
+
+
+def test_a_body_that_is_not_json(secured: Secured, fake: FakeClaude) -> None:
+    headers = {**bearer(secured.key("admin")), "Content-Type": "application/json"}
+    response = httpx.post(f"{secured.url}/v1/task", content=b"{", headers=headers, timeout=30)
+    assert response.status_code == 400
     assert fake.calls() == []
 
 
-def test_a_body_that_is_not_json(client: TestClient) -> None:
-    response = client.post("/v1/task", content=b"{", headers={"content-type": "application/json"})
-    assert response.status_code == 400
+def test_a_task_id_that_has_run_is_a_409(secured: Secured, fake: FakeClaude) -> None:
+    key = secured.key("admin")
+    first = secured.post("/v1/task", {"prompt": "Review"}, key).json()
+    again = secured.post("/v1/task", {"prompt": "Review", "task_id": first["task_id"]}, key)
+
+    assert again.status_code == 409, again.text
+    assert again.json()["errors"][0]["field"] == "task_id"
+    assert "has already run" in again.json()["message"]
+    assert len(fake.calls()) == 1

@@ -6,7 +6,6 @@ import logging
 
 import pluggy
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
@@ -14,6 +13,7 @@ from sqlalchemy import Engine
 from claude_api.client import output
 from claude_api.config import Settings
 from claude_api.executor import TaskResult, run_task
+from claude_api.executor.task_session import InvalidTask, TaskIdTaken
 from claude_api.models.db import make_engine, upgrade
 from claude_api.plugins.manager import get_plugin_manager
 from claude_api.tracking import Tracker, build_tracker
@@ -30,7 +30,10 @@ def task_run(
     ),
     project: str | None = typer.Option(None, "--project", help="Project id to record."),
     task_id: str | None = typer.Option(
-        None, "--task-id", help="Task id to record (default: a new UUID)."
+        None,
+        "--task-id",
+        help="Task id to record: a UUID, which Claude Code runs the task's session as, so that "
+        "an import or hook of the session records the same task (default: a new UUID).",
     ),
     timeout: float | None = typer.Option(
         None, "--timeout", min=0.0, help="Stop the run after this many seconds."
@@ -39,7 +42,9 @@ def task_run(
 ) -> None:
     """Run a task with Claude Code and record every agent and skill it uses.
 
-    Exits 0 when the task completed, 1 when it failed.
+    The task is one Claude Code session: `claude-api import` and `claude-api hook` record the
+    same session as the same task, never twice. Exits 0 when the task completed, 1 when it
+    failed, 2 when it was refused before running (a task id that is not a UUID, or has run).
 
     Example: claude-api run "Review src/ and fix lint" --agent code-reviewer --timeout 600
     """
@@ -54,7 +59,11 @@ def task_run(
             task_id=task_id,
             timeout=timeout,
             settings=settings,
+            registry=engine,
         )
+    except (InvalidTask, TaskIdTaken) as refused:
+        output.error(f"{refused}; nothing was run")
+        raise typer.Exit(code=2) from None
     finally:
         if not tracker.close(TRACKER_CLOSE_TIMEOUT):
             logger.error("gave up waiting for the usage events to be stored; some may be lost")
@@ -67,7 +76,7 @@ def task_run(
         if result.result:
             output.stdout.print(Text(result.result), soft_wrap=True)
     if not result.ok:
-        output.error(escape(result.error or "the task failed"))
+        output.error(result.error or "the task failed")
         raise typer.Exit(code=1)
 
 

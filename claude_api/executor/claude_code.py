@@ -2,6 +2,8 @@
 
 The run is tracked as it streams: the task's own agent invocation, and through `StreamFollower`
 every subagent and skill it calls. Tracking only queues events; it never changes the outcome.
+The task is one Claude Code session (`task_session`): its task id is the session id, and its
+rows are those the transcript import and the hook record for the same session.
 """
 
 from __future__ import annotations
@@ -18,18 +20,26 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import Engine
 
 from claude_api.config import Settings
 from claude_api.executor.emit import EventSink, build_event, finish_event
 from claude_api.executor.process import TailReader, Watchdog, exit_text, kill_group
 from claude_api.executor.stream import StreamFollower
+from claude_api.executor.task_session import (
+    claim_session,
+    main_event_id,
+    session_id_for,
+)
+from claude_api.importer.settlement import MAIN_AGENT, session_namespace
 from claude_api.models.events import Kind, Status, UsageEvent, truncate_error
+from claude_api.models.task_sessions import SessionNames
 from claude_api.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "executor"
-DEFAULT_AGENT = "default"
+DEFAULT_AGENT = MAIN_AGENT  # Claude Code's own main loop, named as the import names it
 DEFAULT_KILL_GRACE = 5.0
 STDERR_IN_ERROR = 2_000  # characters of stderr's end quoted in an error message
 SUCCESS = "success"
@@ -39,7 +49,7 @@ SUCCESS = "success"
 class TaskResult:
     """The outcome of one task, as Claude Code reported it; tracking never changes it."""
 
-    task_id: str
+    task_id: str  # the id of the Claude Code session it ran as
     status: Status
     result: str | None
     error: str | None
@@ -64,9 +74,14 @@ class TaskResult:
         return data
 
 
-def claude_command(claude_bin: str, prompt: str, agent: str | None) -> list[str]:
-    """The argv of a print-mode, stream-json run of `prompt` with `agent`."""
+def claude_command(
+    claude_bin: str, prompt: str, agent: str | None, session_id: str | None = None
+) -> list[str]:
+    """The argv of a print-mode, stream-json run of `prompt` with `agent`, as session
+    `session_id` when given."""
     options = ["--output-format", "stream-json", "--verbose"]
+    if session_id:
+        options += ["--session-id", session_id]
     if agent:
         options += ["--agent", agent]
     if prompt.startswith("-"):
@@ -86,21 +101,30 @@ def run_task(
     settings: Settings | None = None,
     cwd: str | Path | None = None,
     kill_grace: float = DEFAULT_KILL_GRACE,
+    registry: Engine | None = None,
 ) -> TaskResult:
     """Run `prompt` with Claude Code and track it; return the task's outcome.
 
+    The task runs as the Claude Code session `task_id` (a UUID; a new one when None), which
+    is registered in `registry` (the usage database) first, with the agent and project, so that
+    an import or a hook of the session records it under the same names.
     `timeout` (seconds) ends the run: its process group gets SIGTERM, then SIGKILL after
     `kill_grace` seconds. Never raises for a failed task or for tracking; a failed run comes back
-    with status `failed` and an error.
+    with status `failed` and an error. Raises, before running anything, InvalidTask for input
+    Claude Code cannot run with (a task id that is not a UUID) and TaskIdTaken
+    for a task id that has run before.
     """
+    session_id = session_id_for(task_id)
     settings = settings or Settings()
     run = _Run(
-        task_id=task_id or str(uuid.uuid4()),
+        session_id=session_id,
         agent=agent or DEFAULT_AGENT,
         project_id=project_id,
         sink=EventSink(tracker),
     )
-    command = claude_command(settings.claude_bin, prompt, agent)
+    if registry is not None:
+        claim_session(registry, session_id, SessionNames(agent=run.agent, project_id=project_id))
+    command = claude_command(settings.claude_bin, prompt, agent, session_id)
     try:
         process = subprocess.Popen(
             command,
@@ -138,19 +162,20 @@ class _Run:
     """One task's state while it streams, and the events and result made from it."""
 
     def __init__(
-        self, *, task_id: str, agent: str, project_id: str | None, sink: EventSink
+        self, *, session_id: str, agent: str, project_id: str | None, sink: EventSink
     ) -> None:
-        self.task_id = task_id
+        self.task_id = session_id
         self.agent = agent
         self.project_id = project_id
         self.sink = sink
-        self.event_id = uuid.uuid4()
+        self.event_id = main_event_id(session_id)
         self.started_at = datetime.now(UTC)
         self.clock = time.monotonic()
         self.start: UsageEvent | None = None
         self.follower = StreamFollower(
+            namespace=session_namespace(session_id),
             task_event_id=self.event_id,
-            task_id=task_id,
+            task_id=session_id,
             project_id=project_id,
             source=SOURCE,
             emit=sink,
@@ -192,10 +217,23 @@ class _Run:
         kind, subtype = message.get("type"), message.get("subtype")
         if kind == "system" and subtype == "init":
             self.model = _string(message.get("model")) or self.model
-            self.session_id = _string(message.get("session_id")) or self.session_id
+            self._session(message)
         elif kind == "result":
             self.result = message
-            self.session_id = _string(message.get("session_id")) or self.session_id
+            self._session(message)
+
+    def _session(self, message: Mapping[str, Any]) -> None:
+        reported = _string(message.get("session_id"))
+        if reported is None or reported == self.session_id:
+            return
+        if self.session_id is None and reported != self.task_id:
+            logger.warning(
+                "task %s: Claude Code ran session %s instead (it did not take --session-id): "
+                "an import of that session's transcripts will record it as another task",
+                self.task_id,
+                reported,
+            )
+        self.session_id = reported
 
     def failure(self, exit_code: int, stderr: str) -> str | None:
         """Why the run failed, or None when it succeeded."""

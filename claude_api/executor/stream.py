@@ -2,7 +2,9 @@
 
 Each Agent/Task or Skill tool call starts an invocation when it is seen and finishes it with its
 tool result (or, for a background subagent, its task notification). A subagent's tokens and cost
-are those of the API responses streamed on its behalf (`parent_tool_use_id`).
+are those of the API responses streamed on its behalf (`parent_tool_use_id`). Calls are named
+as the transcript import names them, and their event ids derive from the session and the tool
+use id as the import's do, so both record one row per call.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from claude_api.executor.emit import build_event, finish_event
+from claude_api.importer.fields import AGENT_TOOLS, SKILL_TOOL, agent_name, skill_name
 from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status, UsageEvent, truncate_error
 from claude_api.spend import Request, Responses, Spend
 
 logger = logging.getLogger(__name__)
 
-AGENT_TOOLS = frozenset({"Agent", "Task"})  # "Task" is the tool's name before Claude Code 2.1.6x
-SKILL_TOOL = "Skill"
-DEFAULT_SUBAGENT = "general-purpose"
 BACKGROUND_STATUSES = frozenset({"async_launched", "remote_launched"})
 UNFINISHED = {
     Kind.AGENT: "task ended before the subagent finished",
@@ -48,19 +48,21 @@ class _Invocation:
 class StreamFollower:
     """Emits a start and a finish for every subagent and skill call of one task's stream.
 
-    Children's event ids derive from the task's event id and the tool use id, so replaying the
-    same stream into the same task emits the same ids.
+    Children's event ids are uuid5 of `namespace` (the session's) and the tool use id, so
+    replaying the same stream into the same task emits the same ids.
     """
 
     def __init__(
         self,
         *,
+        namespace: uuid.UUID,
         task_event_id: uuid.UUID,
         task_id: str,
         project_id: str | None,
         source: str,
         emit: Emit,
     ) -> None:
+        self.namespace = namespace
         self.task_event_id = task_event_id
         self.task_id = task_id
         self.project_id = project_id
@@ -114,12 +116,11 @@ class StreamFollower:
             tool_input = block.get("input")
             tool_input = tool_input if isinstance(tool_input, Mapping) else {}
             if tool in AGENT_TOOLS:
-                name = _string(tool_input.get("subagent_type")) or DEFAULT_SUBAGENT
-                self._start(tool_use_id, Kind.AGENT, name, owner, at)
+                self._start(tool_use_id, Kind.AGENT, agent_name(tool_input), owner, at)
             elif tool == SKILL_TOOL:
-                name = _string(tool_input.get("skill")) or _string(tool_input.get("command"))
+                name = skill_name(tool_input)
                 if name:
-                    self._start(tool_use_id, Kind.SKILL, name.lstrip("/") or name, owner, at)
+                    self._start(tool_use_id, Kind.SKILL, name, owner, at)
 
     def _user(self, message: Mapping[str, Any], at: datetime) -> None:
         api_message = message.get("message")
@@ -167,9 +168,9 @@ class StreamFollower:
         parent = self._invocations.get(owner or "")
         parent_id = self.task_event_id
         if parent is not None and parent.kind is Kind.AGENT:
-            parent_id = uuid.uuid5(self.task_event_id, parent.tool_use_id)
+            parent_id = uuid.uuid5(self.namespace, parent.tool_use_id)
         start = build_event(
-            event_id=uuid.uuid5(self.task_event_id, tool_use_id),
+            event_id=uuid.uuid5(self.namespace, tool_use_id),
             kind=kind,
             name=name[:MAX_NAME_LENGTH],
             task_id=self.task_id,

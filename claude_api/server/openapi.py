@@ -288,6 +288,7 @@ def _post_task(schemas: _Schemas) -> dict[str, Any]:
             "200": _content(_summary_of(TaskResult), schemas.ref(TaskResult)),
             "400": _content("The body is not JSON.", problem),
             "422": _content("The task request is invalid; `errors` names each field.", problem),
+            "409": _content("The task id has run before; a task is one session.", problem),
         },
     }
 

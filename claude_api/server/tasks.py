@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from claude_api.errors import Forbidden
 from claude_api.executor import run_task
+from claude_api.executor.task_session import (
+    InvalidTask,
+    TaskIdTaken,
+    session_id_for,
+)
 from claude_api.models.events import MAX_NAME_LENGTH, validation_problems
 from claude_api.models.keys import Scope
 from claude_api.server.auth import principal_of
@@ -19,18 +24,35 @@ from claude_api.server.responses import JSONResponse, forbidden, problem
 
 MAX_TASK_SECONDS = 24 * 3600
 
+
+def _task_id(value: str | None) -> str | None:
+    try:
+        return session_id_for(value) if value is not None else None
+    except InvalidTask as error:
+        raise ValueError(error.message) from None
+
+
 Name = Annotated[str | None, Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)]
+TaskId = Annotated[
+    str | None,
+    Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_task_id),
+]
 
 
 class TaskRequest(BaseModel):
-    """What to run: the prompt, and optionally the agent, project, task id and time limit."""
+    """What to run: the prompt, and optionally the agent, project, task id and time limit.
+
+    The task id is the id of the Claude Code session the task runs as (a UUID), so that an
+    import or a hook of that session records the same task; a new one when it is left out.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=200_000)
     agent: Name = None
     project_id: Name = None
-    task_id: Name = None
+    task_id: TaskId = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_TASK_SECONDS)
 
 
@@ -38,7 +60,8 @@ async def post_task(request: Request) -> Response:
     """Run the task to its end (the request waits) and answer with its outcome and task id.
 
     A task that failed is still a 200: its `status` and `error` say how it ended. It needs an
-    API key of scope admin; one bound to a project runs tasks of that project only.
+    API key of scope admin; one bound to a project runs tasks of that project only. A task id
+    that has run before is a 409: a task is one Claude Code session, which runs once.
     """
     principal = principal_of(request)
     try:
@@ -52,14 +75,22 @@ async def post_task(request: Request) -> Response:
     except ValidationError as error:
         return problem(422, "the task request is invalid", validation_problems(error))
     services = request.app.state.services
-    result = await run_in_threadpool(
-        run_task,
-        task.prompt,
-        tracker=services.tracker,
-        agent=task.agent,
-        project_id=project_id,
-        task_id=task.task_id,
-        timeout=task.timeout,
-        settings=services.settings,
-    )
+    try:
+        result = await run_in_threadpool(
+            run_task,
+            task.prompt,
+            tracker=services.tracker,
+            agent=task.agent,
+            project_id=project_id,
+            task_id=task.task_id,
+            timeout=task.timeout,
+            settings=services.settings,
+            registry=services.engine,
+        )
+    except InvalidTask as error:
+        problems = [{"field": error.field, "message": error.message}]
+        return problem(422, "the task request is invalid", problems)
+    except TaskIdTaken as taken:
+        problems = [{"field": "task_id", "message": str(taken)}]
+        return problem(409, f"{taken}; nothing was run", problems)
     return JSONResponse(result.to_dict())

@@ -26,11 +26,13 @@ class Script:
     spawn_child: bool = False
     pause_after_line: int | None = None  # then wait until resume_file exists
     resume_file: str | None = None
+    keep_session: bool = False  # run the scripted session whatever --session-id says
 
     def to_json(self) -> dict[str, Any]:
         return {
             "pause_after_line": self.pause_after_line,
             "resume_file": self.resume_file,
+            "keep_session": self.keep_session,
             "stdout": self.stdout,
             "stderr": self.stderr,
             "exit_code": self.exit_code,

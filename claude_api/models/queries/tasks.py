@@ -136,3 +136,10 @@ def _cursor_time(value: str) -> datetime:
     if moment is None or moment.utcoffset() is None:
         raise InvalidFilter("after", "is not a cursor of this listing")
     return moment
+
+
+def task_projects(session: Session, *, task_id: str) -> set[str | None]:
+    """The projects of the task's recorded invocations (None for those recorded without one);
+    empty when the task has none. Whoever runs a task under a given id asks this first."""
+    rows = usage_rows(UsageFilter(task_id=task_id))
+    return set(session.execute(sa.select(rows.c.project_id).distinct()).scalars())
