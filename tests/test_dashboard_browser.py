@@ -27,9 +27,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from claude_api.config import Settings
 from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.models.keys import revoke_key
 from claude_api.server.app import create_app
 from tests import expected
 from tests.auth_support import Secured, secured_server
@@ -433,10 +435,23 @@ def test_a_project_bound_key_is_asked_for_and_sees_its_project_only(browser, see
             assert len(with_key) >= len(sent) - 1  # the one refused was sent with the bad key
             assert any(r.method == "POST" for r in with_key)
 
+            # A key revoked while the page is open: its next look for new data asks again.
+            with Session(engine) as session:
+                revoke_key(session, key)
+                session.commit()
+            dialog.wait_for(state="visible")
+            page.locator("#key-problem", has_text="refused").wait_for()
+            assert page.evaluate("sessionStorage.length") == 0
+
+            # "Forget key" forgets it.
+            page.fill("#key-input", other := running.key("read"))
+            page.press("#key-input", "Enter")
+            t.figure("invocations")
+            assert page.evaluate("Object.values(sessionStorage)") == [other]
             page.click("#key-button")
             dialog.wait_for(state="visible")
             assert page.evaluate("sessionStorage.length") == 0
-            # The refused key's requests are logged by Chromium as failed loads: 401 and 403.
+            # The refused keys' requests are logged by Chromium as failed loads: 401 and 403.
             t.check_clean(allowed=("401", "403"))
 
 
