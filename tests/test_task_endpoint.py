@@ -1,5 +1,6 @@
 """`POST /v1/task` on a real server: runs a task through the executor and answers with its
-outcome; input it cannot run with, or a task id that has run, is refused before anything runs."""
+outcome; input it cannot run with, or a task id it may not run under, is refused before anything
+runs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from claude_api.models.tables import TaskSession
 from tests.auth_support import Secured, bearer, secured_server
+from tests.factories import add_events, make_event
 from tests.fake_claude import FakeClaude
 from tests.fake_claude.scenarios import error_max_turns, success
 
@@ -114,4 +116,47 @@ def test_a_task_id_that_has_run_is_a_409(secured: Secured, fake: FakeClaude) -> 
     assert again.status_code == 409, again.text
     assert again.json()["errors"][0]["field"] == "task_id"
     assert "has already run" in again.json()["message"]
+    assert len(fake.calls()) == 1
+
+
+def test_a_project_bound_key_may_not_run_under_another_projects_task_id(
+    secured: Secured, fake: FakeClaude
+) -> None:
+    """A task id that belongs to project api (a session imported there): a key bound to web
+    may not run a task under it, which would add web's rows to api's task."""
+    # Keys first: a key made while the tracker writes could meet SQLite's lock.
+    web_admin, admin, api_admin = (
+        secured.key("admin", project="web"),
+        secured.key("admin"),
+        secured.key("admin", project="api"),
+    )
+    theirs = str(uuid.uuid4())
+    add_events(secured.engine, make_event(task_id=theirs, project_id="api", cost_usd=2.0))
+
+    refused = secured.post("/v1/task", {"prompt": "Review", "task_id": theirs}, web_admin)
+
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["field"] == "task_id"
+    assert "belongs to another project" in refused.json()["message"]
+    assert fake.calls() == []
+    rows = stored(
+        secured.engine, f"SELECT project_id, cost_usd FROM agent_usage WHERE task_id = '{theirs}'"
+    )
+    assert rows == [("api", 2.0)]
+    assert registered(secured.engine) == []
+    # Unbound, the same id is merely taken; bound to api, it is api's own task: both 409.
+    for key in (admin, api_admin):
+        taken = secured.post("/v1/task", {"prompt": "Review", "task_id": theirs}, key)
+        assert taken.status_code == 409, taken.text
+    assert fake.calls() == []
+
+
+def test_a_task_id_registered_by_another_project_is_refused(
+    secured: Secured, fake: FakeClaude
+) -> None:
+    """A task run with a key of project api: web may not run under its id."""
+    api_admin, web_admin = secured.key("admin", project="api"), secured.key("admin", project="web")
+    task_id = secured.post("/v1/task", {"prompt": "Review"}, api_admin).json()["task_id"]
+    refused = secured.post("/v1/task", {"prompt": "Review", "task_id": task_id}, web_admin)
+    assert refused.status_code == 403, refused.text
     assert len(fake.calls()) == 1

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from claude_api.access import Principal
 from claude_api.errors import Forbidden
 from claude_api.executor import run_task
 from claude_api.executor.task_session import (
@@ -60,8 +61,9 @@ async def post_task(request: Request) -> Response:
     """Run the task to its end (the request waits) and answer with its outcome and task id.
 
     A task that failed is still a 200: its `status` and `error` say how it ended. It needs an
-    API key of scope admin; one bound to a project runs tasks of that project only. A task id
-    that has run before is a 409: a task is one Claude Code session, which runs once.
+    API key of scope admin; one bound to a project runs tasks of that project only, and never
+    under the id of another project's task (403). A task id that has run before is a 409: a
+    task is one Claude Code session, which runs once.
     """
     principal = principal_of(request)
     try:
@@ -91,6 +93,16 @@ async def post_task(request: Request) -> Response:
         problems = [{"field": error.field, "message": error.message}]
         return problem(422, "the task request is invalid", problems)
     except TaskIdTaken as taken:
-        problems = [{"field": "task_id", "message": str(taken)}]
-        return problem(409, f"{taken}; nothing was run", problems)
+        return _taken(principal, taken)
     return JSONResponse(result.to_dict())
+
+
+def _taken(principal: Principal, taken: TaskIdTaken) -> Response:
+    """403 when the task id belongs to another project than the caller's key, else 409."""
+    if principal.project_id is not None and taken.projects - {principal.project_id}:
+        message = (
+            f"task {taken.task_id} belongs to another project than this API key's "
+            f"({principal.project_id!r}); nothing was run"
+        )
+        return forbidden(Forbidden(message, field="task_id"))
+    return problem(409, f"{taken}; nothing was run", [{"field": "task_id", "message": str(taken)}])
