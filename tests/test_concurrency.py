@@ -26,6 +26,7 @@ from claude_api.models import queries
 from claude_api.models.db import current_revision, head_revision, make_engine, upgrade
 from claude_api.models.filters import UsageFilter
 from claude_api.models.tables import AgentUsage, SkillUsage
+from tests.factories import add_events, make_event
 from tests.fake_claude import FakeClaude
 from tests.fake_claude import scenarios as sc
 from tests.planned_events import START, Invocation, invocations
@@ -330,3 +331,48 @@ def test_processes_starting_at_once_migrate_a_new_database_once(
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+# ---- merges under concurrent writers -------------------------------------------------------
+
+
+def test_racing_progress_converges_on_the_largest_spend(engine: Engine) -> None:
+    """Producers sending the spend so far of the same running invocations in different orders:
+    whatever the interleaving, each row ends with the largest value sent, per column."""
+    starts = [make_event(status="running", task_id=f"race-{i}") for i in range(20)]
+    add_events(engine, *starts)
+    rng = random.Random(11)
+    columns = ("cost_usd", "input_tokens", "output_tokens", "cache_read_tokens")
+    sent = [
+        [
+            make_event(
+                **{
+                    **start.model_dump(),
+                    "cost_usd": rng.choice([None, round(rng.uniform(0, 5), 4)]),
+                    "input_tokens": rng.randrange(10_000),
+                    "output_tokens": rng.choice([None, rng.randrange(1_000)]),
+                    "cache_read_tokens": rng.randrange(10**6),
+                }
+            )
+            for start in starts
+            for _ in range(3)
+        ]
+        for _producer in range(4)
+    ]
+
+    def produce(events: list) -> None:
+        for i in range(0, len(events), 7):
+            add_events(engine, *events[i : i + 7])
+
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(produce, events) for events in sent]:
+            done.result(120)
+    everything = list(itertools.chain.from_iterable(sent))
+    with Session(engine) as session:
+        rows = {row.event_id: row for row in session.exec(sa.select(AgentUsage)).scalars()}
+    for start in starts:
+        mine = [event for event in everything if event.event_id == start.event_id]
+        for column in columns:
+            values = [getattr(e, column) for e in mine if getattr(e, column) is not None]
+            assert getattr(rows[start.event_id], column) == (max(values) if values else None)
+        assert rows[start.event_id].status == "running"

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from claude_api.models.events import CostSource, Kind, Status
+from claude_api.models import data_version
+from claude_api.models.events import CostSource, Kind, Status, UsageEvent
 from claude_api.models.tables import AgentUsage, SkillUsage
 from tests.factories import BASE_TIME, add_events, make_event
 
@@ -115,3 +116,124 @@ def test_large_batch(engine: Engine) -> None:
         count, total = session.exec(select(sa.func.count(), sa.func.sum(AgentUsage.cost_usd))).one()
     assert count == 2_500
     assert total == pytest.approx(sum(e.cost_usd for e in events))
+
+
+# ---- running invocations carry their spend so far ------------------------------------------
+
+SPEND = (
+    "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+    "duration_seconds",
+)  # fmt: skip
+
+
+def progress(start: UsageEvent, **spend: object) -> UsageEvent:
+    """A running event of `start`'s invocation carrying what it has spent so far."""
+    return make_event(**{**start.model_dump(), **spend})
+
+
+def spend_of(row: AgentUsage) -> dict[str, object]:
+    return {name: getattr(row, name) for name in SPEND}
+
+
+def largest(*events: UsageEvent) -> dict[str, object]:
+    """Per column, the largest value any of `events` carries (None when none does)."""
+    spent = {}
+    for name in SPEND:
+        values = [getattr(event, name) for event in events if getattr(event, name) is not None]
+        spent[name] = max(values) if values else None
+    return spent
+
+
+def test_running_events_raise_the_spend_so_far_and_never_lower_it(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING, model=None)
+    later = progress(
+        start, cost_usd=0.40, input_tokens=300, output_tokens=90, cache_read_tokens=9_000,
+        cache_creation_tokens=700, duration_seconds=40.0, model="claude-opus-4-1",
+    )  # fmt: skip
+    # Sent earlier, arriving last: lower everywhere but in cache reads, and no cost known yet.
+    earlier = progress(
+        start, input_tokens=120, output_tokens=30, cache_read_tokens=12_000,
+        cache_creation_tokens=None, duration_seconds=15.0, model="claude-sonnet-4-5",
+    )  # fmt: skip
+    add_events(engine, start)
+    add_events(engine, later)
+    [row] = rows(engine)
+    assert row.status == "running" and row.finished_at is None
+    assert spend_of(row) == largest(start, later)
+    assert (row.model, row.cost_source) == ("claude-opus-4-1", CostSource.REPORTED)
+
+    add_events(engine, earlier)
+    [row] = rows(engine)
+    assert row.status == "running" and row.finished_at is None
+    assert spend_of(row) == largest(start, later, earlier)
+    assert row.input_tokens == later.input_tokens  # not lowered by the late event
+    assert row.cache_read_tokens == earlier.cache_read_tokens  # raised where it is larger
+    assert row.cost_usd == later.cost_usd and row.cost_source == CostSource.REPORTED
+    assert row.timestamp == start.timestamp and row.source == start.source
+
+
+def test_a_finish_ends_the_running_row_with_its_own_values(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING)
+    running = progress(start, cost_usd=0.5, input_tokens=400, cache_read_tokens=5_000)
+    finish = start.finish(Status.COMPLETED, cost_usd=0.45, input_tokens=380, output_tokens=60)
+    add_events(engine, start, running)
+    add_events(engine, finish)
+    [row] = rows(engine)
+    assert row.status == "completed" and row.finished_at == finish.finished_at
+    # The finish's values win; what it leaves empty keeps the spend the row had.
+    assert (row.cost_usd, row.input_tokens, row.output_tokens) == (0.45, 380, 60)
+    assert row.cache_read_tokens == running.cache_read_tokens
+
+    late = progress(start, cost_usd=9.0, input_tokens=9_000, output_tokens=900)
+    add_events(engine, late)  # a running event after the finish changes nothing
+    [after] = rows(engine)
+    assert spend_of(after) == spend_of(row) and after.status == "completed"
+
+
+def test_progress_in_one_batch_merges_as_one_at_a_time(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING)
+    high = progress(start, cost_usd=0.3, input_tokens=500, output_tokens=50)
+    low = progress(start, cost_usd=0.1, input_tokens=100, output_tokens=80)
+    add_events(engine, start, high, low)
+    [row] = rows(engine)
+    assert row.status == "running"
+    assert spend_of(row) == largest(start, high, low)
+
+    other = make_event(status=Status.RUNNING, task_id="task-2")
+    finish = other.finish(Status.FAILED, error_message="boom", output_tokens=7)
+    add_events(engine, other, progress(other, input_tokens=70, cost_usd=0.2), finish)
+    done = next(r for r in rows(engine) if r.event_id == other.event_id)
+    assert (done.status, done.error_message, done.output_tokens) == ("failed", "boom", 7)
+    assert (done.input_tokens, done.cost_usd) == (70, 0.2)  # kept from the progress
+
+
+def test_progress_leaves_the_rollups_and_counts_once(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING)
+    add_events(engine, start, progress(start, cost_usd=0.2, input_tokens=100))
+    add_events(engine, progress(start, cost_usd=0.3, input_tokens=150))
+    assert rollup_invocations(engine) == 0  # the rollups hold finished invocations only
+    add_events(engine, start.finish(Status.COMPLETED, cost_usd=0.35))
+    add_events(engine, progress(start, cost_usd=0.9))
+    assert rollup_invocations(engine) == 1
+
+
+def rollup_invocations(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT coalesce(sum(invocations), 0) FROM usage_rollup WHERE grain = 'hour'")
+        ).scalar_one()
+
+
+def test_every_progress_event_changes_the_data_version(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING)
+    add_events(engine, start)
+    seen = {data_version_of(engine)}
+    for tokens in (10, 20, 30):
+        add_events(engine, progress(start, input_tokens=tokens))
+        seen.add(data_version_of(engine))
+    assert len(seen) == 4
+
+
+def data_version_of(engine: Engine) -> int | None:
+    with Session(engine) as session:
+        return data_version.current(session)

@@ -1,9 +1,13 @@
 """The one write path: usage events into `agent_usage` / `skill_usage`, idempotent on event id.
 
 Rules, applied atomically by the database so that concurrent writers agree:
-- a start inserts a `running` row, or does nothing when the id is already there;
-- a finish completes the `running` row of its id, inserts the whole row when there is none,
-  and does nothing when the row is already finished (a finish never counts twice).
+- a start inserts a `running` row; a later `running` event of the same id carries the spend so
+  far and raises the running row's cost, tokens and duration to the larger of the two values
+  (so progress events arriving late or from racing producers never lower them), its model to
+  the latest known; it never changes the row's status or a finished row;
+- a finish completes the `running` row of its id (its values win; those it leaves empty keep
+  the row's), inserts the whole row when there is none, and does nothing when the row is
+  already finished (a finish never counts twice, and an exact replay is harmless).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -34,6 +39,11 @@ _FINISH_COLUMNS = (
     "output_tokens", "cache_read_tokens", "cache_creation_tokens", "model", "error_message",
     "project_id", "parent_id",
 )  # fmt: skip
+# The spend so far, which a running event raises on its running row and never lowers.
+_GROWING = (
+    "duration_seconds", "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_creation_tokens",
+)  # fmt: skip
 
 
 def event_row(event: UsageEvent) -> dict[str, Any]:
@@ -45,13 +55,44 @@ def event_row(event: UsageEvent) -> dict[str, Any]:
 
 
 def collapse(events: Iterable[UsageEvent]) -> dict[UUID, UsageEvent]:
-    """One event per id, by the rules above: the first finish wins, else the first start."""
+    """One event per id, merged by the rules above as if written one at a time in order."""
     latest: dict[UUID, UsageEvent] = {}
     for event in events:
         seen = latest.get(event.event_id)
-        if seen is None or (event.is_finish and not seen.is_finish):
+        if seen is None:
             latest[event.event_id] = event
+        elif not seen.is_finish:
+            latest[event.event_id] = _merged(seen, event)
     return latest
+
+
+def _merged(running: UsageEvent, event: UsageEvent) -> UsageEvent:
+    """`event` merged into the running invocation `running`, as the upsert merges it."""
+    changes: dict[str, Any] = {}
+    if event.is_finish:
+        changes = {
+            name: value for name in _FINISH_COLUMNS if (value := getattr(event, name)) is not None
+        }
+    else:
+        for name in _GROWING:
+            mine, theirs = getattr(running, name), getattr(event, name)
+            if theirs is not None and (mine is None or theirs > mine):
+                changes[name] = theirs
+        if event.model is not None:
+            changes["model"] = event.model
+    changes["cost_source"] = _cost_source(running, event)
+    return running.model_copy(update=changes)
+
+
+def _cost_source(running: UsageEvent, event: UsageEvent) -> Any:
+    """The source of the cost the merge keeps (the SQL twin is in `_merge_rule`)."""
+    if event.cost_usd is not None and (
+        event.is_finish or running.cost_usd is None or event.cost_usd > running.cost_usd
+    ):
+        return event.cost_source
+    if running.cost_usd is not None:
+        return running.cost_source
+    return event.cost_source or running.cost_source
 
 
 def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
@@ -106,22 +147,22 @@ def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> r
 
 def _upsert_copied(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> list[int]:
     """PostgreSQL: COPY the rows into a temporary table, then upsert them all with one
-    statement, in event id order; returns the ids of the rows inserted or completed, and only
+    statement, in event id order; returns the ids of the rows it made finished, and only
     those. One set-based statement costs the server a fraction of one execution per row."""
-    create, copy, upsert, clear = _copied_sql(kind)
+    statements = _copied_sql(kind)
     columns = _COLUMNS[kind]
     driver = connection.dialect.loaded_dbapi
     try:
         with connection.connection.driver_connection.cursor() as cursor:
-            cursor.execute(create)
-            with cursor.copy(copy) as writer:
+            cursor.execute(statements.create)
+            with cursor.copy(statements.copy) as writer:
                 for row in rows:
                     writer.write_row([row[name] for name in columns])
-            ids = [row[0] for row in cursor.execute(upsert).fetchall()]
-            cursor.execute(clear)
+            written = cursor.execute(statements.upsert).fetchall()
+            cursor.execute(statements.clear)
     except driver.Error as error:  # raised as SQLAlchemy raises the driver's errors
-        raise sa.exc.DBAPIError.instance(upsert, None, error, driver.Error) from error
-    return ids
+        raise sa.exc.DBAPIError.instance(statements.upsert, None, error, driver.Error) from error
+    return [row_id for row_id, status in written if status != Status.RUNNING.value]
 
 
 _ANY_RUNNING_SQL = f"SELECT 1 FROM {{table}} WHERE status = '{Status.RUNNING.value}' LIMIT 1"
@@ -155,16 +196,50 @@ _COLUMNS = {
 }
 
 
-def _on_conflict(insert: Any, table: sa.Table) -> Any:
-    """The merge rule: a new id is inserted; an existing row is updated only when it is
-    running and the incoming event is a finish."""
+def _merge_rule(insert: Any, table: sa.Table, dialect_name: str) -> Any:
+    """The merge rule (module docstring): a new id is inserted; an existing row is updated only
+    when it is running.
+
+    A finish's values win over the row's; a running event raises the spend so far to the
+    larger value per column (NULL-safe) and leaves every other column alone.
+    """
+    excluded = insert.excluded
     running = sa.literal_column(f"'{Status.RUNNING.value}'")
+    progress = excluded.status == running
+    larger = sa.func.greatest if dialect_name == "postgresql" else sa.func.max
+
+    def merged(name: str) -> Any:
+        theirs, mine = excluded[name], table.c[name]
+        finish = sa.func.coalesce(theirs, mine)
+        if name in _GROWING:
+            grown = larger(sa.func.coalesce(theirs, mine), sa.func.coalesce(mine, theirs))
+            return sa.case((progress, grown), else_=finish)
+        if name == "model":
+            return finish
+        if name == "status":
+            return theirs  # the row is running: a running event keeps it so, a finish ends it
+        if name == "cost_source":  # the source of the cost kept
+            return sa.case(
+                (
+                    sa.and_(
+                        excluded.cost_usd.is_not(None),
+                        sa.or_(
+                            sa.not_(progress),
+                            table.c.cost_usd.is_(None),
+                            excluded.cost_usd > table.c.cost_usd,
+                        ),
+                    ),
+                    theirs,
+                ),
+                (table.c.cost_usd.is_not(None), mine),
+                else_=finish,
+            )
+        return sa.case((progress, mine), else_=finish)
+
     return insert.on_conflict_do_update(
         index_elements=[table.c.event_id],
-        set_={
-            name: sa.func.coalesce(insert.excluded[name], table.c[name]) for name in _FINISH_COLUMNS
-        },
-        where=sa.and_(table.c.status == running, insert.excluded.status != running),
+        set_={name: merged(name) for name in _FINISH_COLUMNS},
+        where=table.c.status == running,
     )
 
 
@@ -172,30 +247,41 @@ def _on_conflict(insert: Any, table: sa.Table) -> Any:
 def _sqlite_statement_sql(kind: Kind) -> str:
     """SQLite's upsert of one row, for executemany."""
     table = USAGE_TABLES[kind].__table__
-    statement = _on_conflict(sqlite.insert(table), table).values(
+    statement = _merge_rule(sqlite.insert(table), table, "sqlite").values(
         {name: sa.bindparam(name) for name in _COLUMNS[kind]}
     )
     return str(statement.compile(dialect=sqlite.pysqlite.dialect(paramstyle="named")))
 
 
-@cache
-def _copied_sql(kind: Kind) -> tuple[str, str, str, str]:
+@dataclass(frozen=True)
+class _CopiedSql:
     """PostgreSQL's statements for `_upsert_copied`: create the temporary table, COPY into
-    it, upsert from it returning the changed ids, and empty it for the next batch."""
+    it, upsert from it returning the ids and statuses of the rows written, and empty it."""
+
+    create: str
+    copy: str
+    upsert: str
+    clear: str
+
+
+@cache
+def _copied_sql(kind: Kind) -> _CopiedSql:
     table = USAGE_TABLES[kind].__table__
     columns = _COLUMNS[kind]
     incoming = f"incoming_{table.name}"
     listed = ", ".join(columns)
     staged = sa.table(incoming, *(sa.column(name) for name in columns))
     select = sa.select(*staged.c).order_by(staged.c.event_id)
-    insert = _on_conflict(postgresql.insert(table).from_select(columns, select), table)
-    upsert = insert.returning(table.c.id).compile(dialect=postgresql.psycopg.dialect())
-    return (
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS "
+    insert = _merge_rule(postgresql.insert(table).from_select(columns, select), table, "postgresql")
+    upsert = insert.returning(table.c.id, table.c.status).compile(
+        dialect=postgresql.psycopg.dialect()
+    )
+    return _CopiedSql(
+        create=f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS "
         f"SELECT {listed} FROM {table.name} WITH NO DATA",
-        f"COPY {incoming} ({listed}) FROM STDIN",
-        str(upsert),
-        f"DELETE FROM {incoming}",
+        copy=f"COPY {incoming} ({listed}) FROM STDIN",
+        upsert=str(upsert),
+        clear=f"DELETE FROM {incoming}",
     )
 
 
