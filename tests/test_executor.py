@@ -516,8 +516,12 @@ def test_a_task_id_is_the_session_claude_code_runs(fake: FakeClaude, tracker: Tr
     ("options", "field"),
     [
         ({"task_id": "task-42"}, "task_id"),
+        ({"task_id": "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f4a5b6c\x00"}, "task_id"),
+        ({"prompt": "Fix\x00lint"}, "prompt"),
+        ({"agent": "code\x00reviewer"}, "agent"),
+        ({"project_id": "web\x00"}, "project_id"),
     ],
-    ids=["not-a-uuid"],
+    ids=["not-a-uuid", "nul-task-id", "nul-prompt", "nul-agent", "nul-project"],
 )
 def test_input_claude_code_cannot_run_is_refused_before_anything_runs(
     fake: FakeClaude, tracker: Tracker, engine: Engine, options: dict[str, str], field: str

@@ -72,6 +72,9 @@ def test_a_failed_task_is_a_200_that_says_so(engine: Engine, fake: FakeClaude) -
     assert "maximum number of turns" in body["error"]
 
 
+TASK_ID = "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f4a5b6c"
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
@@ -80,6 +83,12 @@ def test_a_failed_task_is_a_200_that_says_so(engine: Engine, fake: FakeClaude) -
         ({"prompt": "x", "timeout": -1}, "timeout"),
         ({"prompt": "x", "allow_tools": ["Bash"]}, "allow_tools"),
         ({"prompt": "x", "task_id": "task-42"}, "task_id"),
+        # NUL in every text field: Claude Code's argv cannot hold one, nor PostgreSQL's text.
+        ({"prompt": "Fix\x00lint"}, "prompt"),
+        ({"prompt": "x", "agent": "code\x00reviewer"}, "agent"),
+        ({"prompt": "x", "project_id": "web\x00"}, "project_id"),
+        ({"prompt": "x", "task_id": f"{TASK_ID}\x00"}, "task_id"),
+        ({"prompt": "x", "task_id": "\x00"}, "task_id"),
     ],
 )
 def test_bad_requests_name_the_field_and_run_nothing(

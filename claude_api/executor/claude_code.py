@@ -27,6 +27,7 @@ from claude_api.executor.emit import EventSink, build_event, finish_event
 from claude_api.executor.process import TailReader, Watchdog, exit_text, kill_group
 from claude_api.executor.stream import StreamFollower
 from claude_api.executor.task_session import (
+    check_text,
     claim_session,
     main_event_id,
     session_id_for,
@@ -111,9 +112,12 @@ def run_task(
     `timeout` (seconds) ends the run: its process group gets SIGTERM, then SIGKILL after
     `kill_grace` seconds. Never raises for a failed task or for tracking; a failed run comes back
     with status `failed` and an error. Raises, before running anything, InvalidTask for input
-    Claude Code cannot run with (a task id that is not a UUID) and TaskIdTaken
+    Claude Code cannot run with (a task id that is not a UUID, NUL in a text) and TaskIdTaken
     for a task id that has run before.
     """
+    check_text("prompt", prompt, limit=None)
+    check_text("agent", agent)
+    check_text("project_id", project_id)
     session_id = session_id_for(task_id)
     settings = settings or Settings()
     run = _Run(

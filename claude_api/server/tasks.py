@@ -16,6 +16,7 @@ from claude_api.executor import run_task
 from claude_api.executor.task_session import (
     InvalidTask,
     TaskIdTaken,
+    check_text,
     session_id_for,
 )
 from claude_api.models.events import MAX_NAME_LENGTH, validation_problems
@@ -26,6 +27,14 @@ from claude_api.server.responses import JSONResponse, forbidden, problem
 MAX_TASK_SECONDS = 24 * 3600
 
 
+def _no_nul(value: str | None) -> str | None:
+    try:
+        check_text("", value, limit=None)
+    except InvalidTask as error:
+        raise ValueError(error.message) from None
+    return value
+
+
 def _task_id(value: str | None) -> str | None:
     try:
         return session_id_for(value) if value is not None else None
@@ -33,7 +42,12 @@ def _task_id(value: str | None) -> str | None:
         raise ValueError(error.message) from None
 
 
-Name = Annotated[str | None, Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+Name = Annotated[
+    str | None,
+    Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_no_nul),
+]
 TaskId = Annotated[
     str | None,
     Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH),
@@ -50,7 +64,7 @@ class TaskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=200_000)
+    prompt: Text = Field(min_length=1, max_length=200_000)
     agent: Name = None
     project_id: Name = None
     task_id: TaskId = None
