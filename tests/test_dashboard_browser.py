@@ -369,11 +369,22 @@ def test_overview_agent_and_task_pages_show_the_seeded_numbers(browser, seeded) 
         assert int(t.figure("invocations")) == len([e for e in previous if e.project_id == "api"])
         assert page.input_value("#project") == "api"
 
-        # Tasks that used a skill, from a bookmarkable URL.
-        t.open("/tasks?period=7d&kind=skill&name=pdf")
+        # Tasks that used a skill, found with the search form; the URL says what was asked.
+        t.open("/tasks")
         page.locator("table.tasks tbody tr").first.wait_for()
+        assert len(t.rows("table.tasks tbody tr")) == len({e.task_id for e in current})
+        page.fill("#task-name", "pdf")
+        page.select_option("#task-kind", "skill")
+        page.click(".searchbar button[type=submit]")
+        page.wait_for_url("**/tasks?*kind=skill*")
+        assert "name=pdf" in page.url
+        page.locator("h1", has_text="using pdf").wait_for()
         shown = {r.get_attribute("data-task") for r in t.rows("table.tasks tbody tr")}
         assert shown == {e.task_id for e in current if e.name == "pdf"}
+        page.fill("#task-id", "task-tree")
+        page.press("#task-id", "Enter")
+        page.wait_for_url("**/tasks/task-tree*")
+        page.locator("#task-tree").wait_for()
         t.check_clean()
 
 

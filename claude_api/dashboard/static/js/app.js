@@ -98,6 +98,8 @@ document.addEventListener("click", (event) => {
 });
 
 window.addEventListener("popstate", () => render());
+// A page's own form (the task search) goes where it says through here, like a link.
+window.addEventListener("dashboard:navigate", (event) => navigate(event.detail));
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -57,10 +57,7 @@ function searchBar(params, names) {
               status: form.querySelector("#task-status").value,
               after: null,
             });
-        const a = link(target, "");
-        a.hidden = true;
-        form.append(a);
-        a.click(); // through the app's navigation, like any link
+        window.dispatchEvent(new CustomEvent("dashboard:navigate", { detail: target }));
       },
     },
     h("label", {}, "Agent or skill",
