@@ -28,24 +28,43 @@ DEFAULT_DAYS = 120
 RETENTION_MARGIN_DAYS = 7
 WEEKEND_SHARE = 0.3  # a weekend day sees this share of a weekday's tasks
 
+MAIN_AGENT = "main"  # what the transcript import calls a session's main thread
+# Custom agents that some sessions run as their main thread (`claude --agent <name>`).
+MAIN_AGENTS = ["code-reviewer", "docs-writer", "release-manager"]
+MAIN_AGENT_SHARE = 0.08
+# Subagent types, the most used first: Claude Code's built-in ones, then custom and plugin ones.
 AGENT_NAMES = [
-    "code-reviewer", "Explore", "Plan", "general-purpose", "test-runner", "debugger",
-    "doc-writer", "security-auditor", "refactorer", "migration-helper", "api-designer",
-    "perf-analyst", "release-manager", "dependency-updater", "ui-tester", "data-engineer",
-    "sql-optimizer", "incident-responder", "triage-bot", "changelog-writer",
+    "Explore", "general-purpose", "Plan", "code-reviewer", "test-runner", "debugger",
+    "frontend-developer", "docs-writer", "security-auditor", "db-migrator",
+    "pr-review-toolkit:code-reviewer", "feature-dev:code-explorer", "feature-dev:code-architect",
+    "api-designer", "performance-profiler", "release-manager", "statusline-setup",
 ]  # fmt: skip
-SKILL_NAMES = [
-    "lint-fix", "commit", "pdf", "xlsx", "review-pr", "write-tests", "deploy", "summarize",
-    "translate", "format", "bump-version", "security-scan", "benchmark", "explain-code",
-]  # fmt: skip
+# Skills, the most used first, and whether each runs forked (`context: fork`): in an agent loop
+# of its own, whose tokens and cost are the skill's. An inline skill's tokens are its agent's.
+SKILLS_FORKED = {
+    "commit": False, "review-pr": True, "pdf": False, "xlsx": False, "frontend-design": False,
+    "webapp-testing": True, "docx": False, "superpowers:brainstorming": False,
+    "superpowers:systematic-debugging": False, "security-review": True, "release-notes": True,
+    "skill-creator": False, "mcp-builder": False, "pptx": False, "changelog": False,
+    "deploy-preview": True,
+}  # fmt: skip
+SKILL_NAMES = list(SKILLS_FORKED)
 PROJECTS = ["web", "api", "mobile", "infra", "data"]
-MODELS = {  # model: (share of invocations, typical input tokens, typical output tokens)
-    "claude-sonnet-4-5": (0.6, 4_000, 900),
-    "claude-haiku-4-5": (0.3, 2_000, 400),
-    "claude-opus-4-1": (0.1, 6_000, 1_200),
-}
-MODEL_NAMES = list(MODELS)
-MODEL_SHARES = list(accumulate(share for share, _, _ in MODELS.values()))
+# The main thread's model, by share of tasks; its subagents and forked skills inherit it. The
+# last two have no price in the pricing tables (a local model, another provider's endpoint):
+# their invocations keep their tokens and have no cost.
+MAIN_MODELS = {
+    "claude-opus-4-6": 35, "claude-sonnet-4-6": 25, "claude-sonnet-4-5-20250929": 20,
+    "claude-opus-4-5-20251101": 10, "claude-haiku-4-5-20251001": 7, "glm-4.6": 2,
+    "qwen3-coder:30b": 1,
+}  # fmt: skip
+MODEL_NAMES = list(MAIN_MODELS)
+MODEL_SHARES = list(accumulate(MAIN_MODELS.values()))
+SMALL_MODEL = "claude-haiku-4-5-20251001"  # Claude Code runs these agents on its small model
+SMALL_MODEL_AGENTS = frozenset({"Explore", "statusline-setup"})
+# Claude Code compacts a conversation before its prompt fills the 200k-token context window, so
+# no request reaches the long-context price tier.
+MAX_PROMPT_TOKENS = 160_000
 # (counts, cumulative weights): how many subagents and skills one task runs
 SUBAGENTS = ([0, 1, 2, 3, 4], list(accumulate([30, 30, 20, 12, 8])))
 SKILLS = ([0, 1, 2, 3], list(accumulate([45, 35, 15, 5])))
@@ -58,6 +77,28 @@ ERRORS = [
     "Context window exceeded: prompt is too long",
 ]
 
+
+@dataclass(frozen=True)
+class _Loop:
+    """The shape of an agent loop's API requests: how many (median, and the sigma of its
+    log-normal spread), the prompt of the first (system prompt, tools, CLAUDE.md), how much
+    each request adds to the conversation, and the output of one request (median)."""
+
+    turns: float
+    turns_sigma: float
+    first_prompt: tuple[int, int]
+    growth: float
+    output: float
+
+
+MAIN_LOOP = _Loop(
+    turns=18, turns_sigma=0.8, first_prompt=(16_000, 30_000), growth=1_800, output=240
+)
+SUBAGENT_LOOP = _Loop(
+    turns=10, turns_sigma=0.7, first_prompt=(9_000, 16_000), growth=1_500, output=200
+)
+SKILL_LOOP = _Loop(turns=5, turns_sigma=0.6, first_prompt=(7_000, 12_000), growth=1_200, output=260)
+
 _FIELDS = frozenset(UsageEvent.model_fields)
 _new = object.__new__
 _set = object.__setattr__
@@ -68,8 +109,8 @@ _VARIANT = 0b10 << 62
 
 @dataclass(frozen=True)
 class _Catalogue:
-    """Every agent and skill with its popularity (Zipf-like, as cumulative weights), and the
-    failure rate of each."""
+    """Every subagent type and skill with its popularity (Zipf-like, as cumulative weights), and
+    the failure rate of each agent and skill."""
 
     agents: tuple[list[str], list[float]]
     skills: tuple[list[str], list[float]]
@@ -77,21 +118,20 @@ class _Catalogue:
 
 
 def _catalogue(rng: random.Random, agents: int, skills: int) -> _Catalogue:
-    agent_names = [_name(AGENT_NAMES, i) for i in range(agents)]
-    skill_names = [_name(SKILL_NAMES, i) for i in range(skills)]
-    rng.shuffle(agent_names)
-    rng.shuffle(skill_names)
-    failure = {name: rng.choice([0.01, 0.03, 0.05, 0.1, 0.2]) for name in agent_names}
+    for what, count, names in (("agents", agents, AGENT_NAMES), ("skills", skills, SKILL_NAMES)):
+        if not 1 <= count <= len(names):
+            raise ValueError(f"{what} must be from 1 to {len(names)}, got {count}")
+    agent_names, skill_names = AGENT_NAMES[:agents], SKILL_NAMES[:skills]
+    failure = {
+        name: rng.choice([0.01, 0.03, 0.05, 0.1, 0.2])
+        for name in [MAIN_AGENT, *MAIN_AGENTS, *agent_names]
+    }
     failure |= {name: rng.choice([0.0, 0.02, 0.05, 0.15]) for name in skill_names}
     return _Catalogue(
         agents=(agent_names, list(accumulate(1 / (rank + 1) ** 1.1 for rank in range(agents)))),
         skills=(skill_names, list(accumulate(1 / (rank + 1) ** 1.2 for rank in range(skills)))),
         failure_rate=failure,
     )
-
-
-def _name(base: list[str], index: int) -> str:
-    return base[index] if index < len(base) else f"{base[index % len(base)]}-{index // len(base)}"
 
 
 def days_within(retention_days: int) -> int:
@@ -124,13 +164,19 @@ def generate_events(
     seed: int = 0,
     end: datetime | None = None,
     days: int = DEFAULT_DAYS,
-    agents: int = 40,
-    skills: int = 25,
+    agents: int = len(AGENT_NAMES),
+    skills: int = len(SKILL_NAMES),
 ) -> Iterator[UsageEvent]:
     """Exactly `count` finished invocations, task by task in the order the tasks started: each
-    task has a main agent invocation, 0-4 subagents and 0-3 skills linked by parent ids. The
-    tasks fill the `days` calendar days (UTC) before `end`'s day one day after the other, with
-    weekday and working-hour peaks; costs are computed from tokens and model.
+    task has a main agent invocation (`main`, or a custom agent run as the main thread), 0-4
+    subagents (of the first `agents` of AGENT_NAMES) and 0-3 skills (of the first `skills` of
+    SKILL_NAMES) linked by parent ids. The tasks fill the `days` calendar days (UTC) before
+    `end`'s day one day after the other, with weekday and working-hour peaks.
+
+    Tokens are shaped like Claude Code's: mostly cache reads, a few percent cache writes, a
+    handful of uncached input tokens and modest output. Costs are the pricing tables' price of
+    each request (`claude_api.pricing`, cost_source `computed`); a model without a price leaves
+    the cost empty (`unpriced`), and an inline skill, whose tokens are its agent's, has none.
 
     Chronological order lets a bulk writer touch only the few hour rollups of its batch's
     time span."""
@@ -163,7 +209,7 @@ def generate_events(
         if produced >= quota:
             continue
         midnight = first_day + timedelta(days=day)
-        rates = {model: model_rates(model, min(midnight.date(), today)) for model in MODELS}
+        rates = {model: model_rates(model, min(midnight.date(), today)) for model in MAIN_MODELS}
         shapes = []
         planned = produced
         while planned < quota:
@@ -225,18 +271,26 @@ def _task(
     """A task's invocations, in the order they started."""
     task_id = f"demo-task-{number}"
     project = rng.choice(PROJECTS)
+    model = _pick(rng, MODEL_NAMES, MODEL_SHARES)
     invocation = partial(_invocation, rng, catalogue, ids, rates, task_id=task_id, project=project)
-    main = invocation(Kind.AGENT, _pick(rng, *catalogue.agents), began, None)
+    root = rng.choice(MAIN_AGENTS) if rng.random() < MAIN_AGENT_SHARE else MAIN_AGENT
+    main = invocation(Kind.AGENT, root, began, None, model, MAIN_LOOP)
     events = [main]
     subagents, skills = shape
     for _ in range(subagents):
         at = began + timedelta(seconds=rng.uniform(1, 60))
-        events.append(invocation(Kind.AGENT, _pick(rng, *catalogue.agents), at, main.event_id))
+        name = _pick(rng, *catalogue.agents)
+        # A task on an unpriced model reaches every model through the same endpoint.
+        small = name in SMALL_MODEL_AGENTS and rates[model] is not None
+        agent_model = SMALL_MODEL if small else model
+        events.append(invocation(Kind.AGENT, name, at, main.event_id, agent_model, SUBAGENT_LOOP))
     agent_invocations = list(events)  # a skill runs inside an agent, never inside a skill
     for _ in range(skills):
         parent = rng.choice(agent_invocations)
         at = parent.timestamp + timedelta(seconds=rng.uniform(0.5, 30))
-        events.append(invocation(Kind.SKILL, _pick(rng, *catalogue.skills), at, parent.event_id))
+        name = _pick(rng, *catalogue.skills)
+        loop = SKILL_LOOP if SKILLS_FORKED[name] else None
+        events.append(invocation(Kind.SKILL, name, at, parent.event_id, parent.model, loop))
     events.sort(key=_started)  # stable: the main invocation stays first
     return events
 
@@ -254,34 +308,38 @@ def _invocation(
     name: str,
     at: datetime,
     parent: uuid.UUID | None,
+    model: str | None,
+    loop: _Loop | None,
     *,
     task_id: str,
     project: str,
 ) -> UsageEvent:
+    """One invocation: an agent loop on `model` shaped by `loop`, or, without a loop, an inline
+    skill, whose tokens and cost are its agent's."""
     failed = rng.random() < catalogue.failure_rate[name]
-    if kind is Kind.SKILL:
+    input_tokens = output_tokens = cache_read = cache_write = None
+    cost: float | None = None
+    cost_source: CostSource | None = None
+    if loop is None or model is None:
+        model = None
         duration = math.exp(rng.gauss(0.5, 1.0))
-        model = input_tokens = output_tokens = cost = None
-        cost_source = None
     else:
-        model = _pick(rng, MODEL_NAMES, MODEL_SHARES)
-        _, typical_in, typical_out = MODELS[model]
-        input_tokens = int(math.exp(rng.gauss(0, 0.6)) * typical_in)
-        output_tokens = int(math.exp(rng.gauss(0, 0.7)) * typical_out)
-        duration = math.exp(rng.gauss(3.2, 0.9))
+        turns, input_tokens, output_tokens, cache_read, cache_write = _requests(rng, loop)
+        duration = turns * math.exp(rng.gauss(1.7, 0.45))  # about 5 s a request, tools included
         priced = rates[model]
-        cost = (
-            priced.cost(
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cache_read_tokens=0,
-                cache_creation_tokens=0,
+        if priced is None:
+            cost_source = CostSource.UNPRICED
+        else:
+            # Every request's prompt is below the long-context tier, so the price is linear in
+            # the tokens: the requests' prices add up to `turns` times the price of their mean.
+            cost = turns * priced.cost(
+                input_tokens=input_tokens / turns,  # type: ignore[arg-type]
+                output_tokens=output_tokens / turns,  # type: ignore[arg-type]
+                cache_read_tokens=cache_read / turns,  # type: ignore[arg-type]
+                cache_creation_tokens=cache_write / turns,  # type: ignore[arg-type]
                 cache_creation_1h_tokens=0,
             )
-            if priced is not None
-            else None
-        )
-        cost_source = CostSource.COMPUTED if cost is not None else CostSource.UNPRICED
+            cost_source = CostSource.COMPUTED
     return _event(
         {
             "event_id": next(ids),
@@ -298,13 +356,32 @@ def _invocation(
             "cost_source": cost_source,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
-            "cache_read_tokens": None,
-            "cache_creation_tokens": None,
+            "cache_read_tokens": cache_read,
+            "cache_creation_tokens": cache_write,
             "model": model,
             "error_message": rng.choice(ERRORS) if failed else None,
             "source": SOURCE,
         }
     )
+
+
+def _requests(rng: random.Random, loop: _Loop) -> tuple[int, int, int, int, int]:
+    """(requests, input, output, cache read, cache write tokens) of one agent loop, summed in
+    closed form over its requests: the first reads the cached part of its prompt and writes the
+    rest; each later one reads the whole prompt before it from the cache and writes what the
+    last turn added, with a few uncached input tokens. Reads come to about 90-98% of the
+    tokens, as in Claude Code's transcripts."""
+    first = rng.uniform(*loop.first_prompt)
+    growth = loop.growth * math.exp(rng.gauss(0, 0.5))
+    turns = max(1, int(loop.turns * math.exp(rng.gauss(0, loop.turns_sigma))))
+    turns = min(turns, int((MAX_PROMPT_TOKENS - first) // growth) + 1)  # compacted beyond
+    first_write = first * rng.uniform(0.05, 0.3)
+    later = turns - 1
+    cache_read = first - first_write + later * first + growth * later * (later - 1) / 2
+    cache_write = first_write + later * growth
+    input_tokens = int(turns * rng.uniform(2, 12))
+    output_tokens = int(turns * loop.output * math.exp(rng.gauss(0, 0.6)))
+    return turns, input_tokens, output_tokens, int(cache_read), int(cache_write)
 
 
 def _event(values: dict[str, object]) -> UsageEvent:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from claude_api.client.app import app
 from claude_api.demo import batches_ahead, generate_events
 from claude_api.models.db import make_engine
-from claude_api.models.events import Kind, UsageEvent
+from claude_api.models.events import CostSource, Kind, UsageEvent
+from claude_api.pricing import ModelRates, model_rates, request_cost
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -112,3 +115,135 @@ def test_batches_ahead_keeps_every_event_in_order() -> None:
     assert [len(batch) for batch in batches] == [1_000, 1_000, 345]
     assert [event for batch in batches for event in batch] == events
     assert list(batches_ahead(iter([]), 10)) == []
+
+
+# ---- realism: names, models, tokens and prices as Claude Code's -----------------------------
+
+NOW = datetime.now(UTC)
+
+
+def realistic_events() -> list[UsageEvent]:
+    return list(generate_events(20_000, seed=8, end=NOW, days=60))
+
+
+def test_agent_and_skill_names_are_real_looking_without_numbered_copies() -> None:
+    events = realistic_events()
+    agents = Counter(event.name for event in events if event.kind is Kind.AGENT)
+    skills = Counter(event.name for event in events if event.kind is Kind.SKILL)
+    assert not [name for name in [*agents, *skills] if re.search(r"-\d+$", name)]
+    # A session's main thread is `main`, as the transcript import names it, and the most run.
+    assert agents.most_common(1)[0][0] == "main"
+    mains = Counter(event.name for event in events if event.parent_id is None)
+    assert mains["main"] > 0.8 * sum(mains.values())
+    assert {"general-purpose", "Explore", "Plan", "code-reviewer", "test-runner"} <= set(agents)
+    assert len(agents) >= 10 and len(skills) >= 10
+
+
+def total_tokens(event: UsageEvent) -> int:
+    parts = (
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_read_tokens,
+        event.cache_creation_tokens,
+    )
+    assert all(part is not None for part in parts), event
+    return sum(parts)  # type: ignore[arg-type]
+
+
+def test_tokens_are_cache_heavy_like_claude_codes() -> None:
+    with_tokens = [event for event in realistic_events() if event.input_tokens is not None]
+    assert all(event.cache_read_tokens and event.cache_creation_tokens for event in with_tokens)
+    total = sum(total_tokens(event) for event in with_tokens)
+    reads = sum(event.cache_read_tokens or 0 for event in with_tokens) / total
+    writes = sum(event.cache_creation_tokens or 0 for event in with_tokens) / total
+    uncached = sum(event.input_tokens or 0 for event in with_tokens) / total
+    output = sum(event.output_tokens or 0 for event in with_tokens) / total
+    assert 0.90 <= reads <= 0.98
+    assert 0.01 <= writes <= 0.08
+    assert uncached < 0.001 and 0.001 < output < 0.03
+
+
+def base_price(rates: ModelRates, event: UsageEvent) -> float:
+    """The price of the event's tokens at the model's base rates (requests below the
+    long-context tier), with genai-prices' fallbacks for a missing cache price."""
+    write = rates.cache_write or rates.input
+    read = rates.cache_read or rates.input
+    assert rates.output is not None
+    return (
+        (event.input_tokens or 0) * rates.input.base
+        + (event.output_tokens or 0) * rates.output.base
+        + (event.cache_read_tokens or 0) * read.base
+        + (event.cache_creation_tokens or 0) * write.base
+    )
+
+
+def test_costs_are_the_pricing_tables_price_of_the_tokens() -> None:
+    events = realistic_events()
+    task_day = {e.task_id: e.timestamp.date() for e in reversed(events) if e.parent_id is None}
+    priced = [event for event in events if event.cost_source is CostSource.COMPUTED]
+    assert len(priced) > len(events) / 2
+    untiered = 0
+    for event in priced:
+        assert event.model is not None and event.model.startswith("claude-")
+        rates = model_rates(event.model, task_day[event.task_id])
+        assert rates is not None
+        assert event.cost_usd == pytest.approx(base_price(rates, event), rel=1e-9)
+        if not rates.input.tiers:  # priced as one request, the tokens cost the same
+            untiered += 1
+            at = datetime.combine(task_day[event.task_id], datetime.min.time(), UTC)
+            whole = request_cost(
+                event.model,
+                input_tokens=event.input_tokens or 0,
+                output_tokens=event.output_tokens or 0,
+                cache_read_tokens=event.cache_read_tokens or 0,
+                cache_creation_tokens=event.cache_creation_tokens or 0,
+                at=at,
+            )
+            assert event.cost_usd == pytest.approx(whole, rel=1e-9)
+    assert untiered > 0
+    models = Counter(event.model for event in priced)
+    assert len(models) >= 4  # opus, sonnet and haiku of recent generations
+
+
+def test_unpriced_models_and_skills_without_tokens_have_no_cost() -> None:
+    events = realistic_events()
+    unpriced = [event for event in events if event.cost_source is CostSource.UNPRICED]
+    assert unpriced and all(event.cost_usd is None for event in unpriced)
+    assert all(event.input_tokens and event.cache_read_tokens for event in unpriced)
+    assert all(model_rates(event.model or "", NOW.date()) is None for event in unpriced)
+    skills = [event for event in events if event.kind is Kind.SKILL]
+    inline = [event for event in skills if event.input_tokens is None]
+    forked = [event for event in skills if event.input_tokens is not None]
+    assert inline and forked
+    assert all(e.cost_usd is None and e.cost_source is None and e.model is None for e in inline)
+    assert any(event.cost_usd is not None for event in forked)
+    # A skill's name says whether it runs forked: every invocation of it does, or none.
+    forked_names = {event.name for event in forked}
+    assert forked_names.isdisjoint(event.name for event in inline)
+
+
+def test_stored_demo_rows_keep_unknown_costs_empty(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {"CLAUDE_API_DATABASE_URL": url, "CLAUDE_API_RETENTION_DAYS": "90"}
+    result = CliRunner().invoke(app, ["demo", "--events", "3000", "--seed", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.text(
+                "SELECT cost_source, count(*), count(cost_usd), count(cache_read_tokens) "
+                "FROM skill_usage GROUP BY cost_source UNION ALL "
+                "SELECT 'agent ' || cost_source, count(*), count(cost_usd), "
+                "count(cache_read_tokens) FROM agent_usage GROUP BY cost_source"
+            )
+        ).all()
+    engine.dispose()
+    rows = {source: (count, costs, reads) for source, count, costs, reads in found}
+    inline = rows[None]
+    assert inline[0] > 0 and inline[1:] == (0, 0)  # no cost and no tokens: NULL, never 0
+    assert rows["computed"][0] == rows["computed"][1] == rows["computed"][2] > 0
+    for source in ("agent unpriced", "unpriced"):
+        if source in rows:
+            assert rows[source][1] == 0 and rows[source][2] == rows[source][0]
+    assert rows["agent unpriced"][0] > 0
+    assert rows["agent computed"][0] == rows["agent computed"][1] > 0

@@ -39,9 +39,11 @@ def demo(
         show_default=False,
     ),
 ) -> None:
-    """Fill the database (CLAUDE_API_DATABASE_URL) with synthetic tasks: agents and skills with
-    skewed popularity, subagents and skills linked to their tasks, failures with real-looking
-    errors, tokens and costs per model, over the --days days before today.
+    """Fill the database (CLAUDE_API_DATABASE_URL) with synthetic Claude Code tasks: a main
+    thread, subagents (Explore, Plan, general-purpose, custom ones) and skills with skewed
+    popularity, linked to their tasks; failures with real-looking errors; cache-heavy tokens on
+    Claude models priced by the pricing tables, some on unpriced models, and inline skills
+    without tokens or cost; over the --days days before today.
 
     The events stay within the raw-row retention the server purges with
     (CLAUDE_API_RETENTION_DAYS), so its purges keep them; a --days reaching past it is refused.
