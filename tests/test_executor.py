@@ -526,9 +526,9 @@ def test_a_task_id_is_the_session_claude_code_runs(fake: FakeClaude, tracker: Tr
 def test_input_claude_code_cannot_run_is_refused_before_anything_runs(
     fake: FakeClaude, tracker: Tracker, engine: Engine, options: dict[str, str], field: str
 ) -> None:
-    prompt = options.pop("prompt", "Fix lint")
+    options = {"prompt": "Fix lint", **options}  # a copy: the parameters are shared
     with pytest.raises(InvalidTask) as refused:
-        run(fake, sc.simple(), tracker, prompt=prompt, registry=engine, **options)
+        run(fake, sc.simple(), tracker, registry=engine, **options)
 
     assert refused.value.field == field
     assert fake.calls() == []
