@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 APP_NAME = "claude-api"
+_ORIGIN = re.compile(r"https?://[^/\s?#*@]+/?", re.IGNORECASE)  # scheme://host[:port]
+
+# A list read from the environment as comma-separated words (`a, b`), not as JSON.
+Words = Annotated[list[str], NoDecode]
 
 
 def default_database_url() -> str:
@@ -63,6 +68,18 @@ class Settings(BaseSettings):
         description="How long a verified API key is trusted without asking the database: a "
         "revoked key stops working within this time.",
     )
+    allowed_origins: Words = Field(
+        default_factory=list,
+        description="Origins of web pages on other sites that may call the server (comma-"
+        "separated, e.g. https://dash.example.com); their preflights are answered (CORS). "
+        "Pages of the server's own origin may always call it; any other Origin gets a 403.",
+    )
+    allowed_hosts: Words = Field(
+        default_factory=list,
+        description="Host names (any port), besides localhost, 127.0.0.1 and [::1], that a "
+        "server needing no API key answers (421 for any other Host: DNS rebinding); `*` for "
+        "any. Not checked while API keys are required.",
+    )
     query_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -90,6 +107,24 @@ class Settings(BaseSettings):
         description="Days of rollups (hourly, daily and monthly aggregates) to keep (0: forever, "
         "the default); at least CLAUDE_API_RETENTION_DAYS when both are set.",
     )
+
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_words(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [word.strip() for word in value.split(",") if word.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CLAUDE_API_ALLOWED_ORIGINS: {origin!r} is not an origin such as "
+                    "https://dash.example.com (a scheme and a host, no path; no wildcard)"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _rollups_outlive_raw_rows(self) -> Self:
