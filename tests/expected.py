@@ -19,8 +19,10 @@ from claude_api.models.sketch import RELATIVE_ACCURACY
 
 TOTALS_FIELDS = (
     "invocations", "completed", "failed", "running", "success_rate", "total_cost_usd",
-    "avg_cost_usd", "avg_duration_seconds", "input_tokens", "output_tokens",
+    "unpriced_invocations", "avg_cost_usd", "avg_duration_seconds", "input_tokens",
+    "output_tokens", "cache_creation_tokens", "cache_read_tokens", "total_tokens",
 )  # fmt: skip
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
 def totals(events: Iterable[UsageEvent]) -> dict[str, Any]:
@@ -29,17 +31,23 @@ def totals(events: Iterable[UsageEvent]) -> dict[str, Any]:
     statuses = Counter(event.status for event in events)
     completed, failed = statuses[Status.COMPLETED], statuses[Status.FAILED]
     costs = [e.cost_usd for e in events if e.cost_usd is not None]
+    tokens = {
+        field: sum(getattr(e, field) for e in events if getattr(e, field) is not None)
+        for field in TOKEN_FIELDS
+    }
     return {
         "invocations": len(events),
         "completed": completed,
         "failed": failed,
         "running": statuses[Status.RUNNING],
         "success_rate": completed / (completed + failed) if completed + failed else None,
-        "total_cost_usd": math.fsum(costs),
+        # Unknown when there are invocations and none reports a cost; nothing costs nothing.
+        "total_cost_usd": math.fsum(costs) if costs or not events else None,
+        "unpriced_invocations": len(events) - len(costs),
         "avg_cost_usd": fmean(costs) if costs else None,
         "avg_duration_seconds": _mean(durations(events)),
-        "input_tokens": sum(e.input_tokens for e in events if e.input_tokens is not None),
-        "output_tokens": sum(e.output_tokens for e in events if e.output_tokens is not None),
+        **tokens,
+        "total_tokens": sum(tokens.values()),
     }
 
 

@@ -76,13 +76,14 @@ def invocations(draw: st.DrawFn) -> list[UsageEvent]:
             "cost_usd": draw(st.none() | dyadic),
             "input_tokens": draw(st.none() | st.integers(min_value=0, max_value=10_000)),
             "output_tokens": draw(st.none() | st.integers(min_value=0, max_value=10_000)),
+            "cache_read_tokens": draw(st.none() | st.integers(min_value=0, max_value=10**12)),
+            "cache_creation_tokens": draw(st.none() | st.integers(min_value=0, max_value=10**9)),
             "error_message": draw(st.sampled_from(ERRORS)) if status is Status.FAILED else None,
         }
     )
     shape = draw(st.sampled_from(["finished", "started and finished", "running"]))
-    start = UsageEvent.model_validate(
-        fields | {"status": Status.RUNNING, "project_id": draw(st.sampled_from(PROJECTS))}
-    )
+    # The start names the same invocation: kind, name, task and project are the finish's.
+    start = UsageEvent.model_validate(fields | {"status": Status.RUNNING})
     events = {"finished": [finish], "started and finished": [start, finish], "running": [start]}
     chosen = events[shape]
     return chosen + chosen if draw(st.booleans()) else chosen  # a replay
@@ -91,7 +92,9 @@ def invocations(draw: st.DrawFn) -> list[UsageEvent]:
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[list[list[UsageEvent]], bool]:
     """Batches of events, written in order; and whether raw rows are purged at the end."""
-    events = [event for group in draw(st.lists(invocations(), max_size=25)) for event in group]
+    # One invocation per event id: an id reused by another invocation is a conflict, refused.
+    groups = draw(st.lists(invocations(), max_size=25, unique_by=lambda group: group[0].event_id))
+    events = [event for group in groups for event in group]
     batches = draw(st.integers(min_value=1, max_value=4))
     order = draw(st.permutations(range(len(events)))) if draw(st.booleans()) else None
     if order is not None:  # finishes may arrive before their starts, in any batch
@@ -304,6 +307,8 @@ def test_backfill_builds_the_same_rollups(engine: Engine) -> None:
                 "error_message": ERRORS[i % 3] if i % 5 == 0 else None,
                 "duration_seconds": i / 64,
                 "cost_usd": i / 32,
+                "cache_read_tokens": i * 10_000_019 if i % 7 else None,
+                "cache_creation_tokens": i * 101 if i % 4 else None,
                 "source": "test",
             }
         )

@@ -85,6 +85,9 @@ def test_counts_subtracting_buckets_agree_with_the_totals(
             status=Status.FAILED,
             error_message=f"broke on day {day % 3}",
             duration_seconds=float(day),
+            cost_usd=0.25 if day % 2 else None,
+            cache_read_tokens=day * 1_000_000_007,
+            cache_creation_tokens=day * 7 if day % 3 else None,
         )
         for day in range(1, 31)
     ]
@@ -99,9 +102,18 @@ def test_counts_subtracting_buckets_agree_with_the_totals(
         with computing_afresh(), Session(engine) as session:
             stats = usage_stats(session, filter=question, top_errors=3)
             board = leaderboard(session, filter=question, metric=LeaderboardMetric.USAGE)
+            by_tokens = leaderboard(session, filter=question, metric=LeaderboardMetric.TOKENS)
         assert sum(error.count for error in stats.top_errors) == stats.failed
         assert stats.failed == (29 if not purged else 21)
         assert [entry.value for entry in board] == [stats.invocations]
+        assert [entry.value for entry in by_tokens] == [stats.total_tokens]
+        assert [entry.unpriced_invocations for entry in board] == [stats.unpriced_invocations]
+        counted = [event for event in events if event.timestamp >= since][-stats.invocations :]
+        tokens = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
+        assert stats.total_tokens == sum(
+            getattr(event, name) or 0 for event in counted for name in tokens
+        )
+        assert stats.unpriced_invocations == sum(event.cost_usd is None for event in counted)
         with reading_raw_rows(), Session(engine) as session:
             raw = usage_stats(session, filter=question, top_errors=3)
         if not purged:

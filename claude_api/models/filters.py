@@ -37,7 +37,7 @@ class LeaderboardMetric(StrEnum):
     COST = "cost"  # total cost in USD
     SUCCESS_RATE = "success_rate"  # completed / finished
     DURATION = "duration"  # average duration of finished runs: the slowest first
-    TOKENS = "tokens"  # total input + output tokens
+    TOKENS = "tokens"  # total tokens: input + output + cache creation + cache read
 
 
 @dataclass(frozen=True, kw_only=True)

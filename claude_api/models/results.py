@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from claude_api.models.events import Kind, Status
+from claude_api.models.events import CostSource, Kind, Status
 from claude_api.models.filters import LeaderboardMetric, Period
 
 T = TypeVar("T")
@@ -24,6 +24,11 @@ class UsageTotals:
     finished (completed or failed) rows feed. `success_rate` = completed / (completed + failed),
     None without a finished run. Costs and tokens sum what the rows report; the averages are over
     the rows that report a value (None when none does).
+
+    `total_cost_usd` is None (unknown) when there are invocations and none reports a cost, 0.0
+    when there are none; `unpriced_invocations` counts those without a cost, so a sum over
+    partly priced invocations says that it is partial. `total_tokens` is input + output +
+    cache creation + cache read tokens.
     """
 
     invocations: int
@@ -31,11 +36,15 @@ class UsageTotals:
     failed: int
     running: int
     success_rate: float | None
-    total_cost_usd: float
+    total_cost_usd: float | None
+    unpriced_invocations: int
     avg_cost_usd: float | None
     avg_duration_seconds: float | None
     input_tokens: int
     output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    total_tokens: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +88,7 @@ class LeaderboardEntry:
     metric: LeaderboardMetric
     value: float
     invocations: int
+    unpriced_invocations: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,12 +127,13 @@ class ReportRow(UsageTotals):
 
 @dataclass(frozen=True, kw_only=True)
 class PeriodChange:
-    """A period against the previous one: `_delta` is current - previous, `_relative` is the
-    delta divided by the previous value (None when the previous value is 0 or None)."""
+    """A period against the previous one: `_delta` is current - previous (None when either is
+    unknown), `_relative` is the delta divided by the previous value (None when the previous
+    value is 0 or None)."""
 
     invocations_delta: int
     invocations_relative: float | None
-    total_cost_usd_delta: float
+    total_cost_usd_delta: float | None
     total_cost_usd_relative: float | None
     success_rate_delta: float | None
     success_rate_relative: float | None
@@ -163,10 +174,14 @@ class TaskUsage:
     finished_at: datetime | None
     duration_seconds: float | None
     cost_usd: float | None
+    cost_source: CostSource | None
     input_tokens: int | None
     output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
     model: str | None
     error_message: str | None
+    source: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,14 +193,21 @@ class InvocationRecord(TaskUsage):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSummary:
-    """A task, summarised over its invocations that match the filter."""
+    """A task, summarised over its invocations that match the filter; costs and tokens as in
+    `UsageTotals`."""
 
     task_id: str
     invocations: int
     completed: int
     failed: int
     running: int
-    total_cost_usd: float
+    total_cost_usd: float | None
+    unpriced_invocations: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    total_tokens: int
     first_seen_at: datetime
     last_seen_at: datetime
 

@@ -23,7 +23,8 @@ PART = {
     for name in (
         "kind", "name", "at", "invocations", "completed", "failed", "running", "cost_count",
         "cost_sum", "duration_count", "duration_sum", "input_count", "input_sum", "output_count",
-        "output_sum", "first_seen", "last_seen",
+        "output_sum", "cache_read_count", "cache_read_sum", "cache_creation_count",
+        "cache_creation_sum", "first_seen", "last_seen",
     )
 }  # fmt: skip
 _PARTS = SimpleNamespace(**PART)
@@ -40,20 +41,29 @@ def totals_columns() -> tuple[Any, ...]:
     names: sums of the parts' counts and sums, and averages as sum / count."""
     c = _PARTS
     completed, failed = sa.func.sum(c.completed), sa.func.sum(c.failed)
+    invocations = sa.func.coalesce(sa.func.sum(c.invocations), 0)
+    priced = sa.func.coalesce(sa.func.sum(c.cost_count), 0)
     return (
-        sa.func.coalesce(sa.func.sum(c.invocations), 0).label("invocations"),
+        invocations.label("invocations"),
         completed.label("completed"),
         failed.label("failed"),
         sa.func.sum(c.running).label("running"),
         _ratio(completed, completed + failed).label("success_rate"),
-        # NULL when no invocation reported a cost (the rollups hold 0 there).
-        sa.case((sa.func.sum(c.cost_count) > 0, sa.func.sum(c.cost_sum))).label("total_cost_usd"),
+        # The sum of the costs reported; 0 over no invocation, and NULL (unknown) when none of
+        # the invocations reported a cost (the rollups hold 0 there).
+        sa.case(
+            (priced > 0, sa.func.sum(c.cost_sum)),
+            (invocations == 0, sa.literal_column("0.0", sa.Float)),
+        ).label("total_cost_usd"),
+        (invocations - priced).label("unpriced_invocations"),
         _ratio(sa.func.sum(c.cost_sum), sa.func.sum(c.cost_count)).label("avg_cost_usd"),
         _ratio(sa.func.sum(c.duration_sum), sa.func.sum(c.duration_count)).label(
             "avg_duration_seconds"
         ),
         sa.func.sum(c.input_sum).label("input_tokens"),
         sa.func.sum(c.output_sum).label("output_tokens"),
+        sa.func.sum(c.cache_read_sum).label("cache_read_tokens"),
+        sa.func.sum(c.cache_creation_sum).label("cache_creation_tokens"),
     )
 
 
@@ -84,20 +94,26 @@ def totals_fields(row: Any) -> dict[str, Any]:
     if row is None:
         return {
             "invocations": 0, "completed": 0, "failed": 0, "running": 0, "success_rate": None,
-            "total_cost_usd": 0.0, "avg_cost_usd": None, "avg_duration_seconds": None,
-            "input_tokens": 0, "output_tokens": 0,
+            "total_cost_usd": 0.0, "unpriced_invocations": 0, "avg_cost_usd": None,
+            "avg_duration_seconds": None, "input_tokens": 0, "output_tokens": 0,
+            "cache_creation_tokens": 0, "cache_read_tokens": 0, "total_tokens": 0,
         }  # fmt: skip
+    tokens = {
+        name: as_int(getattr(row, name))
+        for name in ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+    }
     return {
         "invocations": as_int(row.invocations),
         "completed": as_int(row.completed),
         "failed": as_int(row.failed),
         "running": as_int(row.running),
         "success_rate": as_float(row.success_rate),
-        "total_cost_usd": as_float(row.total_cost_usd) or 0.0,
+        "total_cost_usd": as_float(row.total_cost_usd),
+        "unpriced_invocations": as_int(row.unpriced_invocations),
         "avg_cost_usd": as_float(row.avg_cost_usd),
         "avg_duration_seconds": as_float(row.avg_duration_seconds),
-        "input_tokens": as_int(row.input_tokens),
-        "output_tokens": as_int(row.output_tokens),
+        **tokens,
+        "total_tokens": sum(tokens.values()),
     }
 
 

@@ -44,13 +44,14 @@ from claude_api.models.rollup_tables import (
 
 PART_COLUMNS = (
     "invocations", "completed", "failed", "running", "cost_count", "cost_sum", "duration_count",
-    "duration_sum", "input_count", "input_sum", "output_count", "output_sum", "first_seen",
-    "last_seen",
+    "duration_sum", "input_count", "input_sum", "output_count", "output_sum", "cache_read_count",
+    "cache_read_sum", "cache_creation_count", "cache_creation_sum", "first_seen", "last_seen",
 )  # fmt: skip
 # The columns of PART_COLUMNS that are sums of integers, so subtracting buckets keeps them exact.
 COUNT_COLUMNS = (
     "invocations", "completed", "failed", "running", "cost_count", "duration_count",
-    "input_count", "input_sum", "output_count", "output_sum",
+    "input_count", "input_sum", "output_count", "output_sum", "cache_read_count",
+    "cache_read_sum", "cache_creation_count", "cache_creation_sum",
 )  # fmt: skip
 FINISHED = (Status.COMPLETED.value, Status.FAILED.value)
 MAX_SEPARATE_READS = 16
@@ -161,6 +162,10 @@ def _raw_measures() -> tuple[Any, ...]:
         sa.func.sum(c.input_tokens).label("input_sum"),
         sa.func.count(c.output_tokens).label("output_count"),
         sa.func.sum(c.output_tokens).label("output_sum"),
+        sa.func.count(c.cache_read_tokens).label("cache_read_count"),
+        sa.func.sum(c.cache_read_tokens).label("cache_read_sum"),
+        sa.func.count(c.cache_creation_tokens).label("cache_creation_count"),
+        sa.func.sum(c.cache_creation_tokens).label("cache_creation_sum"),
         sa.func.min(c.timestamp).label("first_seen"),
         sa.func.max(c.timestamp).label("last_seen"),
     )

@@ -15,14 +15,15 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from claude_api.models.events import Kind, Status
+from claude_api.models.events import CostSource, Kind, Status
 from claude_api.models.queries._binding import Filter
 from claude_api.models.queries._pieces import Interval
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
 SHARED_COLUMNS = (
     "event_id", "task_id", "parent_id", "project_id", "timestamp", "finished_at", "status",
-    "duration_seconds", "cost_usd", "input_tokens", "output_tokens", "model", "error_message",
+    "duration_seconds", "cost_usd", "cost_source", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_creation_tokens", "model", "error_message", "source",
 )  # fmt: skip
 _TABLE = USAGE_TABLES[Kind.AGENT].__table__
 # The columns of `usage_rows` by name, bound to no table, with their types: expressions over
@@ -153,6 +154,31 @@ def _compile_not_indexed(element: not_indexed, compiler: SQLCompiler, **kw: Any)
 @compiles(not_indexed, "sqlite")
 def _compile_not_indexed_sqlite(element: not_indexed, compiler: SQLCompiler, **kw: Any) -> str:
     return f"+{compiler.process(element.clauses, **kw)}"
+
+
+def usage_fields(row: Any) -> dict[str, Any]:
+    """The `TaskUsage` fields of a row of `usage_rows`."""
+    cost_source = row.cost_source
+    return {
+        "kind": Kind(row.kind),
+        "name": row.name,
+        "event_id": row.event_id,
+        "parent_id": row.parent_id,
+        "project_id": row.project_id,
+        "status": Status(row.status),
+        "timestamp": row.timestamp,
+        "finished_at": row.finished_at,
+        "duration_seconds": row.duration_seconds,
+        "cost_usd": row.cost_usd,
+        "cost_source": CostSource(cost_source) if cost_source is not None else None,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cache_creation_tokens": row.cache_creation_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "model": row.model,
+        "error_message": row.error_message,
+        "source": row.source,
+    }
 
 
 def as_int(value: int | Decimal | None) -> int:

@@ -273,15 +273,18 @@ def _change(previous: UsageTotals, current: UsageTotals) -> PeriodChange:
         if previous.success_rate is None or current.success_rate is None
         else current.success_rate - previous.success_rate
     )
+    cost_delta = (
+        None
+        if previous.total_cost_usd is None or current.total_cost_usd is None
+        else current.total_cost_usd - previous.total_cost_usd
+    )
     return PeriodChange(
         invocations_delta=current.invocations - previous.invocations,
         invocations_relative=_relative(
             current.invocations - previous.invocations, previous.invocations
         ),
-        total_cost_usd_delta=current.total_cost_usd - previous.total_cost_usd,
-        total_cost_usd_relative=_relative(
-            current.total_cost_usd - previous.total_cost_usd, previous.total_cost_usd
-        ),
+        total_cost_usd_delta=cost_delta,
+        total_cost_usd_relative=_relative(cost_delta, previous.total_cost_usd),
         success_rate_delta=rate_delta,
         success_rate_relative=_relative(rate_delta, previous.success_rate),
     )

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import Kind, Status
+from claude_api.models.events import Kind
 from claude_api.models.filters import UsageFilter, check_limit, to_enum
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._source import usage_rows
+from claude_api.models.queries._source import usage_fields, usage_rows
 from claude_api.models.results import InvocationRecord, Page
 
 _INVOCATIONS_LISTING = "invocations"
@@ -117,20 +117,4 @@ def _decode(cursor: str) -> _Key:
 
 
 def _record(row: Any) -> InvocationRecord:
-    return InvocationRecord(
-        kind=Kind(row.kind),
-        name=row.name,
-        event_id=row.event_id,
-        task_id=row.task_id,
-        parent_id=row.parent_id,
-        project_id=row.project_id,
-        status=Status(row.status),
-        timestamp=row.timestamp,
-        finished_at=row.finished_at,
-        duration_seconds=row.duration_seconds,
-        cost_usd=row.cost_usd,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        model=row.model,
-        error_message=row.error_message,
-    )
+    return InvocationRecord(**usage_fields(row), task_id=row.task_id)

@@ -58,8 +58,9 @@ _COUNTED_METRICS = {
     LeaderboardMetric.TOKENS,
 }
 _LEADERBOARD = (
-    "invocations", "success_rate", "total_cost_usd", "avg_duration_seconds", "input_tokens",
-    "output_tokens",
+    "invocations", "success_rate", "total_cost_usd", "unpriced_invocations",
+    "avg_duration_seconds", "input_tokens", "output_tokens", "cache_creation_tokens",
+    "cache_read_tokens",
 )  # fmt: skip
 _STATS_LISTING = "stats_by_name"
 
@@ -282,7 +283,7 @@ def leaderboard(
 ) -> list[LeaderboardEntry]:
     """The top `limit` agents and skills matching `filter` by `metric`, highest first: usage
     (invocations), cost (total USD), success_rate, duration (average of finished runs: the
-    slowest first) or tokens (total input + output).
+    slowest first) or tokens (total input + output + cache creation + cache read).
 
     Only names with at least `min_invocations` matching invocations (running ones included)
     take part, and a name without a value for the metric (no finished run for success_rate,
@@ -304,6 +305,7 @@ def leaderboard(
             metric=metric,
             value=float(row.value),
             invocations=int(row.invocations),
+            unpriced_invocations=int(row.unpriced_invocations),
         )
         for rank, row in enumerate(session.execute(statement, values), start=1)
     ]
@@ -326,12 +328,22 @@ def _leaderboard_read(shape: Shape, metric: LeaderboardMetric, limit: int) -> sa
         LeaderboardMetric.COST: c.total_cost_usd,
         LeaderboardMetric.SUCCESS_RATE: c.success_rate,
         LeaderboardMetric.DURATION: c.avg_duration_seconds,
-        LeaderboardMetric.TOKENS: sa.func.coalesce(c.input_tokens, 0)
-        + sa.func.coalesce(c.output_tokens, 0),
+        LeaderboardMetric.TOKENS: sum(
+            (
+                sa.func.coalesce(column, 0)
+                for column in (
+                    c.input_tokens,
+                    c.output_tokens,
+                    c.cache_creation_tokens,
+                    c.cache_read_tokens,
+                )
+            ),
+            sa.literal_column("0", sa.BigInteger),
+        ),
     }[metric]
     minimum = sa.bindparam("min_invocations", type_=sa.BigInteger())
     return (
-        sa.select(c.kind, c.name, value.label("value"), c.invocations)
+        sa.select(c.kind, c.name, value.label("value"), c.invocations, c.unpriced_invocations)
         # Above 0: a name whose only buckets were subtracted again has no invocation here.
         .where(c.invocations >= minimum, c.invocations > 0, value.is_not(None))
         .order_by(value.desc(), bytewise(c.name), c.kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -9,12 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter, NotFound
-from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter, check_limit
 from claude_api.models.queries._aggregates import stats_columns, totals_fields
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._parts import raw_parts
-from claude_api.models.queries._source import bytewise, usage_rows
+from claude_api.models.queries._source import bytewise, usage_fields, usage_rows
 from claude_api.models.queries.purged import count_purged_invocations
 from claude_api.models.results import Page, TaskSummary, TaskUsage
 
@@ -55,22 +55,7 @@ def _purge_note(session: Session, project_id: str | None) -> str:
 
 
 def _task_usage(row: Any) -> TaskUsage:
-    return TaskUsage(
-        kind=Kind(row.kind),
-        name=row.name,
-        event_id=row.event_id,
-        parent_id=row.parent_id,
-        project_id=row.project_id,
-        status=Status(row.status),
-        timestamp=row.timestamp,
-        finished_at=row.finished_at,
-        duration_seconds=row.duration_seconds,
-        cost_usd=row.cost_usd,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        model=row.model,
-        error_message=row.error_message,
-    )
+    return TaskUsage(**usage_fields(row))
 
 
 def list_tasks(
@@ -114,15 +99,16 @@ def list_tasks(
     )
 
 
+_SUMMARY_FIELDS = tuple(
+    field.name for field in dataclasses.fields(TaskSummary) if field.name not in ("task_id",)
+)
+
+
 def _task_summary(row: Any) -> TaskSummary:
     totals = totals_fields(row)
     return TaskSummary(
         task_id=row.task_id,
-        invocations=totals["invocations"],
-        completed=totals["completed"],
-        failed=totals["failed"],
-        running=totals["running"],
-        total_cost_usd=totals["total_cost_usd"],
+        **{name: totals[name] for name in _SUMMARY_FIELDS if name in totals},
         first_seen_at=row.first_seen_at,
         last_seen_at=row.last_seen_at,
     )
