@@ -10,10 +10,9 @@ from typing import Any
 
 from claude_api.importer.records import Notification, ToolUse
 from claude_api.models.events import Kind
+from claude_api.names import AGENT_TOOLS, DEFAULT_SUBAGENT, SKILL_TOOL, agent_name, skill_name
 
-AGENT_TOOLS = frozenset({"Agent", "Task"})  # "Task" is the tool's name before Claude Code 2.1.6x
-SKILL_TOOL = "Skill"
-DEFAULT_SUBAGENT = "general-purpose"
+__all__ = ["AGENT_TOOLS", "DEFAULT_SUBAGENT", "SKILL_TOOL", "agent_name", "skill_name"]
 
 # Claude Code's own slash commands: typed, they run no skill. Any other `/name` is a skill or a
 # custom command (which Claude Code now treats as skills).
@@ -43,7 +42,7 @@ def tool_use(block: dict[str, Any], at: str) -> ToolUse | None:
     tool_input = block.get("input")
     tool_input = tool_input if isinstance(tool_input, dict) else {}
     if tool in AGENT_TOOLS:
-        name = _string(tool_input.get("subagent_type")) or DEFAULT_SUBAGENT
+        name = agent_name(tool_input)
         background = tool_input.get("run_in_background") is True
         prompt = tool_input.get("prompt")
         key = prompt_key(prompt) if isinstance(prompt, str) else None
@@ -62,19 +61,6 @@ def prompt_key(text: str) -> str | None:
     if not text:
         return None
     return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=12).hexdigest()
-
-
-def skill_name(tool_input: Mapping[str, Any]) -> str | None:
-    """The skill a Skill tool call runs: input `skill` (2.0.50 on) or `command` (2.0.30)."""
-    name = _string(tool_input.get("skill")) or _string(tool_input.get("command"))
-    if name is None:
-        return None
-    return name.strip().lstrip("/") or None
-
-
-def agent_name(tool_input: Mapping[str, Any]) -> str:
-    """The subagent an Agent/Task tool call runs: its `subagent_type`, else general-purpose."""
-    return _string(tool_input.get("subagent_type")) or DEFAULT_SUBAGENT
 
 
 def notification(text: str, at: str) -> Notification:

@@ -28,6 +28,7 @@ from claude_api.models.events import (
     truncate_error,
 )
 from claude_api.models.task_sessions import SessionNames
+from claude_api.names import project_of
 
 logger = logging.getLogger(__name__)
 
@@ -413,9 +414,7 @@ def shift(at: str, seconds: float) -> str | None:
 
 
 def _project(cwd: str | None) -> str | None:
-    if not cwd:
-        return None
-    return cwd if len(cwd) <= MAX_NAME_LENGTH else "…" + cwd[-(MAX_NAME_LENGTH - 1) :]
+    return project_of(cwd)  # the PreToolUse budget check names the project the same way
 
 
 def _string(value: Any) -> str | None:

@@ -20,8 +20,8 @@ from pydantic import (
 )
 
 from claude_api.errors import InvalidEvents
+from claude_api.names import MAX_NAME_LENGTH
 
-MAX_NAME_LENGTH = 200
 MAX_ERROR_LENGTH = 20_000
 MAX_FUTURE_SKEW = timedelta(days=1)
 # Bounds no real invocation comes near; they keep the sums of the aggregates finite (a float
