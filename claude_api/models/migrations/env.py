@@ -6,6 +6,8 @@ from alembic import context
 from sqlalchemy import Engine, create_engine
 from sqlmodel import SQLModel
 
+import claude_api.models.alerts
+import claude_api.models.budgets
 import claude_api.models.rollup_tables
 import claude_api.models.tables  # noqa: F401
 
