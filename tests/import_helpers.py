@@ -58,10 +58,12 @@ def event_id(session_id: str, key: str) -> uuid.UUID:
     return uuid.uuid5(uuid.uuid5(IMPORT_NAMESPACE, session_id), key)
 
 
-def assert_spend(row: Any, ledger: Ledger, owner: str) -> None:
-    """The row holds exactly what the ledger booked to `owner`, priced at published prices."""
-    assert {name: getattr(row, name) for name in TOKEN_FIELDS} == ledger.tokens(owner), owner
-    expected = ledger.cost(owner)
+def assert_spend(row: Any, ledger: Ledger, owner: str, *, until: datetime | None = None) -> None:
+    """The row holds exactly what the ledger booked to `owner` (the responses written by
+    `until`: what a running invocation spent so far), priced at published prices."""
+    expected_tokens = ledger.tokens(owner, until=until)
+    assert {name: getattr(row, name) for name in TOKEN_FIELDS} == expected_tokens, owner
+    expected = ledger.cost(owner, until=until)
     if expected is None:
         assert row.cost_usd is None and row.cost_source == "unpriced", owner
     else:

@@ -94,6 +94,7 @@ def test_documented_payloads_leave_the_right_rows(
         ("main", "running"), ("code-reviewer", "running"),
     }  # fmt: skip
     assert all(row.source == "claude-code-hook" for row in rows)
+    assert_spend(one(rows, "main"), live.ledger, "main")  # what it spent so far
 
     sub.respond(text_block("Found 2 issues"), model=HAIKU, usage=(4, 410, 24286, 700))
     live.write()
@@ -101,7 +102,9 @@ def test_documented_payloads_leave_the_right_rows(
         "SubagentStop", agent_id=AGENT_ID, agent_type="code-reviewer", stop_hook_active=False,
         agent_transcript_path=str(live.agent_path), last_assistant_message="Found 2 issues",
     )  # fmt: skip
-    assert one(agents(engine), "code-reviewer").status == "running"  # its result is to come
+    reviewer = one(agents(engine), "code-reviewer")
+    assert reviewer.status == "running"  # its result is to come
+    assert_spend(reviewer, live.ledger, "reviewer")  # what it spent so far
 
     # PostToolUse arrives before the transcript shows the result (the transcript may lag).
     response = {
@@ -274,12 +277,11 @@ def test_install_merges_and_backs_up(tmp_path: Path, monkeypatch: pytest.MonkeyP
     }
     settings.write_text(json.dumps(existing))
     runner = CliRunner()
-    result = runner.invoke(
-        app, ["hook", "install", "--user", "--command", "claude-api hook", "--json"]
-    )
+    commands = ["--command", "claude-api hook", "--budget-command", "claude-api-hook"]
+    result = runner.invoke(app, ["hook", "install", "--user", *commands, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["added"] == 5
+    assert report["added"] == 6
     assert json.loads(Path(report["backup"]).read_text()) == existing
 
     merged = json.loads(settings.read_text())
@@ -294,8 +296,12 @@ def test_install_merges_and_backs_up(tmp_path: Path, monkeypatch: pytest.MonkeyP
         [group] = merged["hooks"][event]
         assert group["hooks"][0]["command"] == "claude-api hook"
     assert "async" not in merged["hooks"]["SessionEnd"][0]["hooks"][0]
+    [budget_check] = merged["hooks"]["PreToolUse"]
+    assert budget_check["matcher"] == "Agent|Task|Skill"
+    assert budget_check["hooks"][0]["command"] == "claude-api-hook"
+    assert "async" not in budget_check["hooks"][0]  # Claude Code waits for its decision
 
-    again = runner.invoke(app, ["hook", "install", "--command", "claude-api hook", "--json"])
+    again = runner.invoke(app, ["hook", "install", *commands, "--json"])
     assert json.loads(again.stdout) == {"path": str(settings), "backup": None, "added": 0}
     assert json.loads(settings.read_text()) == merged
 

@@ -56,15 +56,23 @@ def test_grown_transcripts_add_only_the_new_events(
     first = run_import(engine, tracker, tmp_path, idle=LIVE, now=START + timedelta(seconds=3.015))
     assert (first.sessions_live, first.sessions_closed) == (1, 0)
     [main] = agents(engine)
-    assert (main.agent_name, main.status, main.output_tokens) == ("main", "running", None)
+    assert (main.agent_name, main.status) == ("main", "running")
+    # What it spent so far: the first response, with the placeholder output count of its
+    # lines written so far.
+    response = composed.ledger.of("main")[0]
+    assert (main.input_tokens, main.output_tokens, main.cache_read_tokens) == (
+        response.input, 1, response.cache_read,
+    )  # fmt: skip
 
     # 2. The reviewer was called and has started; its result is not there yet.
     cut = reviewer_started + timedelta(seconds=5)
     write_until(composed, tmp_path, cut)
     second = run_import(engine, tracker, tmp_path, idle=LIVE, now=START + cut)
-    assert second.events == 1  # the reviewer's start; the main thread's was written already
+    assert second.events == 2  # the reviewer's start, the main thread's spend so far
     reviewer = one(agents(engine), "code-reviewer")
     assert (reviewer.status, reviewer.timestamp) == ("running", composed.starts["reviewer"])
+    assert_spend(reviewer, composed.ledger, "reviewer", until=START + cut)
+    assert_spend(one(agents(engine), "main"), composed.ledger, "main", until=START + cut)
 
     # 3. The reviewer finished (its start and its result came in different imports); a skill
     #    has started and its turn is still going.
@@ -75,6 +83,7 @@ def test_grown_transcripts_add_only_the_new_events(
     assert reviewer.status == "completed"
     assert_spend(reviewer, composed.ledger, "reviewer")
     assert one(skills(engine), "lint-fix").status == "running"
+    assert_spend(one(agents(engine), "main"), composed.ledger, "main", until=START + cut)
     finished_before = sum(row.status != "running" for row in agents(engine) + skills(engine))
 
     # 4. Everything, and the session is over.

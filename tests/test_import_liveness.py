@@ -7,13 +7,27 @@ import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from claude_api.models import queries
+from claude_api.models.filters import Period, UsageFilter
 from claude_api.tracking import Tracker
-from tests.import_helpers import agents, assert_spend, run_import
+from tests.import_helpers import agents, assert_spend, one, run_import, skills
 from tests.test_import_transcripts import PROJECT, assert_rich_rows, compose_rich_session
-from tests.transcripts import Ledger, Transcript, text_block
+from tests.transcripts import (
+    HAIKU,
+    Ledger,
+    Transcript,
+    agent_call,
+    other_call,
+    skill_call,
+    text_block,
+    write_meta,
+)
 
 IDLE = timedelta(minutes=30)  # the import's default
 CWD = "/home/dev/demo"
@@ -67,3 +81,107 @@ def test_recent_lines_run_whatever_the_file_times(
     [row] = agents(engine)
     assert row.status == "completed"
     assert_spend(row, ledger, "main")
+
+
+def _totals(engine: Engine, session_id: str, day: datetime) -> list[tuple[Any, ...]]:
+    """(running, input tokens, output tokens, cost) of a session as its stats and its day's
+    report count them."""
+    with Session(engine) as session:
+        stats = queries.usage_stats(session, filter=UsageFilter(task_id=session_id))
+        report = queries.usage_report(
+            session, period=Period.DAY, on=day.date(), filter=UsageFilter(task_id=session_id)
+        )
+    return [
+        (totals.running, totals.input_tokens, totals.output_tokens, totals.total_cost_usd)
+        for totals in (stats, report.totals)
+    ]
+
+
+def _expected(ledger: Ledger, running: int) -> list[tuple[Any, ...]]:
+    """What `_totals` must say: every response the ledger booked, counted once."""
+    booked = ledger.booked
+    once = (
+        running,
+        sum(entry.input for entry in booked),
+        sum(entry.output for entry in booked),
+        pytest.approx(ledger.total_cost(), rel=1e-9),
+    )
+    return [once, once]
+
+
+def test_a_live_session_counts_what_it_spent_so_far(
+    engine: Engine, tracker: Tracker, tmp_path: Path
+) -> None:
+    """The session a user is working in shows its spend so far after one import: its main
+    thread, a running subagent and a skill still in its turn; after it ends, every response
+    counts exactly once."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0)
+    start = max(now - timedelta(minutes=20), midnight)  # one day, for the day's report
+    ledger = Ledger()
+    session = "0a1b2c3d-0000-4000-8000-0000000000d2"
+    project = tmp_path / PROJECT
+    agent_path = project / session / "subagents" / "agent-a1b2c3d4e5f60718.jsonl"
+    main = Transcript(ledger, session_id=session, cwd=CWD, start=start, version="2.1.331")
+    main.prompt("review the PR")
+    main.respond(text_block("On it."), usage=(10, 100, 5000, 400))
+    review = skill_call("review-pr")
+    main.respond(review, usage=(11, 20, 5100, 0))
+    main.skill_result(review["id"], "review-pr")
+    main.respond(
+        other_call("Bash"), usage=(12, 300, 5200, 50), owner="review-pr",
+        attributionSkill="review-pr",
+    )  # fmt: skip
+    call = agent_call("code-reviewer")
+    main.respond(call, usage=(13, 40, 5300, 0))
+    sub = Transcript(
+        ledger, session_id=session, cwd=CWD, start=main.clock, owner="reviewer",
+        agent_id="a1b2c3d4e5f60718", version="2.1.331",
+    )  # fmt: skip
+    sub.prompt("Do the work well")
+    sub.respond(other_call("Grep"), model=HAIKU, usage=(4, 80, 2000, 700))
+    main.write(project / f"{session}.jsonl")
+    sub.write(agent_path)
+    write_meta(agent_path, agentType="code-reviewer", toolUseId=call["id"])
+
+    # 1. One import while it runs: everything read so far is counted, once.
+    live = run_import(engine, tracker, tmp_path, idle=IDLE, now=sub.clock)
+    assert live.sessions_live == 1
+    assert sorted((row.agent_name, row.status) for row in agents(engine)) == [
+        ("code-reviewer", "running"), ("main", "running"),
+    ]  # fmt: skip
+    assert [(row.skill_name, row.status) for row in skills(engine)] == [("review-pr", "running")]
+    assert_spend(one(agents(engine), "main"), ledger, "main")
+    assert_spend(one(agents(engine), "code-reviewer"), ledger, "reviewer")
+    assert_spend(one(skills(engine), "review-pr"), ledger, "review-pr")
+    assert _totals(engine, session, start) == _expected(ledger, running=3)
+
+    # 2. It goes on: the subagent works on and finishes, the turn ends, a new one begins.
+    sub.tool_result("toolu_grep", content="src/app.py:3: x", seconds=1)
+    sub.respond(text_block("Found 2 issues"), model=HAIKU, usage=(6, 410, 2400, 300))
+    main.clock = sub.clock
+    main.agent_result(call["id"], "a1b2c3d4e5f60718", agent_type="code-reviewer")
+    main.respond(text_block("Reviewed."), usage=(14, 200, 5400, 0))
+    main.turn_duration()
+    main.prompt("and now the docs")
+    main.respond(text_block("Writing."), usage=(15, 250, 5500, 0))
+    main.write(project / f"{session}.jsonl")
+    sub.write(agent_path)
+    live = run_import(engine, tracker, tmp_path, idle=IDLE, now=main.clock)
+    assert live.sessions_live == 1
+    assert one(agents(engine), "code-reviewer").status == "completed"
+    assert one(skills(engine), "review-pr").status == "completed"
+    assert_spend(one(agents(engine), "main"), ledger, "main")
+    assert _totals(engine, session, start) == _expected(ledger, running=1)
+
+    # 3. It ended: the same totals, every row finished, each response on one row.
+    over = run_import(engine, tracker, tmp_path, idle=IDLE, now=main.clock + timedelta(hours=1))
+    assert over.sessions_closed == 1
+    assert all(row.status == "completed" for row in agents(engine) + skills(engine))
+    for row, label in (
+        (one(agents(engine), "main"), "main"),
+        (one(agents(engine), "code-reviewer"), "reviewer"),
+        (one(skills(engine), "review-pr"), "review-pr"),
+    ):
+        assert_spend(row, ledger, label)
+    assert _totals(engine, session, start) == _expected(ledger, running=0)

@@ -77,11 +77,16 @@ class Ledger:
     def book(self, entry: Booked) -> None:
         self.booked.append(entry)
 
-    def of(self, owner: str) -> list[Booked]:
-        return [entry for entry in self.booked if entry.owner == owner]
+    def of(self, owner: str, *, until: datetime | None = None) -> list[Booked]:
+        """The responses booked to `owner` (those written entirely by `until`)."""
+        return [
+            entry
+            for entry in self.booked
+            if entry.owner == owner and (until is None or entry.at <= until)
+        ]
 
-    def tokens(self, owner: str) -> dict[str, int]:
-        entries = self.of(owner)
+    def tokens(self, owner: str, *, until: datetime | None = None) -> dict[str, int]:
+        entries = self.of(owner, until=until)
         return {
             "input_tokens": sum(e.input for e in entries),
             "output_tokens": sum(e.output for e in entries),
@@ -89,8 +94,8 @@ class Ledger:
             "cache_creation_tokens": sum(e.cache_write for e in entries),
         }
 
-    def cost(self, owner: str) -> float | None:
-        costs = [entry.cost for entry in self.of(owner)]
+    def cost(self, owner: str, *, until: datetime | None = None) -> float | None:
+        costs = [entry.cost for entry in self.of(owner, until=until)]
         return None if any(cost is None for cost in costs) else sum(costs)  # type: ignore[misc]
 
     def total_tokens(self) -> int:

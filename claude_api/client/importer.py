@@ -34,8 +34,8 @@ def transcripts_import(
         min=0.0,
         help="A session whose newest transcript line is older than this (by the lines' own "
         "timestamps, not the files' times) is over: its main thread and open calls are "
-        "finished. Younger sessions are recorded as running until a later import or the "
-        "SessionEnd hook.",
+        "finished. Younger sessions are recorded as running, with what they spent so far, "
+        "until a later import or the SessionEnd hook.",
     ),
     workers: int | None = typer.Option(
         None,

@@ -11,7 +11,8 @@
   lasts until its turn ends; its tokens are the responses Claude Code attributed to it
   (`attributionSkill`, newer CLIs) plus its forked transcript, if it ran forked; without those
   they stay with the agent. Rows are exclusive: every response counts on exactly one row.
-- Spend is claimed when an invocation finishes. A transcript that grows after its invocation
+- Spend is claimed when an invocation finishes; until then its running row shows what it spent
+  so far (only what its own finish will claim). A transcript that grows after its invocation
   finished (a resumed session or subagent) becomes a continuation: a new invocation of the same
   agent, so that the sum over rows always equals the transcripts' total.
 
@@ -60,6 +61,7 @@ class SessionAssembly(Settlement):
                     state.segment += 1
                 state.segment_open = True
                 state.segment_started = False
+                state.segment_shown = None
                 state.segment_first_at = chunk.first_at
         if chunk.first_at and (thread.first_at is None or chunk.first_at < thread.first_at):
             thread.first_at = chunk.first_at
@@ -70,7 +72,8 @@ class SessionAssembly(Settlement):
             thread.prompt = thread.prompt or chunk.prompt
         if thread_id == MAIN_THREAD:
             state.cwd = state.cwd or chunk.cwd
-            state.agent = state.agent or chunk.agent_hint
+            if not state.main_written:
+                state.agent = state.agent or chunk.agent_hint
         windows = self._windows(thread_id)
         for record in chunk.records:
             if type(record) is Response:
@@ -296,7 +299,7 @@ class SessionAssembly(Settlement):
             state.seen.clear()
             state.hook_stops.clear()
         else:
-            self._start_open()
+            self._report_open()
         return self.events
 
 

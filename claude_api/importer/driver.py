@@ -44,8 +44,9 @@ class ImportOptions:
 
     `idle`: a session whose newest transcript line (by the line's own `timestamp`, never the
     file's modification time) is older than this is over: its main thread and every call still
-    open are written as finished. A younger one may still be running: its open calls are
-    written as running and finished by a later import (or the SessionEnd hook).
+    open are written as finished. A younger one may still be running: its open invocations are
+    written as running, with what they spent so far, and finished by a later import (or the
+    SessionEnd hook).
     """
 
     source: str = SOURCE

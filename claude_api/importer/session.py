@@ -88,7 +88,8 @@ def import_session(
     if hook is not None:
         state.hook_results.update(hook.results)
         state.hook_stops.update(hook.stops)
-        state.agent = state.agent or hook.agent
+        if not state.main_written:
+            state.agent = state.agent or hook.agent
     files: list[tuple[str, TranscriptFile, FileRow]] = []
     if session.main is not None:
         files.append((MAIN_THREAD, session.main, main_row))

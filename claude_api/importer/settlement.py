@@ -5,8 +5,8 @@ invocation it ran in known. Finishing claims the spend of its transcript; what a
 gains after its invocation finished becomes a continuation (a new invocation of the same agent:
 a resumed session is a second run of `main`). When the session is over (`closing`), everything
 still open is finished as failed, and subagent transcripts no call spawned (workflow steps)
-become invocations of their own. A pass that does not close writes starts (`running`) of what
-is still open.
+become invocations of their own. A pass that does not close writes what is still open as
+`running`, with what it spent so far (`_report_open`).
 """
 
 from __future__ import annotations
@@ -310,28 +310,36 @@ class Settlement:
         state.segment_open = False
         state.segment_started = True
 
-    def _start_open(self) -> None:
+    def _report_open(self) -> None:
+        """Write what the open invocations spent so far as `running` events of their ids: at
+        first, then whenever it grew. Each reports only spend that its own finish will claim
+        (its skill window, the transcript it is the owner of), so no response is ever shown on
+        two rows; what no open invocation surely owns yet (a transcript not linked to its call,
+        a resumed subagent's new part) waits for the finish that settles it."""
         state = self.state
-        if state.segment_open and not state.segment_started:
-            start = state.segment_first_at or ""
-            if self._emit(
+        main = self.threads.get(MAIN_THREAD)
+        if state.segment_open and main is not None:
+            spent = _copy(main.unclaimed)
+            if (not state.segment_started or state.segment_shown != _shown(spent)) and self._emit(
                 key=main_key(state.segment),
                 kind=Kind.AGENT,
                 name=self.main_agent,
                 parent=None,
-                at=start,
+                at=state.segment_first_at or main.first_at or "",
                 status=Status.RUNNING,
                 duration=None,
-                tally=None,
+                tally=spent,
                 error=None,
                 source=self.source,
             ):
                 state.segment_started = True
+                state.segment_shown = _shown(spent)
         for invocation in state.invocations.values():
-            if invocation.started:
+            spent = self._spent_so_far(invocation)
+            if invocation.started and invocation.shown == _shown(spent):
                 continue
             source = f"{self.source}:{USER_TYPED}" if invocation.typed else self.source
-            invocation.started = self._emit(
+            if self._emit(
                 key=invocation.key,
                 kind=invocation.kind,
                 name=invocation.name,
@@ -339,10 +347,22 @@ class Settlement:
                 at=invocation.at,
                 status=Status.RUNNING,
                 duration=None,
-                tally=None,
+                tally=spent,
                 error=None,
                 source=source,
-            )
+            ):
+                invocation.started = True
+                invocation.shown = _shown(spent)
+
+    def _spent_so_far(self, invocation: Invocation) -> Tally | None:
+        """What finishing `invocation` now would claim, without claiming it; None when that is
+        not known yet."""
+        spent = _copy(invocation.window) if invocation.window else None
+        thread = self.threads.get(invocation.agent_id) if invocation.agent_id else None
+        if thread is not None and thread.owner == invocation.key:
+            spent = spent or Tally()
+            spent.merge(thread.unclaimed)
+        return spent
 
     def _emit(
         self,
@@ -377,8 +397,8 @@ class Settlement:
             fields["duration_seconds"] = max(duration or 0.0, 0.0)
             if error:
                 fields["error_message"] = truncate_error(error)
-            if tally is not None:
-                fields.update(tally.event_fields())
+        if tally is not None:  # a running invocation's: what it spent so far
+            fields.update(tally.event_fields())
         try:
             event = UsageEvent(**fields)
         except ValueError as problem:
@@ -415,6 +435,22 @@ def shift(at: str, seconds: float) -> str | None:
 
 def _project(cwd: str | None) -> str | None:
     return project_of(cwd)  # the PreToolUse budget check names the project the same way
+
+
+def _copy(tally: Tally) -> Tally:
+    copy = Tally()
+    copy.merge(tally)
+    return copy
+
+
+def _shown(tally: Tally | None) -> list[int] | None:
+    """What a running event of `tally` showed: its responses and token counts."""
+    if tally is None:
+        return None
+    return [
+        tally.responses, tally.input_tokens, tally.output_tokens, tally.cache_read_tokens,
+        tally.cache_creation_tokens,
+    ]  # fmt: skip
 
 
 def _string(value: Any) -> str | None:

@@ -55,6 +55,7 @@ class Invocation:
     window_open: bool = False
     window_last: str | None = None
     started: bool = False  # its running start was written
+    shown: list[int] | None = None  # the spend so far its last running event showed
     prompt: str | None = None  # `prompt_key` of an Agent call's prompt
 
     def dump(self) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class Invocation:
 _INVOCATION_FIELDS = (
     "key", "kind", "name", "thread", "at", "parent", "background", "typed", "status", "error",
     "end_at", "duration_ms", "agent_id", "window", "window_open", "window_last", "started",
-    "prompt",
+    "prompt", "shown",
 )  # fmt: skip
 
 
@@ -159,6 +160,7 @@ class SessionState:
     segment: int = 0  # the main thread's current invocation: 0, then one per resumption
     segment_open: bool = False  # main-thread lines were read since it was last finished
     segment_started: bool = False
+    segment_shown: list[int] | None = None  # the spend so far its last running event showed
     segment_first_at: str | None = None
     closed: bool = False  # the session was over when last imported
     invocations: dict[str, Invocation] = field(default_factory=dict)
@@ -167,6 +169,12 @@ class SessionState:
     hook_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     hook_stops: dict[str, str] = field(default_factory=dict)  # agent id -> SubagentStop time
 
+    @property
+    def main_written(self) -> bool:
+        """Whether a row of the main thread was written: its agent name stays what it was
+        (a row's name never changes)."""
+        return self.segment_started or self.segment > 0
+
     def dump(self) -> dict[str, Any]:
         return {
             "cwd": self.cwd,
@@ -174,6 +182,7 @@ class SessionState:
             "segment": self.segment,
             "segment_open": self.segment_open,
             "segment_started": self.segment_started,
+            "segment_shown": self.segment_shown,
             "segment_first_at": self.segment_first_at,
             "closed": self.closed,
             "invocations": [invocation.dump() for invocation in self.invocations.values()],
@@ -194,6 +203,7 @@ class SessionState:
             segment=int(data.get("segment") or 0),
             segment_open=bool(data.get("segment_open")),
             segment_started=bool(data.get("segment_started")),
+            segment_shown=data.get("segment_shown"),
             segment_first_at=data.get("segment_first_at"),
             closed=bool(data.get("closed")),
             invocations={invocation.key: invocation for invocation in invocations},
