@@ -9,6 +9,7 @@ from uuid import UUID
 
 import strawberry
 
+from claude_api.graph.scalars import Long
 from claude_api.graph.types import Kind, Status
 from claude_api.models.filters import UsageFilter
 
@@ -53,10 +54,10 @@ class UsageEventInput:
     finished_at: datetime | None = None
     duration_seconds: float | None = None
     cost_usd: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_creation_tokens: int | None = None
+    input_tokens: Long | None = None
+    output_tokens: Long | None = None
+    cache_read_tokens: Long | None = None
+    cache_creation_tokens: Long | None = None
     model: str | None = None
     error_message: str | None = None
     source: str = "graphql"

@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 import strawberry
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from claude_api.access import Principal
@@ -18,6 +19,7 @@ from claude_api.graph import types
 from claude_api.graph.errors import log_errors
 from claude_api.graph.http import schema_extensions
 from claude_api.graph.inputs import UsageEventInput, UsageFilterInput, to_filter
+from claude_api.graph.scalars import SCALARS, Long
 from claude_api.models import queries
 from claude_api.models.events import Kind, parse_events
 from claude_api.models.filters import LeaderboardMetric, Period
@@ -269,9 +271,9 @@ class Query:
         kind: types.Kind | None = None,
         name: str | None = None,
         filter: UsageFilterInput | None = None,
-    ) -> int:
+    ) -> Long:
         scope = to_filter(filter, kind=kind, name=name)
-        return await _query(info, queries.count_invocations, filter=scope)
+        return Long(await _query(info, queries.count_invocations, filter=scope))
 
     @strawberry.field(
         description="How many invocations matching these arguments the rollups count whose raw "
@@ -334,7 +336,12 @@ class AnalyticsSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     """The GraphQL schema, with parse/validation caches and domain error codes."""
-    return AnalyticsSchema(query=Query, mutation=Mutation, extensions=schema_extensions())
+    return AnalyticsSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=schema_extensions(),
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )
 
 
 def export_sdl() -> str:

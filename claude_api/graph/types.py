@@ -10,12 +10,19 @@ from uuid import UUID
 
 import strawberry
 
+from claude_api.graph.scalars import Long
 from claude_api.models import filters, results
+from claude_api.models.events import CostSource as CostSourceEnum
 from claude_api.models.events import Kind as KindEnum
 from claude_api.models.events import Status as StatusEnum
 
 Kind = strawberry.enum(KindEnum, description="What was invoked: an agent or a skill.")
 Status = strawberry.enum(StatusEnum, description="Where an invocation stands.")
+CostSource = strawberry.enum(
+    CostSourceEnum,
+    description="Where an invocation's cost came from: reported by its runner, computed from its "
+    "model and tokens, or unpriced (tokens known, the model has no price).",
+)
 Period = strawberry.enum(
     filters.Period, description="A calendar period; weeks are ISO weeks, starting on Monday."
 )
@@ -42,15 +49,21 @@ def _init_names(cls: type) -> tuple[str, ...]:
 
 @strawberry.interface(description="Counts and sums over a set of invocations.")
 class Totals:
-    invocations: int = strawberry.field(description="Invocations started, running ones included.")
-    completed: int
-    failed: int
-    running: int
+    invocations: Long = strawberry.field(description="Invocations started, running ones included.")
+    completed: Long
+    failed: Long
+    running: Long
     success_rate: float | None = strawberry.field(
         description="completed / (completed + failed); null without a finished invocation."
     )
-    total_cost_usd: float = strawberry.field(
-        description="Cost in USD of these invocations, each exclusive of its children."
+    total_cost_usd: float | None = strawberry.field(
+        description="Cost in USD of the invocations that report one, each exclusive of its "
+        "children; null (unknown) when none of them does, 0 when there are no invocations. "
+        "Partial when unpricedInvocations is above 0."
+    )
+    unpriced_invocations: Long = strawberry.field(
+        description="Invocations without a cost (unpriced model, no tokens, or still running), "
+        "left out of totalCostUsd."
     )
     avg_cost_usd: float | None = strawberry.field(
         description="Average cost over the invocations that report one."
@@ -58,8 +71,15 @@ class Totals:
     avg_duration_seconds: float | None = strawberry.field(
         description="Average duration of finished invocations."
     )
-    input_tokens: int
-    output_tokens: int
+    input_tokens: Long = strawberry.field(description="Input tokens, cache tokens not included.")
+    output_tokens: Long
+    cache_creation_tokens: Long = strawberry.field(
+        description="Tokens written to the prompt cache (cache write)."
+    )
+    cache_read_tokens: Long = strawberry.field(description="Tokens read from the prompt cache.")
+    total_tokens: Long = strawberry.field(
+        description="Input + output + cache creation + cache read tokens."
+    )
 
 
 @strawberry.type(description="How many failures of one agent or skill ended with one message.")
@@ -67,7 +87,7 @@ class ErrorCount(FromResult):
     kind: Kind
     name: str
     error_message: str
-    count: int
+    count: Long
 
 
 @strawberry.type(description="Statistics of one agent or skill over the filter's invocations.")
@@ -112,8 +132,13 @@ class LeaderboardEntry(FromResult):
     kind: Kind
     name: str
     metric: LeaderboardMetric
-    value: float
-    invocations: int
+    value: float = strawberry.field(
+        description="The metric's value; a token count is exact up to 2^53."
+    )
+    invocations: Long
+    unpriced_invocations: Long = strawberry.field(
+        description="Its invocations without a cost, left out of a cost metric."
+    )
 
 
 @strawberry.type(description="One calendar day, week or month of a history.")
@@ -153,9 +178,11 @@ class ReportRow(Totals, FromResult):
 
 @strawberry.type(description="A period against the previous one: delta and delta / previous.")
 class PeriodChange(FromResult):
-    invocations_delta: int
+    invocations_delta: Long
     invocations_relative: float | None
-    total_cost_usd_delta: float
+    total_cost_usd_delta: float | None = strawberry.field(
+        description="Null when either period's total cost is unknown."
+    )
     total_cost_usd_relative: float | None
     success_rate_delta: float | None
     success_rate_relative: float | None
@@ -201,11 +228,18 @@ class Invocation(FromResult):
     timestamp: datetime
     finished_at: datetime | None
     duration_seconds: float | None
-    cost_usd: float | None
-    input_tokens: int | None
-    output_tokens: int | None
+    cost_usd: float | None = strawberry.field(description="Null when unknown (see costSource).")
+    cost_source: CostSource | None
+    input_tokens: Long | None
+    output_tokens: Long | None
+    cache_creation_tokens: Long | None
+    cache_read_tokens: Long | None
     model: str | None
     error_message: str | None
+    source: str = strawberry.field(
+        description="Who recorded it: executor, transcript import, Claude Code hook, HTTP "
+        "ingest, or a plugin."
+    )
 
 
 @strawberry.type(description="One invocation with the task that ran it, as `invocations` lists it.")
@@ -225,7 +259,7 @@ class PurgedInvocations(FromResult):
     before: datetime = strawberry.field(
         description="The raw rows of invocations that started before this instant were purged."
     )
-    invocations: int = strawberry.field(
+    invocations: Long = strawberry.field(
         description="How many of them match: finished ones, over the range's whole UTC hours."
     )
 
@@ -239,11 +273,19 @@ class Task:
 @strawberry.type(description="A task summarised over its invocations that match the filter.")
 class TaskSummary(FromResult):
     task_id: str
-    invocations: int
-    completed: int
-    failed: int
-    running: int
-    total_cost_usd: float
+    invocations: Long
+    completed: Long
+    failed: Long
+    running: Long
+    total_cost_usd: float | None = strawberry.field(
+        description="As in Totals: null when none of its invocations reports a cost."
+    )
+    unpriced_invocations: Long
+    input_tokens: Long
+    output_tokens: Long
+    cache_creation_tokens: Long
+    cache_read_tokens: Long
+    total_tokens: Long
     first_seen_at: datetime
     last_seen_at: datetime
 
@@ -257,4 +299,4 @@ class TaskSummaryPage:
 
 @strawberry.type(description="What a recordUsage mutation stored.")
 class RecordResult:
-    received: int = strawberry.field(description="Events accepted; repeated ids count once.")
+    received: Long = strawberry.field(description="Events accepted; repeated ids count once.")
