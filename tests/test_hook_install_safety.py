@@ -15,6 +15,8 @@ import pytest
 
 CLAUDE_API = Path(sys.executable).parent / "claude-api"
 VICTIM = b"precious: this file belongs to someone else\n"
+COMMANDS = ("--command", "claude-api hook", "--budget-command", "claude-api-hook")
+INSTALLED = {"claude-api hook", "claude-api-hook"}  # the import's hook and the budget check
 
 
 def install(
@@ -25,7 +27,7 @@ def install(
     if config_dir is not None:
         env["CLAUDE_CONFIG_DIR"] = str(config_dir)
     return subprocess.run(
-        [str(CLAUDE_API), "hook", "install", "--command", "claude-api hook", *args],
+        [str(CLAUDE_API), "hook", "install", *COMMANDS, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -77,7 +79,7 @@ def test_a_link_shipped_at_the_temporary_name_is_never_followed(
     assert result.returncode == 0, result.stderr
     assert victim.read_bytes() == VICTIM
     assert planted.is_symlink() and planted.readlink() == victim
-    assert hook_commands(project / ".claude" / "settings.json") == {"claude-api hook"}
+    assert hook_commands(project / ".claude" / "settings.json") == INSTALLED
 
 
 def test_links_shipped_at_the_backup_names_are_never_followed(
@@ -194,7 +196,7 @@ def test_the_users_own_linked_settings_are_updated_through_the_link(tmp_path: Pa
     result = install("--user", "--json", home=tmp_path, config_dir=config)
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and link.readlink() == real
-    assert hook_commands(real) == {"claude-api hook"}
+    assert hook_commands(real) == INSTALLED
     assert json.loads(real.read_text())["model"] == "opus"
     assert mode(real) == 0o600
     backup = Path(json.loads(result.stdout)["backup"])

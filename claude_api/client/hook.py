@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 LOG_FILE = "hook.log"
+BUDGET_SCRIPT = "claude-api-hook"
 
 hook_app = typer.Typer(
     invoke_without_command=True,
@@ -120,9 +121,16 @@ def hook_install(
     command: str | None = typer.Option(
         None, "--command", help="The command Claude Code runs (default: this claude-api hook)."
     ),
+    budget_command: str | None = typer.Option(
+        None,
+        "--budget-command",
+        help="The PreToolUse budget check Claude Code runs before each subagent or skill "
+        "(default: the claude-api-hook beside this claude-api).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Add `claude-api hook` to a Claude Code settings.json, keeping every setting and hook
+    """Add `claude-api hook` to a Claude Code settings.json, and `claude-api-hook` (the budget
+    check) as its PreToolUse hook for Agent, Task and Skill, keeping every setting and hook
     already there and the file's permissions (a new file is private); the file is backed up
     first. A link in a project's .claude is refused. Running it again adds nothing.
 
@@ -134,7 +142,12 @@ def hook_install(
     path = settings_path(project=project, user=project is None)
     try:
         # Only the user's own settings may be a link (into a dotfiles repository, say).
-        installed = install_hooks(path, command or default_command(), follow_link=project is None)
+        installed = install_hooks(
+            path,
+            command or default_command(),
+            budget_command=budget_command or default_budget_command(),
+            follow_link=project is None,
+        )
     except SettingsError as error:
         output.error(str(error))
         raise typer.Exit(code=1) from error
@@ -167,3 +180,19 @@ def default_command() -> str:
     if script is not None:
         return f"{shlex.quote(str(script.absolute()))} hook"
     return f"{shlex.quote(sys.executable)} -m claude_api.client hook"
+
+
+def default_budget_command() -> str:
+    """The `claude-api-hook` installed beside this claude-api (or this Python's), by absolute
+    path; else this Python running its module."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    candidates = [Path(sys.executable).parent / BUDGET_SCRIPT]
+    if script is not None and script.name == "claude-api":
+        candidates.insert(0, script.absolute().parent / BUDGET_SCRIPT)
+    found = shutil.which(BUDGET_SCRIPT)
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return shlex.quote(str(candidate.absolute()))
+    return f"{shlex.quote(sys.executable)} -m claude_api.guardrails.pretool"

@@ -3,6 +3,8 @@
 The entries: SubagentStart, SubagentStop, PostToolUse and PostToolUseFailure (matcher
 `Agent|Task|Skill`) run in the background (`async`), so the session never waits for them;
 SessionEnd runs in the foreground with its own timeout, since Claude Code exits after it.
+PreToolUse (`Agent|Task|Skill`) runs the budget check (`claude-api-hook`) in the foreground:
+Claude Code waits for its decision before the subagent or skill starts.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ HOOK_EVENTS: tuple[tuple[str, str | None, bool], ...] = (
     ("PostToolUseFailure", TOOL_MATCHER, True),
     ("SessionEnd", None, False),
 )
+BUDGET_EVENT = "PreToolUse"
+BUDGET_HOOK_TIMEOUT_SECONDS = 10  # the check gives up (and allows) after 5 s by itself
 
 
 class SettingsError(Exception):
@@ -54,23 +58,31 @@ def settings_path(*, project: Path | None = None, user: bool = False) -> Path:
     return base / "settings.json"
 
 
-def merge_hooks(settings: dict[str, Any], command: str) -> int:
-    """Add the hook entries running `command` to `settings` (in place); returns how many were
-    added. An event that already runs `command` under the same matcher is left alone."""
+def merge_hooks(
+    settings: dict[str, Any], command: str, *, budget_command: str | None = None
+) -> int:
+    """Add the hook entries running `command` (and the PreToolUse budget check running
+    `budget_command`, when given) to `settings` (in place); returns how many were added. An
+    event that already runs its command under the same matcher is left alone."""
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise SettingsError("`hooks` is not an object")
+    entries = [(event, matcher, background, command) for event, matcher, background in HOOK_EVENTS]
+    if budget_command is not None:
+        entries.append((BUDGET_EVENT, TOOL_MATCHER, False, budget_command))
     added = 0
-    for event, matcher, background in HOOK_EVENTS:
+    for event, matcher, background, runs in entries:
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):
             raise SettingsError(f"`hooks.{event}` is not a list")
-        if any(_runs(group, matcher, command) for group in groups):
+        if any(_runs(group, matcher, runs) for group in groups):
             continue
         handler: dict[str, Any] = {
             "type": "command",
-            "command": command,
-            "timeout": HOOK_TIMEOUT_SECONDS,
+            "command": runs,
+            "timeout": BUDGET_HOOK_TIMEOUT_SECONDS
+            if event == BUDGET_EVENT
+            else HOOK_TIMEOUT_SECONDS,
         }
         if background:
             handler["async"] = True
@@ -83,9 +95,15 @@ def merge_hooks(settings: dict[str, Any], command: str) -> int:
 
 
 def install_hooks(
-    path: Path, command: str, *, follow_link: bool = False, now: datetime | None = None
+    path: Path,
+    command: str,
+    *,
+    budget_command: str | None = None,
+    follow_link: bool = False,
+    now: datetime | None = None,
 ) -> Installed:
-    """Merge the hook entries into the settings file at `path` (created, private, when missing).
+    """Merge the hook entries into the settings file at `path` (created, private, when missing);
+    with `budget_command`, the PreToolUse budget check too.
 
     The old file is first copied to a new `settings.json.<UTC time>.bak` beside it; the merged
     one is written to a fresh temporary file and renamed over it, keeping its permissions.
@@ -100,7 +118,7 @@ def install_hooks(
     current = _read(target, shown=path)
     settings = _parse(current.data, shown=path) if current is not None else {}
     try:
-        added = merge_hooks(settings, command)
+        added = merge_hooks(settings, command, budget_command=budget_command)
     except SettingsError as error:
         raise SettingsError(f"{path}: {error}") from None
     if not added:

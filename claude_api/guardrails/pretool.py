@@ -1,0 +1,173 @@
+"""`claude-api-hook`: the PreToolUse hook that enforces budgets when Claude Code is about to
+launch a subagent (Agent/Task) or a skill.
+
+It reads the hook's JSON on stdin, finds the budgets that cover the call (its agent or skill,
+its project, everything) and prints Claude Code's answer: a denial with the budget's reason when
+a `deny` budget is spent, the warning as context when a `warn` budget is, nothing otherwise. It
+always exits 0. When the database (or the server at CLAUDE_API_URL) cannot be reached it lets the
+call go on and logs why to stderr and to hook.log in the data directory.
+
+A separate console script, not `claude-api hook`: Claude Code waits for it before every such
+call, and `claude-api` loads Typer and every command first (about a second); this module
+imports the standard library only (psycopg for PostgreSQL), so the whole process takes tens of
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from claude_api.guardrails import dbapi
+from claude_api.guardrails.verdicts import ALLOW, Decision, check_call
+from claude_api.names import AGENT_TOOLS, SKILL_TOOL, agent_name, project_of, skill_name
+
+EVENT = "PreToolUse"
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+DEADLINE_SECONDS = 5.0  # then the call goes on: a budget check never holds a session up
+CONNECT_SECONDS = 2.0
+LOG_FILE = "hook.log"  # shared with `claude-api hook`
+
+
+def main() -> None:
+    """Entry point of the `claude-api-hook` console script."""
+    try:
+        payload = json.loads(sys.stdin.buffer.read(MAX_PAYLOAD_BYTES))
+    except (OSError, ValueError) as error:
+        _log(f"hook input is not JSON: {error}")
+        return
+    if not isinstance(payload, dict):
+        _log("hook input is not a JSON object")
+        return
+    answer: list[dict[str, Any] | None] = []
+    worker = threading.Thread(target=lambda: answer.append(answer_for(payload)), daemon=True)
+    worker.start()
+    worker.join(DEADLINE_SECONDS)
+    if not answer:
+        _log(f"budget check gave up after {DEADLINE_SECONDS:.0f}s; the call goes on")
+        sys.stdout.flush()
+        os._exit(0)  # the worker may be stuck in a connect: do not wait for it
+    if answer[0] is not None:
+        sys.stdout.write(json.dumps(answer[0]) + "\n")
+
+
+def answer_for(payload: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any] | None:
+    """The hook's output for `payload` (None: print nothing, the call goes on). Never raises."""
+    try:
+        call = _call(payload)
+        if call is None:
+            return None
+        kind, name = call
+        session_id, cwd = _text(payload.get("session_id")), _text(payload.get("cwd"))
+        url = dbapi.setting("URL")
+        if url:
+            decision = _ask_server(url, kind, name, project_of(cwd), session_id)
+        else:
+            decision = _ask_database(kind, name, cwd, session_id, now or datetime.now(UTC))
+        return decision.hook_output()
+    except dbapi.NoBudgetsTable:
+        return None  # the database was never upgraded to hold budgets: none is set
+    except Exception as error:
+        _log(f"budgets not checked, the call goes on: {error}")
+        return None
+
+
+def _call(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """The (kind, name) a PreToolUse payload is about to launch, if it is a subagent or skill."""
+    if payload.get("hook_event_name") != EVENT:
+        return None
+    tool = payload.get("tool_name")
+    tool_input = payload.get("tool_input")
+    tool_input = tool_input if isinstance(tool_input, dict) else {}
+    if tool in AGENT_TOOLS:
+        return "agent", agent_name(tool_input)
+    if tool == SKILL_TOOL:
+        name = skill_name(tool_input)
+        return ("skill", name) if name else None
+    return None
+
+
+def _ask_database(
+    kind: str, name: str, cwd: str | None, session_id: str | None, now: datetime
+) -> Decision:
+    connection = dbapi.connect(dbapi.database_url(), timeout=CONNECT_SECONDS)
+    try:
+        project = registered_project(connection, session_id) or project_of(cwd)
+        decision, _ = check_call(connection, kind=kind, name=name, project_id=project, now=now)
+        return decision
+    finally:
+        connection.close()
+
+
+def registered_project(connection: dbapi.Connection, session_id: str | None) -> str | None:
+    """The project the executor registered the session under, if it ran it as a task."""
+    if not session_id:
+        return None
+    mark = ":s" if connection.dialect == "sqlite" else "%(s)s"
+    try:
+        rows = connection.rows(
+            f"SELECT project_id FROM task_sessions WHERE session_id = {mark}", {"s": session_id}
+        )
+    except dbapi.NoBudgetsTable:
+        return None
+    return rows[0][0] if rows else None
+
+
+def _ask_server(
+    url: str, kind: str, name: str, project: str | None, session_id: str | None
+) -> Decision:
+    """The server's decision (`GET /v1/budgets/check`), for a team whose data is there."""
+    import http.client
+    from urllib.parse import urlencode, urlsplit
+
+    parts = urlsplit(url.rstrip("/").removesuffix("/graphql"))
+    query = {"kind": kind, "name": name, "project_id": project, "session_id": session_id}
+    path = f"{parts.path}/v1/budgets/check?" + urlencode(
+        {key: value for key, value in query.items() if value}
+    )
+    connection_type = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_type(parts.netloc, timeout=CONNECT_SECONDS)
+    headers = {"Accept": "application/json"}
+    key = dbapi.setting("KEY")
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"the server at {url} answered HTTP {response.status}: {body[:200]!r}")
+    answer = json.loads(body)
+    return Decision(answer.get("decision", ALLOW), tuple(answer.get("reasons") or ()))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _log(message: str) -> None:
+    """To stderr and to hook.log in the data directory (as `claude-api hook` logs)."""
+    line = f"claude-api-hook: {message}"
+    print(line, file=sys.stderr)
+    try:
+        from platformdirs import user_data_dir
+
+        directory = user_data_dir(dbapi.APP_NAME)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+        with open(os.path.join(directory, LOG_FILE), "a", encoding="utf-8") as log:
+            log.write(f"{stamp} WARNING claude_api.guardrails.pretool: {message}\n")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
