@@ -63,7 +63,6 @@ class Producers:
         self.engine = engine
         self.tracker = tracker
         self.cwd = cwd
-        self.session_id: str | None = None
 
     def run(self, script: sc.Script) -> TaskResult:
         settings = Settings(claude_bin=str(self.fake.install(script)))
