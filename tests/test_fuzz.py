@@ -1,16 +1,20 @@
 """Fuzzing a live server with a bounded, reproducible budget: schemathesis over every REST operation
 of /openapi.json (but POST /v1/task, which runs Claude Code) and every GraphQL root field, with
-valid and invalid inputs, plus raw bodies for the two POST endpoints. No 5xx, no traceback in a
+valid and invalid inputs, plus raw bodies for the two POST endpoints; and JSON nested hundreds of
+levels deep and NUL characters in every string field of every route. No 5xx, no traceback in a
 response, no change to the stored data from a rejected request (nor from any read)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import graphql
 import httpx
@@ -33,9 +37,12 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
 from claude_api.config import Settings
+from claude_api.graph.limits import MAX_JSON_DEPTH
 from claude_api.models.events import Status
 from claude_api.server.app import create_app
 from tests.factories import add_events, make_event, make_events
+from tests.fake_claude import FakeClaude
+from tests.fake_claude.scenarios import success
 from tests.live_server import serve
 
 EXAMPLES = 10  # per operation and generation mode
@@ -90,11 +97,20 @@ class Live:
 
 
 @pytest.fixture
-def live(database_url: str) -> Iterator[Live]:
+def fake(tmp_path: Path) -> FakeClaude:
+    """The `claude` the server would run for POST /v1/task: it records every call."""
+    fake = FakeClaude(tmp_path / "fake-claude")
+    fake.install(success())
+    return fake
+
+
+@pytest.fixture
+def live(database_url: str, fake: FakeClaude) -> Iterator[Live]:
     """The whole app under uvicorn on loopback, authentication off, with some usage stored."""
+    settings = Settings(database_url=database_url, auth="off", claude_bin=str(fake.path))
     # No purge while the fuzzer runs: it stores events dated centuries ago, which a purge would
     # remove in the middle of a check that the data did not change.
-    app = create_app(Settings(database_url=database_url, auth="off"), purge_delay=86_400)
+    app = create_app(settings, purge_delay=86_400)
     with serve(app) as url:
         engine = app.state.services.engine
         add_events(engine, *make_events(10), *make_events(5, kind="skill", name="lint-fix"))
@@ -338,3 +354,353 @@ def test_an_empty_selection_set_is_a_client_error(live: Live, query: str) -> Non
     response = httpx.post(f"{live.url}/graphql", json={"query": query}, timeout=30)
     assert response.status_code < 500, response.text
     assert graphql_error_codes(response.text) == []
+
+
+# ---- deep nesting ------------------------------------------------------------------------------
+
+DEPTHS = [MAX_JSON_DEPTH + 1, 300, 2_000]  # past the limit; past orjson's encoder; past decoders
+SHAPES = ["array", "object"]
+JSON_TYPE = {"content-type": "application/json"}
+FILTERED = "query Q($filter: UsageFilterInput) { agents(filter: $filter) { items { name } } }"
+RECORD = "mutation R($event: UsageEventInput!) { recordUsage(event: $event) { received } }"
+
+
+def nested(shape: str, depth: int, leaf: str = "1") -> str:
+    """JSON text of `depth` arrays or objects, one inside the other, around `leaf`."""
+    if shape == "array":
+        return "[" * depth + leaf + "]" * depth
+    return '{"a": ' * depth + leaf + "}" * depth
+
+
+def message_of(response: httpx.Response) -> str:
+    """The error message of a REST problem or of a GraphQL response's first error."""
+    body = response.json()
+    return body["message"] if "message" in body else body["errors"][0]["message"]
+
+
+def assert_refused(live: Live, response: httpx.Response, before: str, *, status: int) -> None:
+    """`status`, a message, no traceback, and the stored data as it was."""
+    assert not problems_of(response.status_code, response.text), response.text[:300]
+    assert response.status_code == status, response.text[:300]
+    assert message_of(response)
+    assert fingerprint(live.engine) == before
+
+
+def wire_event(**overrides: Any) -> dict[str, Any]:
+    """A valid event as POST /v1/events takes it."""
+    return json.loads(make_event(**overrides).model_dump_json(exclude={"cost_source"}))
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_deep_graphql_variables_are_a_400(live: Live, shape: str, depth: int) -> None:
+    """Found by review: variables about 300 deep were a 500 (the kept-response key's encoder
+    stops at 254 levels, the decoder at 1,024), and deeper ones a RecursionError."""
+    before = fingerprint(live.engine)
+    deep = nested(shape, depth)
+    for query, variables in [
+        (FILTERED, f'{{"filter": {deep}}}'),  # a variable the query uses
+        (FILTERED, f'{{"unused": {deep}}}'),
+        (FILTERED, f'{{"filter": {{"projectId": {deep}}}}}'),
+        (RECORD, f'{{"event": {{"name": {deep}}}}}'),
+    ]:
+        body = f'{{"query": {json.dumps(query)}, "variables": {variables}}}'.encode()
+        response = httpx.post(f"{live.url}/graphql", content=body, headers=JSON_TYPE, timeout=30)
+        assert_refused(live, response, before, status=400)
+        assert graphql_error_codes(response.text) == []
+        assert f"nests deeper than {MAX_JSON_DEPTH} levels" in message_of(response)
+        if depth <= 300:  # deeper does not fit a request line
+            params = {"query": query, "variables": variables}
+            got = httpx.get(f"{live.url}/graphql", params=params, timeout=30)
+            assert_refused(live, got, before, status=400)
+
+
+@pytest.mark.parametrize(("depth", "status"), [(MAX_JSON_DEPTH, 200), (MAX_JSON_DEPTH + 1, 400)])
+def test_the_depth_limit_counts_the_whole_body(live: Live, depth: int, status: int) -> None:
+    """JSON nested exactly as deep as allowed still runs; one level more is refused."""
+    padding = nested("array", depth - 2, '"x"')  # inside the body's object and `variables`
+    body = f'{{"query": {json.dumps(FILTERED)}, "variables": {{"pad": {padding}}}}}'.encode()
+    response = httpx.post(f"{live.url}/graphql", content=body, headers=JSON_TYPE, timeout=30)
+    assert response.status_code == status, response.text[:300]
+    assert ("errors" in response.json()) is (status != 200)
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/v1/events", "/v1/task"])
+def test_a_body_of_300000_brackets_is_a_400(live: Live, fake: FakeClaude, path: str) -> None:
+    """Found by review: `/graphql` answered it with a 500 (RecursionError)."""
+    before = fingerprint(live.engine)
+    response = httpx.post(
+        f"{live.url}{path}", content=b"[" * 300_000, headers=JSON_TYPE, timeout=30
+    )
+    assert_refused(live, response, before, status=400)
+    assert "JSON" in message_of(response)
+    assert fake.calls() == []
+
+
+@pytest.mark.parametrize("depth", [300, 2_000])
+@pytest.mark.parametrize("shape", ["list", "object", "selection"])
+def test_deep_nesting_in_a_graphql_document_is_a_parse_error(
+    live: Live, shape: str, depth: int
+) -> None:
+    """A request error, so 400 with the newer media type (200 with errors with the older one, as
+    the GraphQL-over-HTTP spec asks)."""
+    if shape == "list":
+        query = "{ names(kind: " + "[" * depth + "AGENT" + "]" * depth + ") }"
+    elif shape == "object":
+        query = "{ agents(filter: " + "{a: " * depth + "1" + "}" * depth + ") { items { name } } }"
+    else:
+        query = "{ " + "agents { " * depth + "name" + " }" * depth + " }"
+    for accept, status in [("application/graphql-response+json", 400), ("application/json", 200)]:
+        response = httpx.post(
+            f"{live.url}/graphql", json={"query": query}, headers={"accept": accept}, timeout=30
+        )
+        assert not problems_of(response.status_code, response.text), response.text[:300]
+        assert response.status_code == status, response.text[:300]
+        codes = [error["extensions"]["code"] for error in response.json()["errors"]]
+        assert codes == ["GRAPHQL_PARSE_FAILED"], response.text[:300]
+
+
+def rest_parameters(live: Live) -> list[tuple[str, str, str]]:
+    """(path template, parameter name, where) of every REST GET's every parameter."""
+    document = httpx.get(f"{live.url}/openapi.json", timeout=30).json()
+    found = []
+    for template, operations in document["paths"].items():
+        get = operations.get("get")
+        for parameter in (get or {}).get("parameters", []):
+            found.append((template, parameter["name"], parameter["in"]))
+    assert len({template for template, _, _ in found}) >= 10, found
+    return found
+
+
+def rest_request(template: str, name: str, where: str, value: str) -> tuple[str, dict[str, str]]:
+    """The path and query of a GET with `value` in parameter `name`, other path parts plain."""
+    path, params = template, {}
+    if where == "path":
+        path = path.replace(f"{{{name}}}", quote(value, safe=""))
+    else:
+        params[name] = value
+    while "{" in path:  # any other path parameter
+        start = path.index("{")
+        path = path[:start] + "code-reviewer" + path[path.index("}", start) + 1 :]
+    return path, params
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_deep_nesting_in_rest_parameters(live: Live, shape: str) -> None:
+    before = fingerprint(live.engine)
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for template, name, where in rest_parameters(live):
+            path, params = rest_request(template, name, where, nested(shape, 300))
+            response = client.get(path, params=params)
+            assert not problems_of(response.status_code, response.text), (path, name)
+            assert response.status_code in (200, 400, 404, 422), (path, name, response.text)
+    assert fingerprint(live.engine) == before
+
+
+EVENT_FIELDS = (
+    "event_id", "kind", "name", "task_id", "parent_id", "project_id", "timestamp",
+    "finished_at", "status", "duration_seconds", "cost_usd", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_creation_tokens", "model", "error_message", "source",
+)  # fmt: skip
+TASK_FIELDS = ("prompt", "agent", "project_id", "task_id", "timeout")
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_deep_nesting_in_event_bodies(live: Live, shape: str, depth: int) -> None:
+    before = fingerprint(live.engine)
+    deep = nested(shape, depth)
+    event = json.dumps(wire_event())
+    bodies = [
+        f'{{"events": {deep}}}',
+        f'{{"events": [{deep}]}}',
+        f'{{"events": [{event}, {deep}]}}',
+    ]
+    for key in EVENT_FIELDS:
+        bodies.append(json.dumps({"events": [{**wire_event(), key: "@"}]}).replace('"@"', deep))
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for body in bodies:
+            response = client.post("/v1/events", content=body.encode(), headers=JSON_TYPE)
+            # Deeper than the decoder goes: malformed (400); else events that are invalid (422).
+            assert_refused(live, response, before, status=400 if depth > 1_000 else 422)
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_deep_nesting_in_task_bodies(live: Live, fake: FakeClaude, shape: str, depth: int) -> None:
+    before = fingerprint(live.engine)
+    deep = nested(shape, depth)
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for key in TASK_FIELDS:
+            body = json.dumps({"prompt": "Review src/", key: "@"}).replace('"@"', deep)
+            response = client.post("/v1/task", content=body.encode(), headers=JSON_TYPE)
+            assert_refused(live, response, before, status=400 if depth > 1_000 else 422)
+    assert fake.calls() == []
+
+
+# ---- NUL in every string field -----------------------------------------------------------------
+
+NUL = "a\x00b"
+
+
+def test_nul_in_every_rest_parameter(live: Live) -> None:
+    before = fingerprint(live.engine)
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for template, name, where in rest_parameters(live):
+            path, params = rest_request(template, name, where, NUL)
+            response = client.get(path, params=params)
+            assert not problems_of(response.status_code, response.text), (path, name)
+            assert response.status_code in (200, 400, 404, 422), (path, name, response.text)
+    assert fingerprint(live.engine) == before
+
+
+# A value of each scalar the schema uses; a new scalar fails the test until it is given one.
+SCALAR_SAMPLES: dict[str, Any] = {
+    "String": "x",
+    "ID": "x",
+    "Int": 1,
+    "Long": 1,
+    "Float": 1.0,
+    "Boolean": True,
+    "Date": "2026-05-01",
+    "DateTime": "2026-05-01T10:00:00+00:00",
+    "UUID": "6f1c1f5e-8a2e-4a53-9b8a-1f0e6c1d2b3a",
+}
+
+
+def sample(type_: graphql.GraphQLInputType) -> Any:
+    """A valid value of an input type: required input fields filled, optional ones left out."""
+    named = graphql.get_nullable_type(type_)
+    if isinstance(named, graphql.GraphQLList):
+        return [sample(named.of_type)]
+    if isinstance(named, graphql.GraphQLEnumType):
+        return next(iter(named.values))
+    if isinstance(named, graphql.GraphQLInputObjectType):
+        return {
+            name: sample(input_field.type)
+            for name, input_field in named.fields.items()
+            if graphql.is_required_input_field(input_field)
+        }
+    assert isinstance(named, graphql.GraphQLScalarType)
+    return SCALAR_SAMPLES[named.name]
+
+
+def is_text(type_: graphql.GraphQLInputType) -> bool:
+    """Whether values of `type_` (lists unwrapped) are sent as strings: String, dates, UUIDs."""
+    named = graphql.get_named_type(type_)
+    return isinstance(named, graphql.GraphQLScalarType) and isinstance(
+        SCALAR_SAMPLES[named.name], str
+    )
+
+
+def with_nul(type_: graphql.GraphQLInputType) -> Iterator[Any]:
+    """Values of `type_` with NUL in one string, each string field of an input object in turn."""
+    named = graphql.get_nullable_type(type_)
+    if isinstance(named, graphql.GraphQLList):
+        yield from ([value] for value in with_nul(named.of_type))
+    elif isinstance(named, graphql.GraphQLInputObjectType):
+        for name, input_field in named.fields.items():
+            for value in with_nul(input_field.type):
+                yield {**sample(named), name: value}
+    elif is_text(named):
+        yield NUL
+
+
+@dataclass(frozen=True)
+class GraphQLCase:
+    label: str
+    query: str
+    variables: dict[str, Any]
+    mutation: bool
+
+
+def graphql_nul_cases() -> list[GraphQLCase]:
+    """For every root field, every argument holding text: a request with NUL in it, the other
+    required arguments given valid values."""
+    from claude_api.graph.schema import build_schema
+
+    schema = graphql.build_schema(build_schema().as_str())
+    cases = []
+    for root in (schema.query_type, schema.mutation_type):
+        assert root is not None
+        for field_name, root_field in root.fields.items():
+            returned = graphql.get_named_type(root_field.type)
+            selection = "" if graphql.is_leaf_type(returned) else " { __typename }"
+            for target, argument in root_field.args.items():
+                for value in with_nul(argument.type):
+                    used = {
+                        name: arg
+                        for name, arg in root_field.args.items()
+                        if name == target or graphql.is_required_argument(arg)
+                    }
+                    definitions = ", ".join(f"${name}: {arg.type}" for name, arg in used.items())
+                    arguments = ", ".join(f"{name}: ${name}" for name in used)
+                    operation = "mutation" if root is schema.mutation_type else "query"
+                    query = (
+                        f"{operation} ({definitions}) {{ {field_name}({arguments}){selection} }}"
+                    )
+                    variables = {name: sample(arg.type) for name, arg in used.items()}
+                    variables[target] = value
+                    label = f"{field_name}({target}: {json.dumps(value)})"
+                    cases.append(GraphQLCase(label, query, variables, operation == "mutation"))
+    return cases
+
+
+def test_nul_in_every_graphql_argument(live: Live) -> None:
+    cases = graphql_nul_cases()
+    assert len({case.label.split("(")[0] for case in cases}) >= 14
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for case in cases:
+            before = fingerprint(live.engine)
+            response = client.post(
+                "/graphql", json={"query": case.query, "variables": case.variables}
+            )
+            found = problems_of(response.status_code, response.text)
+            found += graphql_error_codes(response.text)
+            if (not case.mutation or rejected_graphql(response.text)) and fingerprint(
+                live.engine
+            ) != before:
+                found.append("a read or a rejected mutation changed the data")
+            assert not found, f"{case.label}: {found}: {response.text[:300]}"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        key
+        for key in EVENT_FIELDS
+        if "_id" in key
+        or key
+        in (
+            "kind",
+            "name",
+            "timestamp",
+            "finished_at",
+            "status",
+            "model",
+            "error_message",
+            "source",
+        )
+    ],
+)
+def test_nul_in_every_event_field(live: Live, key: str) -> None:
+    before = fingerprint(live.engine)
+    event = wire_event(event_id=uuid.uuid4())
+    event[key] = NUL
+    response = httpx.post(f"{live.url}/v1/events", json={"events": [event]}, timeout=30)
+    assert not problems_of(response.status_code, response.text), response.text[:300]
+    assert response.status_code in (200, 422), response.text[:300]
+    if response.status_code == 422:
+        assert key in json.dumps(response.json()["errors"])
+        assert fingerprint(live.engine) == before
+
+
+@pytest.mark.parametrize("key", ["prompt", "agent", "project_id", "task_id"])
+def test_nul_in_every_task_field(live: Live, fake: FakeClaude, key: str) -> None:
+    """Nothing runs: a NUL cannot be passed to a process, nor stored on PostgreSQL."""
+    before = fingerprint(live.engine)
+    body = {"prompt": "Review src/", key: NUL}
+    response = httpx.post(f"{live.url}/v1/task", json=body, timeout=30)
+    assert_refused(live, response, before, status=422)
+    assert key in {error["field"] for error in response.json()["errors"]}
+    assert fake.calls() == []

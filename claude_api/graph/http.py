@@ -44,7 +44,7 @@ from claude_api.graph.errors import (
     DomainErrors,
     translate_error,
 )
-from claude_api.graph.limits import limit_extensions
+from claude_api.graph.limits import MAX_JSON_DEPTH, limit_extensions, nested_deeper
 from claude_api.models.queries._cache import Record, mark_unkept, recording
 
 logger = logging.getLogger(__name__)
@@ -195,8 +195,8 @@ def _query_key(body: bytes) -> Hashable | None:
     operation = data.get("operationName")
     if not isinstance(query, str) or not isinstance(operation, str | None):
         return None
-    if not isinstance(variables, dict | None):
-        return None
+    if not isinstance(variables, dict | None) or nested_deeper(variables, MAX_JSON_DEPTH):
+        return None  # too deep to encode: `GraphQLApp.decode_json` refuses it
     return ("graphql", query, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS), operation)
 
 
@@ -385,6 +385,19 @@ class GraphQLApp(GraphQL[Any, None]):
                     400, "The GraphQL operation's `operationName` must be a string or null."
                 )
         return parsed
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A request's JSON (a body, or a GET's `variables`), decoded by the standard library as
+        Strawberry does (exact integers of any size); 400 when it nests deeper than
+        `MAX_JSON_DEPTH` (the decoder itself would raise RecursionError a little deeper)."""
+        too_deep = f"The request's JSON nests deeper than {MAX_JSON_DEPTH} levels."
+        try:
+            value = json.loads(data)
+        except RecursionError as exc:
+            raise HTTPException(400, too_deep) from exc
+        if nested_deeper(value, MAX_JSON_DEPTH):
+            raise HTTPException(400, too_deep)
+        return value
 
     def _check_request_media_type(self, content_type: str) -> None:
         media_type, params = parse_content_type(content_type)

@@ -1,5 +1,5 @@
-"""Bounds on one GraphQL document: tokens, depth and aliases, checked before anything runs, so a
-request cannot ask for thousands of costly fields at once.
+"""Bounds on one GraphQL request: its document's tokens, depth and aliases, checked before anything
+runs, so a request cannot ask for thousands of costly fields at once; and how deep its JSON nests.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from strawberry.extensions.query_depth_limiter import create_validator
 MAX_QUERY_DEPTH = 10
 MAX_QUERY_TOKENS = 2000
 MAX_QUERY_ALIASES = 15
+# A request's JSON (its body, variables and extensions). The schema's inputs nest 4 deep at most;
+# far deeper JSON only costs (and orjson refuses to encode beyond 254 levels).
+MAX_JSON_DEPTH = 32
 
 
 class NonEmptySelections(ValidationRule):
@@ -55,6 +58,22 @@ def _has_empty_selection(document: Any) -> bool:
 
     visit(document, Finder())
     return found
+
+
+def nested_deeper(value: object, limit: int) -> bool:
+    """Whether decoded JSON `value` has lists or objects nested more than `limit` levels deep
+    (`[]` and `{}` are one level). Iterative, so any depth is measured without recursion."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, list | dict)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return any(isinstance(item, list | dict) for item in level)
 
 
 def limit_extensions() -> list[Callable[[], SchemaExtension]]:
