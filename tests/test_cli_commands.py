@@ -120,16 +120,32 @@ def test_stats_without_a_name_list_every_one(cli: Cli, engine: Engine, kind: Kin
         page = queries.stats_by_name(session, filter=UsageFilter(kind=kind), limit=1000)
 
     printed = cli.both(f"{kind}s", "stats")
+    performance, tokens = printed.split("\nTokens")
+    unpriced = any(stats.unpriced_invocations for stats in page.items)
     for stats in page.items:
-        assert table_row(printed, str(stats.name)) == [
+        assert table_row(performance, str(stats.name)) == [
             str(stats.name),
             output.count(stats.invocations),
             output.percent(stats.success_rate),
             output.money(stats.total_cost_usd),
+            *([output.count(stats.unpriced_invocations)] if unpriced else []),
             output.duration(stats.avg_duration_seconds),
             output.duration(stats.p95_duration_seconds),
-            output.tokens(stats.input_tokens + stats.output_tokens),
         ]
+        assert table_row(tokens, str(stats.name)) == [
+            str(stats.name),
+            output.tokens(stats.input_tokens),
+            output.tokens(stats.output_tokens),
+            output.tokens(stats.cache_creation_tokens),
+            output.tokens(stats.cache_read_tokens),
+            output.tokens(
+                stats.input_tokens
+                + stats.output_tokens
+                + stats.cache_creation_tokens
+                + stats.cache_read_tokens
+            ),
+        ]
+    assert ("Unpriced" in performance) == unpriced
     assert_fits(printed)
 
     answer = cli.both_json(f"{kind}s", "stats")

@@ -61,6 +61,69 @@ def events() -> list[UsageEvent]:
     return made
 
 
+def cached_events() -> list[UsageEvent]:
+    """Invocations with cache tokens past 2^32, computed and unpriced costs, several sources."""
+    return [
+        make_event(
+            timestamp=BASE_TIME + timedelta(seconds=1),
+            cache_read_tokens=9_876_543_210,
+            cache_creation_tokens=123_456,
+            cost_usd=1.5,
+            cost_source="computed",
+            model="claude-opus-4-5",
+            source="transcript-import",
+        ),
+        make_event(
+            kind="skill",
+            name="xlsx",
+            timestamp=BASE_TIME + timedelta(seconds=2),
+            cost_usd=None,
+            cost_source="unpriced",
+            input_tokens=3_000_000_000,
+            cache_read_tokens=0,
+            model="some-local-model",
+            source="claude-code-hook",
+        ),
+        make_event(
+            timestamp=BASE_TIME + timedelta(seconds=3),
+            cost_usd=None,
+            input_tokens=None,
+            output_tokens=None,
+            model=None,
+            source="api",
+        ),
+    ]
+
+
+@pytest.mark.usefixtures("small_pages")
+@pytest.mark.parametrize("surface", SURFACES)
+def test_export_has_cache_tokens_model_cost_source_and_source(
+    cli: Cli, engine: Engine, tmp_path: Path, surface: str
+) -> None:
+    made = cached_events()
+    add_events(engine, *made)
+    columns = (
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "model",
+        "cost_usd", "cost_source", "source",
+    )  # fmt: skip
+
+    def wanted(event: UsageEvent) -> dict[str, Any]:
+        values = {column: getattr(event, column) for column in columns}
+        source = event.cost_source
+        return values | {"cost_source": None if source is None else source.value}
+
+    cli.ok(surface, "analytics", "export", "-o", str(tmp_path / "rows.jsonl"))
+    lines = (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+    exported = [json.loads(line) for line in lines]
+    assert [{column: row[column] for column in columns} for row in exported] == [
+        wanted(event) for event in made
+    ]
+    cli.ok(surface, "analytics", "export", "-o", str(tmp_path / "rows.csv"))
+    assert [
+        {column: row[column] for column in columns} for row in read_csv(tmp_path / "rows.csv")
+    ] == [csv_text(wanted(event)) for event in made]
+
+
 @pytest.fixture
 def stored(engine: Engine) -> list[UsageEvent]:
     made = events()

@@ -55,7 +55,9 @@ ROW_COLUMNS = [
     Column("successRate", "Success", output.percent, numeric=True),
     Column("failed", "Failed", output.count, numeric=True),
     Column("totalCostUsd", "Cost", output.money, numeric=True),
+    output.UNPRICED_COLUMN,
     Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
+    Column("totalTokens", "Tokens", output.tokens, numeric=True),
 ]
 FAILURE_COLUMNS = [
     Column("name", "Name"),
@@ -115,7 +117,7 @@ def analytics_report(
     )
     for rows, title in ((report["agents"], "Agents"), (report["skills"], "Skills")):
         if rows:
-            output.print_table(rows, ROW_COLUMNS, title=title)
+            output.print_table(rows, output.priced_columns(rows, ROW_COLUMNS), title=title)
     if report["topFailures"]:
         output.print_table(report["topFailures"], FAILURE_COLUMNS, title="Most frequent failures")
 
@@ -130,6 +132,9 @@ def _totals_rows(report: dict[str, Any]) -> list[dict[str, str]]:
         current, previous = unit(now[key]), unit(before[key])
         return {"label": label, "current": current, "previous": previous, "change": change}
 
+    # How many invocations each total cost leaves out, when either period has some.
+    partial = now["unpricedInvocations"] or before["unpricedInvocations"]
+    unpriced = [row("Unpriced", "unpricedInvocations", output.count)] if partial else []
     return [
         row(
             "Invocations",
@@ -148,9 +153,13 @@ def _totals_rows(report: dict[str, Any]) -> list[dict[str, str]]:
             output.signed(change["totalCostUsdDelta"], output.money)
             + relative(change["totalCostUsdRelative"]),
         ),
+        *unpriced,
         row("Avg duration", "avgDurationSeconds", output.duration),
         row("Input tokens", "inputTokens", output.tokens),
         row("Output tokens", "outputTokens", output.tokens),
+        row("Cache write tokens", "cacheCreationTokens", output.tokens),
+        row("Cache read tokens", "cacheReadTokens", output.tokens),
+        row("Total tokens", "totalTokens", output.tokens),
     ]
 
 
@@ -182,7 +191,8 @@ def analytics_export(
 ) -> None:
     """Export every invocation, one row each, to a CSV or JSON Lines file.
 
-    Start order; each row has its task, status, duration, cost, tokens, model and error.
+    Start order; each row has its task, status, duration, cost and where it came from, tokens
+    (cache read and cache write included), model, error and who recorded it.
 
     Memory stays flat however many rows; the file appears only once complete.
 

@@ -28,12 +28,16 @@ EXPORT_COLUMNS = {
     "finishedAt": "finished_at",
     "durationSeconds": "duration_seconds",
     "costUsd": "cost_usd",
+    "costSource": "cost_source",
     "inputTokens": "input_tokens",
     "outputTokens": "output_tokens",
+    "cacheReadTokens": "cache_read_tokens",
+    "cacheCreationTokens": "cache_creation_tokens",
     "model": "model",
     "errorMessage": "error_message",
+    "source": "source",
 }
-LOWER_CASE = ("kind", "status")  # GraphQL enum names, exported as the wire's values
+LOWER_CASE = ("kind", "status", "cost_source")  # GraphQL enum names, exported as the wire's values
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

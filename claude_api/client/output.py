@@ -64,14 +64,16 @@ def count(value: int | None) -> str:
 
 
 def tokens(value: int | float | None) -> str:
-    """A token count, short enough for a table column: 950, 12,345, 123.5k, 4.20M."""
+    """A token count, short enough for a table column: 950, 12,345, 123.5k, 4.20M, 4.50B."""
     if value is None:
         return MISSING
     if value < 100_000:
         return f"{round(value):,}"
     if value < 1_000_000:
         return f"{value / 1000:.1f}k"
-    return f"{value / 1_000_000:.2f}M"
+    if value < 1_000_000_000:
+        return f"{value / 1_000_000:.2f}M"
+    return f"{value / 1_000_000_000:.2f}B"
 
 
 def money(value: float | None) -> str:
@@ -162,6 +164,25 @@ class Column:
     format: Callable[[Any], str] = plain
     numeric: bool = False
     no_wrap: bool = False
+
+
+# Invocations without a cost, which a cost sum leaves out: shown only when some row has them.
+UNPRICED_COLUMN = Column("unpricedInvocations", "Unpriced", count, numeric=True)
+
+
+def priced_columns(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column]) -> list[Column]:
+    """`columns` without UNPRICED_COLUMN when every row's cost covers all its invocations."""
+    if any(row.get(UNPRICED_COLUMN.key) for row in rows):
+        return list(columns)
+    return [column for column in columns if column != UNPRICED_COLUMN]
+
+
+def unpriced_field(totals: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A label/value pair saying how many invocations a total cost leaves out (none if none)."""
+    unpriced = totals.get(UNPRICED_COLUMN.key)
+    if not unpriced:
+        return []
+    return [("unpriced", f"{count(unpriced)} of {count(totals['invocations'])} without a cost")]
 
 
 def table(

@@ -18,9 +18,18 @@ STATS_COLUMNS = [
     Column("invocations", "Runs", output.count, numeric=True),
     Column("successRate", "Success", output.percent, numeric=True),
     Column("totalCostUsd", "Cost", output.money, numeric=True),
+    output.UNPRICED_COLUMN,
     Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
     Column("p95DurationSeconds", "p95 time", output.duration, numeric=True),
-    Column("tokens", "Tokens", output.tokens, numeric=True),
+]
+# Tokens as ccusage shows them: input, output, cache write, cache read and their total.
+TOKEN_COLUMNS = [
+    Column("name", "Name"),
+    Column("inputTokens", "Input", output.tokens, numeric=True),
+    Column("outputTokens", "Output", output.tokens, numeric=True),
+    Column("cacheCreationTokens", "Cache write", output.tokens, numeric=True),
+    Column("cacheReadTokens", "Cache read", output.tokens, numeric=True),
+    Column("totalTokens", "Total", output.tokens, numeric=True),
 ]
 ERROR_COLUMNS = [
     Column("count", "Failures", output.count, numeric=True),
@@ -34,11 +43,6 @@ METRIC_FORMATS = {
     MetricChoice.TOKENS: (output.tokens, "Tokens"),
 }
 BUCKET_LABELS = {PeriodChoice.DAY: "Day", PeriodChoice.WEEK: "Week of", PeriodChoice.MONTH: "Month"}
-
-
-def with_tokens(row: dict[str, Any]) -> dict[str, Any]:
-    """`row` with `tokens`: input and output tokens together."""
-    return {**row, "tokens": (row.get("inputTokens") or 0) + (row.get("outputTokens") or 0)}
 
 
 def show_stats(
@@ -69,7 +73,8 @@ def show_stats(
     elif not items:
         output.info(f"no {kind} invocation matches")
     else:
-        output.print_table([with_tokens(item) for item in items], STATS_COLUMNS, title=f"{title}s")
+        output.print_table(items, output.priced_columns(items, STATS_COLUMNS), title=f"{title}s")
+        output.print_table(items, TOKEN_COLUMNS, title="Tokens")
 
 
 def _print_one(kind: str, stats: dict[str, Any], tz: str) -> None:
@@ -84,15 +89,17 @@ def _print_one(kind: str, stats: dict[str, Any], tz: str) -> None:
             ),
             ("success rate", output.percent(stats["successRate"])),
             ("total cost", output.money(stats["totalCostUsd"])),
+            *output.unpriced_field(stats),
             ("average cost", output.money(stats["avgCostUsd"])),
             ("average duration", output.duration(stats["avgDurationSeconds"])),
             ("median duration", output.duration(stats["p50DurationSeconds"])),
             ("p95 duration", output.duration(stats["p95DurationSeconds"])),
             ("p99 duration", output.duration(stats["p99DurationSeconds"])),
-            (
-                "tokens in / out",
-                f"{output.count(stats['inputTokens'])} / {output.count(stats['outputTokens'])}",
-            ),
+            ("input tokens", output.count(stats["inputTokens"])),
+            ("output tokens", output.count(stats["outputTokens"])),
+            ("cache write tokens", output.count(stats["cacheCreationTokens"])),
+            ("cache read tokens", output.count(stats["cacheReadTokens"])),
+            ("total tokens", output.count(stats["totalTokens"])),
             ("first seen", output.moment(stats["firstSeenAt"], tz)),
             ("last seen", output.moment(stats["lastSeenAt"], tz)),
         ],
@@ -137,6 +144,8 @@ def show_leaderboard(
     ]
     if by is not MetricChoice.USAGE:
         columns.append(Column("invocations", "Runs", output.count, numeric=True))
+    if by is MetricChoice.COST:
+        columns = output.priced_columns(entries, [*columns, output.UNPRICED_COLUMN])
     output.print_table(entries, columns, title=f"Top {kind}s by {by.value.replace('-', ' ')}")
 
 
@@ -169,8 +178,11 @@ def show_history(
         Column("successRate", "Success", output.percent, numeric=True),
         Column("failed", "Failed", output.count, numeric=True),
         Column("totalCostUsd", "Cost", output.money, numeric=True),
+        output.UNPRICED_COLUMN,
         Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
+        Column("totalTokens", "Tokens", output.tokens, numeric=True),
     ]
+    columns = output.priced_columns(buckets, columns)
     output.print_table(buckets, columns, caption=f"time zone {history['tz']}")
 
 
