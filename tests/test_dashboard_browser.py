@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -124,28 +125,33 @@ def tab(browser: Any, base: str, **options: Any) -> Iterator[Tab]:
 
 def seed(now: datetime) -> list[UsageEvent]:
     """Invocations over the last five days (the current 7 days) and 8 to 12 days back (the
-    previous 7), in projects web and api; costs in eighths of a dollar so sums are exact; and
-    task-tree, the most recent task, whose invocations nest three deep."""
+    previous 7), in projects web and api; costs in eighths of a dollar so sums are exact, some
+    unknown (the skill commit never has one); and task-tree, the most recent task, whose
+    invocations nest three deep."""
     rng = random.Random(15)
     events = []
 
     def some(count: int, earliest: timedelta, latest: timedelta) -> None:
         for _ in range(count):
             kind = Kind.SKILL if rng.random() < 0.3 else Kind.AGENT
+            name = rng.choice(SKILLS if kind is Kind.SKILL else AGENTS)
             status = rng.choice([Status.COMPLETED] * 5 + [Status.FAILED] * 2 + [Status.RUNNING])
             finished = status is not Status.RUNNING
+            cost = None if name == "commit" else rng.choice([0.125, 0.25, 0.5, 1.5, None])
             events.append(
                 make_event(
                     kind=kind,
-                    name=rng.choice(SKILLS if kind is Kind.SKILL else AGENTS),
+                    name=name,
                     task_id=f"task-{rng.randrange(40)}",
                     project_id=rng.choice(["web", "api"]),
                     timestamp=now - earliest - (latest - earliest) * rng.random(),
                     status=status,
                     duration_seconds=rng.uniform(1, 150) if finished else None,
-                    cost_usd=rng.choice([0.125, 0.25, 0.5, 1.5, None]),
+                    cost_usd=cost,
                     input_tokens=rng.randrange(50_000),
                     output_tokens=rng.randrange(5_000),
+                    cache_read_tokens=rng.choice([None, rng.randrange(2_000_000)]),
+                    cache_creation_tokens=rng.choice([None, rng.randrange(200_000)]),
                     error_message=rng.choice(ERRORS) if status is Status.FAILED else None,
                 )
             )
@@ -190,8 +196,20 @@ def per_day(events: list[UsageEvent], days: list[date], value: Any = None) -> li
     return [sums[day] for day in days]
 
 
+def tokens(event: UsageEvent) -> int:
+    counts = (
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_read_tokens,
+        event.cache_creation_tokens,
+    )
+    return sum(count or 0 for count in counts)
+
+
 def money(value: float) -> str:
-    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:,.4f}"
+    """As the browser's Intl formats dollars: halves rounded away from zero."""
+    places = Decimal("0.01") if abs(value) >= 1 or value == 0 else Decimal("0.0001")
+    return f"${Decimal(value).quantize(places, rounding=ROUND_HALF_UP):,}"
 
 
 def change(now: float, before: float) -> str:
@@ -235,6 +253,11 @@ def test_overview_agent_and_task_pages_show_the_seeded_numbers(browser, seeded) 
         assert page.locator('[data-metric="invocations"] .change').inner_text() == change(
             len(current), len(previous)
         )
+        unpriced = sum(e.cost_usd is None for e in current)
+        assert page.locator('[data-metric="cost"] .detail').inner_text() == (
+            f"{unpriced:,} invocations unpriced (not in the sum)"
+        )
+        assert int(t.figure("tokens")) == sum(tokens(e) for e in current)
 
         # The invocations chart: a band per agent (all four are top agents), skills as other.
         page.locator("#chart-invocations canvas").first.wait_for()
@@ -271,6 +294,11 @@ def test_overview_agent_and_task_pages_show_the_seeded_numbers(browser, seeded) 
                 spark = row.locator("svg.spark").get_attribute("data-values")
                 runs = per_day([e for e in current if e.kind is kind and e.name == name], days)
                 assert spark == ",".join(str(n) for n in runs)
+            if kind is Kind.SKILL:  # no cost known: unknown, never $0.00
+                commit = page.locator(
+                    f'{table_id} tr[data-name="commit"] td[data-key="totalCostUsd"]'
+                )
+                assert commit.inner_text() == f"{UNKNOWN} ({names['commit']} unpriced)"
             runs = [int(r.replace(",", "")) for r in page.locator(
                 f'{table_id} td[data-key="invocations"]').all_inner_texts()]  # fmt: skip
             assert runs == sorted(runs, reverse=True)

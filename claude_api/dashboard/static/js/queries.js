@@ -2,8 +2,8 @@
 // pages only lay them out. A test validates each document here against schema.graphql.
 
 const TOTALS = `
-  invocations completed failed running successRate totalCostUsd avgCostUsd avgDurationSeconds
-  inputTokens outputTokens`;
+  invocations completed failed running successRate totalCostUsd unpricedInvocations avgCostUsd
+  avgDurationSeconds inputTokens outputTokens cacheCreationTokens cacheReadTokens totalTokens`;
 
 const ERRORS = "topErrors { kind name errorMessage count }";
 
@@ -50,7 +50,10 @@ query DashboardUsage(
   previousSkill: skill(name: $name, filter: $previous) @skip(if: $isAgent) { ${TOTALS} p95DurationSeconds }
   history(kind: $kind, name: $name, period: $period, filter: $filter) { ${TREND_FIELDS} }
   tasks(kind: $kind, name: $name, filter: $filter, first: 15) {
-    items { taskId invocations completed failed running totalCostUsd firstSeenAt lastSeenAt }
+    items {
+      taskId invocations completed failed running totalCostUsd unpricedInvocations totalTokens
+      firstSeenAt lastSeenAt
+    }
     hasNext
   }
 }`;
@@ -58,7 +61,10 @@ query DashboardUsage(
 export const TASKS = `
 query DashboardTasks($kind: Kind, $name: String, $filter: UsageFilterInput!, $after: String) {
   tasks(kind: $kind, name: $name, filter: $filter, first: 50, after: $after) {
-    items { taskId invocations completed failed running totalCostUsd firstSeenAt lastSeenAt }
+    items {
+      taskId invocations completed failed running totalCostUsd unpricedInvocations totalTokens
+      firstSeenAt lastSeenAt
+    }
     hasNext
     nextCursor
   }
@@ -71,7 +77,7 @@ query DashboardTask($id: String!) {
     id
     invocations {
       kind name eventId parentId projectId status timestamp finishedAt durationSeconds costUsd
-      inputTokens outputTokens model errorMessage
+      costSource inputTokens outputTokens cacheCreationTokens cacheReadTokens model errorMessage
     }
   }
 }`;

@@ -18,6 +18,16 @@ export function cost(value, unpriced = 0, exact = value) {
   );
 }
 
+/** Input, output, cache write and cache read tokens, in one line. */
+export function tokenDetail(totals) {
+  return [
+    `input ${f.shortCount(totals.inputTokens)}`,
+    `output ${f.shortCount(totals.outputTokens)}`,
+    `cache write ${f.shortCount(totals.cacheCreationTokens)}`,
+    `cache read ${f.shortCount(totals.cacheReadTokens)}`,
+  ].join(" · ");
+}
+
 /** The status of a task from its counts: running while any invocation runs. */
 export function taskStatus(task) {
   if (task.running) return h("span", { class: "status-running" }, `running (${f.count(task.running)})`);
@@ -52,6 +62,7 @@ export function taskTable(items, params, caption) {
           h("th", { scope: "col", class: "hide-narrow" }, "Last start"),
           h("th", { scope: "col", class: "num" }, "Invocations"),
           h("th", { scope: "col" }, "Status"),
+          h("th", { scope: "col", class: "num hide-narrow" }, "Tokens"),
           h("th", { scope: "col", class: "num" }, "Cost")),
       ),
       h(
@@ -64,6 +75,7 @@ export function taskTable(items, params, caption) {
             h("td", { class: "hide-narrow" }, f.dateTime(task.lastSeenAt)),
             h("td", { class: "num", "data-value": task.invocations }, f.count(task.invocations)),
             h("td", {}, taskStatus(task)),
+            h("td", { class: "num hide-narrow", title: f.count(task.totalTokens) }, f.shortCount(task.totalTokens)),
             h("td", { class: "num" }, cost(task.totalCostUsd, task.unpricedInvocations))),
         ),
       ),

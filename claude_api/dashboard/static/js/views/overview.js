@@ -7,7 +7,7 @@ import * as f from "../format.js";
 import { OVERVIEW } from "../queries.js";
 import { filterOf } from "../state.js";
 import { sortableTable } from "../table.js";
-import { cost, errorTable, histories, nameLink } from "./common.js";
+import { cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
 
 const SHOWN = 10; // leaderboard rows before "show all"
 const boards = {
@@ -48,34 +48,17 @@ export async function render({ params, range }) {
 }
 
 function headline(current, previous) {
-  const compared = (now, before) => {
-    const text = f.change(now, before);
-    return text ? `${text} vs previous` : "no earlier period to compare";
-  };
-  const tokens = current.totalTokens ?? null;
-  const tokenDetail = [
-    `input ${f.shortCount(current.inputTokens)}`,
-    `output ${f.shortCount(current.outputTokens)}`,
-    current.cacheCreationTokens !== undefined ? `cache write ${f.shortCount(current.cacheCreationTokens)}` : null,
-    current.cacheReadTokens !== undefined ? `cache read ${f.shortCount(current.cacheReadTokens)}` : null,
-  ].filter(Boolean).join(" · ");
+  // "unknown" when a figure of either period is, "no earlier data" when nothing ran before.
+  const versus = (text) => (text ? `${text} vs previous` : previous.invocations ? "change unknown" : "no earlier data");
   const unpriced = current.unpricedInvocations;
   return h(
     "dl",
     { class: "figures" },
-    figure({ metric: "invocations", label: "Invocations", value: f.count(current.invocations), exact: current.invocations, change: compared(current.invocations, previous.invocations), detail: current.running ? `${f.count(current.running)} running` : null }),
-    figure({ metric: "success-rate", label: "Success rate", value: f.percent(current.successRate), exact: current.successRate, change: f.pointChange(current.successRate, previous.successRate) ? `${f.pointChange(current.successRate, previous.successRate)} vs previous` : "no earlier period to compare", detail: `${f.count(current.completed)} completed · ${f.count(current.failed)} failed` }),
-    figure({ metric: "cost", label: "Cost", value: f.usd(current.totalCostUsd), exact: current.totalCostUsd, change: compared(current.totalCostUsd, previous.totalCostUsd), detail: unpriced ? `${f.count(unpriced)} invocations unpriced (not in the sum)` : null }),
-    figure({ metric: "p95", label: "p95 duration", value: f.seconds(current.p95DurationSeconds), exact: current.p95DurationSeconds, change: compared(current.p95DurationSeconds, previous.p95DurationSeconds) }),
-    figure({
-      metric: "tokens",
-      label: "Tokens",
-      value: tokens === null ? `${f.shortCount(current.inputTokens)} in · ${f.shortCount(current.outputTokens)} out` : f.shortCount(tokens),
-      exact: tokens,
-      title: tokens === null ? null : f.count(tokens),
-      change: tokens === null ? null : compared(tokens, previous.totalTokens),
-      detail: tokenDetail,
-    }),
+    figure({ metric: "invocations", label: "Invocations", value: f.count(current.invocations), exact: current.invocations, change: versus(f.change(current.invocations, previous.invocations)), detail: current.running ? `${f.count(current.running)} running` : null }),
+    figure({ metric: "success-rate", label: "Success rate", value: f.percent(current.successRate), exact: current.successRate, change: versus(f.pointChange(current.successRate, previous.successRate)), detail: `${f.count(current.completed)} completed · ${f.count(current.failed)} failed` }),
+    figure({ metric: "cost", label: "Cost", value: f.usd(current.totalCostUsd), exact: current.totalCostUsd, change: versus(f.change(current.totalCostUsd, previous.totalCostUsd)), detail: unpriced ? `${f.count(unpriced)} invocations unpriced (not in the sum)` : null }),
+    figure({ metric: "p95", label: "p95 duration", value: f.seconds(current.p95DurationSeconds), exact: current.p95DurationSeconds, change: versus(f.change(current.p95DurationSeconds, previous.p95DurationSeconds)) }),
+    figure({ metric: "tokens", label: "Tokens", value: f.shortCount(current.totalTokens), exact: current.totalTokens, title: f.count(current.totalTokens), change: versus(f.change(current.totalTokens, previous.totalTokens)), detail: tokenDetail(current) }),
   );
 }
 
@@ -120,6 +103,14 @@ function leaderboard(kind, page, params, filter, period, trends) {
       numeric: true,
     },
     { key: "p95", label: "p95", value: (r) => r.p95DurationSeconds, cell: (r) => f.seconds(r.p95DurationSeconds), numeric: true },
+    {
+      key: "totalTokens",
+      label: "Tokens",
+      value: (r) => r.totalTokens,
+      cell: (r) => h("span", { title: `${f.count(r.totalTokens)} (${tokenDetail(r)})` }, f.shortCount(r.totalTokens)),
+      numeric: true,
+      className: "num hide-narrow",
+    },
     {
       key: "trend",
       label: "Runs over time",

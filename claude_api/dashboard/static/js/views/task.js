@@ -46,7 +46,7 @@ export async function render({ where, params }) {
             h("th", { scope: "col", class: "num" }, "Duration"),
             h("th", { scope: "col", class: "num" }, "Own cost"),
             h("th", { scope: "col", class: "num" }, "With everything under it"),
-            h("th", { scope: "col", class: "num hide-narrow" }, "Tokens in / out"),
+            h("th", { scope: "col", class: "num hide-narrow" }, "Tokens in / out / cache"),
             h("th", { scope: "col", class: "hide-narrow" }, "Model"),
             h("th", { scope: "col", class: "hide-narrow" }, "Timeline"))),
           h("tbody", {}, rows))),
@@ -54,6 +54,12 @@ export async function render({ where, params }) {
     ],
   };
 }
+
+const SOURCES = {
+  REPORTED: "cost reported by its runner",
+  COMPUTED: "cost computed from its model and tokens",
+  UNPRICED: "unpriced: its model has no price",
+};
 
 /** The invocations as trees by parent id, children in start order; `total` on every node. */
 function tree(invocations) {
@@ -118,9 +124,11 @@ function row(node, depth, span, params) {
     name,
     h("td", { class: `status-${status}` }, status),
     h("td", { class: "num" }, f.seconds(node.durationSeconds)),
-    h("td", { class: "num", "data-key": "own" }, cost(node.costUsd)),
+    h("td", { class: "num", "data-key": "own", title: SOURCES[node.costSource] || null }, cost(node.costUsd)),
     h("td", { class: "num", "data-key": "total" }, cost(node.total.value, node.total.unpriced)),
-    h("td", { class: "num hide-narrow" }, `${f.count(node.inputTokens)} / ${f.count(node.outputTokens)}`),
+    h("td", { class: "num hide-narrow" },
+      `${f.count(node.inputTokens)} / ${f.count(node.outputTokens)}`,
+      h("div", { class: "mark" }, `cache read ${f.count(node.cacheReadTokens)} · write ${f.count(node.cacheCreationTokens)}`)),
     h("td", { class: "hide-narrow" }, node.model || f.UNKNOWN),
     h("td", { class: "hide-narrow" }, h("div", { class: "timeline" }, bar)),
   );

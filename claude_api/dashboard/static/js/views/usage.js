@@ -6,7 +6,7 @@ import { figure, h, link, section } from "../dom.js";
 import * as f from "../format.js";
 import { USAGE } from "../queries.js";
 import { filterOf, href } from "../state.js";
-import { cost, errorTable, taskTable } from "./common.js";
+import { cost, errorTable, taskTable, tokenDetail } from "./common.js";
 
 export async function render({ where, params, range }) {
   const { kind, name } = where;
@@ -75,7 +75,7 @@ export async function render({ where, params, range }) {
 }
 
 function figures(stats, before) {
-  const vs = (text) => (text ? `${text} vs previous` : "no earlier period to compare");
+  const vs = (text) => (text ? `${text} vs previous` : before.invocations ? "change unknown" : "no earlier data");
   return h(
     "dl",
     { class: "figures" },
@@ -85,15 +85,8 @@ function figures(stats, before) {
     figure({ metric: "avg-cost", label: "Average cost", value: f.usd(stats.avgCostUsd), exact: stats.avgCostUsd, detail: "of the runs that report one" }),
     figure({ metric: "per-success", label: "Cost per success", value: f.usd(f.perSuccess(stats.totalCostUsd, stats.completed)), exact: f.perSuccess(stats.totalCostUsd, stats.completed), detail: "all runs' cost / completed runs" }),
     figure({ metric: "p95", label: "p95 duration", value: f.seconds(stats.p95DurationSeconds), exact: stats.p95DurationSeconds, change: vs(f.change(stats.p95DurationSeconds, before.p95DurationSeconds)) }),
-    figure({ metric: "tokens", label: "Tokens", value: `${f.shortCount(stats.inputTokens)} in · ${f.shortCount(stats.outputTokens)} out`, detail: tokenDetail(stats) }),
+    figure({ metric: "tokens", label: "Tokens", value: f.shortCount(stats.totalTokens), exact: stats.totalTokens, title: f.count(stats.totalTokens), change: vs(f.change(stats.totalTokens, before.totalTokens)), detail: tokenDetail(stats) }),
   );
-}
-
-function tokenDetail(stats) {
-  return [
-    stats.cacheCreationTokens !== undefined ? `cache write ${f.shortCount(stats.cacheCreationTokens)}` : null,
-    stats.cacheReadTokens !== undefined ? `cache read ${f.shortCount(stats.cacheReadTokens)}` : null,
-  ].filter(Boolean).join(" · ") || null;
 }
 
 function durations(stats) {
