@@ -272,6 +272,7 @@ def test_leaderboard_answers_like_the_query_layer(client: Client, stored: list[U
             "metric": "cost",
             "value": 2.25,
             "invocations": 2,
+            "unpriced_invocations": 0,
         }
     ]
 

@@ -36,7 +36,11 @@ DESCRIPTION = """\
 Usage analytics of Claude Code agents and skills: record invocations, ask which are used, how
 often they succeed, what they cost and how long they take.
 
-Times are ISO 8601 and UTC in answers. An error answers with `message` and, for a bad
+Times are ISO 8601 and UTC in answers. Counts and token sums are exact integers; tokens are
+counted as input, output, cache creation (cache write) and cache read tokens, and `total_tokens`
+is their sum. A total cost is null when none of the invocations it sums reports a cost (0 when
+there are none), and `unpriced_invocations` says how many invocations it leaves out, so a
+partly priced sum shows as such. An error answers with `message` and, for a bad
 parameter, `errors`: one `{field, message}` per problem, naming the parameter. Unknown query
 parameters are refused, so a typo cannot silently widen a question.
 

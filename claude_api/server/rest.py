@@ -159,8 +159,10 @@ def _suggestions(session: Session, filter: UsageFilter) -> tuple[str, ...]:
 
 async def get_analytics(request: Request, operation: Operation) -> UsageStats:
     """Statistics of one agent or skill over its invocations that match the filters: counts by
-    status, success rate (completed / finished), cost and tokens (totals and averages),
-    durations (average, nearest-rank p50, p95 and p99) and its most frequent error messages.
+    status, success rate (completed / finished), cost (null when no invocation reports one;
+    `unpriced_invocations` counts those without), tokens (input, output, cache creation, cache
+    read and their total; input and output averages), durations (average, nearest-rank p50,
+    p95 and p99) and its most frequent error messages.
 
     404 when the name was never recorded (not merely quiet in the range), with close names.
     """
