@@ -14,7 +14,9 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 USED = {
     "AgentList", "AgentStats", "History", "InvocationCount", "Invocations", "Leaderboard",
     "Names", "PurgedInvocations", "Report", "SkillList", "SkillStats",
+    "Budgets", "BudgetStatus", "SetBudget", "RemoveBudget",
 }  # fmt: skip
+MUTATIONS = {"SetBudget", "RemoveBudget"}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +33,9 @@ def test_each_operation_validates_against_schema_graphql(sdl_schema, name: str) 
     document = parse(operations.load(name))
     assert validate(sdl_schema, document) == []
     defined = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    operation = "mutation" if name in MUTATIONS else "query"
     assert [(d.operation.value, d.name.value if d.name else None) for d in defined] == [
-        ("query", name)
+        (operation, name)
     ]
 
 

@@ -8,6 +8,7 @@ import typer
 
 from claude_api.client.agents import agents_app
 from claude_api.client.analytics import analytics_app
+from claude_api.client.budgets import budgets_app
 from claude_api.client.db import db_app
 from claude_api.client.demo import demo
 from claude_api.client.hook import hook_app
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.add_typer(agents_app, name="agents")
 app.add_typer(skills_app, name="skills")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(budgets_app, name="budgets")
 app.add_typer(db_app, name="db")
 app.add_typer(hook_app, name="hook")
 app.add_typer(keys_app, name="keys")

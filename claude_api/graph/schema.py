@@ -17,6 +17,7 @@ from claude_api.access import Principal
 from claude_api.errors import InvalidFilter
 from claude_api.graph import types
 from claude_api.graph.errors import log_errors
+from claude_api.graph.guardrails import GuardrailMutations, GuardrailQueries
 from claude_api.graph.http import schema_extensions
 from claude_api.graph.inputs import UsageEventInput, UsageFilterInput, to_filter
 from claude_api.graph.scalars import SCALARS, Long
@@ -105,8 +106,8 @@ async def _stats_page(
     )
 
 
-@strawberry.type(description="Questions about agents, skills and tasks.")
-class Query:
+@strawberry.type(description="Questions about agents, skills, tasks and budgets.")
+class Query(GuardrailQueries):
     @strawberry.field(description="Statistics of one agent; null (with an error) if unknown.")
     async def agent(
         self, info: Info, name: str, filter: UsageFilterInput | None = None
@@ -311,8 +312,11 @@ async def _record(
     return types.RecordResult(received=len(events))
 
 
-@strawberry.type(description="Usage events from remote runners, stored by the same recorder.")
-class Mutation:
+@strawberry.type(
+    description="Usage events from remote runners, stored by the same recorder; budgets and "
+    "alert rules."
+)
+class Mutation(GuardrailMutations):
     @strawberry.mutation(description="Record one usage event.")
     async def record_usage(self, info: Info, event: UsageEventInput) -> types.RecordResult:
         return await _record(info, [event.to_wire()], "event")

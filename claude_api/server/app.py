@@ -26,6 +26,7 @@ from claude_api.models.retention import purge
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
 from claude_api.server.dashboard import dashboard_routes
+from claude_api.server.guardrails import guardrail_routes
 from claude_api.server.ingest import post_events
 from claude_api.server.kept import KeptResponses
 from claude_api.server.limits import BodyLimitMiddleware
@@ -87,6 +88,7 @@ def create_app(
     routes = [
         *graphql_routes(graphql),
         *rest_routes(),
+        *guardrail_routes(),
         Route("/v1/events", post_events, methods=["POST"]),
         Route("/v1/task", post_task, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),

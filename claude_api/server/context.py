@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 
@@ -39,6 +40,11 @@ class RequestContext:
     @property
     def tracker(self) -> Tracker:
         return self.services.tracker
+
+    @property
+    def engine(self) -> Engine:
+        """The database, for mutations that write outside the tracker (budgets, alert rules)."""
+        return self.services.engine
 
     @property
     def principal(self) -> Principal:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from claude_api.errors import InvalidFilter
 from claude_api.guardrails.verdicts import (
     BUDGET_COLUMNS,
     Budget,
@@ -53,10 +54,13 @@ def budget_statuses(
     has spent so far, running invocations included, what is left and the forecast."""
     moment = now or datetime.now(UTC)
     reader = SessionReader(session)
-    return [
-        budget_state(reader, budget, moment)
-        for budget in list_budgets(session, project_id=project_id)
-    ]
+    try:
+        return [
+            budget_state(reader, budget, moment)
+            for budget in list_budgets(session, project_id=project_id)
+        ]
+    except (OverflowError, ValueError):  # a period next to the ends of the calendar
+        raise InvalidFilter("at", "is out of the supported date range") from None
 
 
 def check_budgets(

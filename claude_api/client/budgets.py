@@ -1,0 +1,212 @@
+"""`claude-api budgets`: set, list, check and remove spending limits, through the canned GraphQL
+operations (against --url, or in-process against the local database)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from claude_api.client import output
+from claude_api.client.api import open_api
+from claude_api.client.options import JsonOption, TzOption, UrlOption
+from claude_api.client.output import Column
+
+budgets_app = typer.Typer(
+    help="Budgets: what an agent, a skill, a project or everything may spend per day, week or "
+    "month. A spent deny budget stops new subagents and skills (the PreToolUse hook that "
+    "`claude-api hook install` adds) and new tasks (`claude-api run`).",
+    no_args_is_help=True,
+)
+
+
+class Per(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class Action(StrEnum):
+    WARN = "warn"
+    DENY = "deny"
+
+
+def _limit(budget: dict[str, Any]) -> str:
+    if budget["unit"] == "USD":
+        return output.money(budget["limitUsd"])
+    return f"{output.tokens(budget['limitTokens'])} tokens"
+
+
+def _amount(unit: str, value: float | None) -> str:
+    return output.money(value) if unit == "USD" else output.tokens(value)
+
+
+def _status_row(status: dict[str, Any]) -> dict[str, Any]:
+    budget = status["budget"]
+    unit = budget["unit"]
+    return {
+        "label": budget["label"],
+        "limit": _limit(budget),
+        "spent": _amount(unit, status["spent"]),
+        "remaining": _amount(unit, status["remaining"]),
+        "forecast": _amount(unit, status["forecast"]),
+        "state": "spent" if status["exhausted"] else "ok",
+    }
+
+
+BUDGET_COLUMNS = [
+    Column("id", "ID", numeric=True),
+    Column("label", "Budget"),
+    Column("limit", "Limit", numeric=True),
+    Column("action", "Action"),
+    Column("tz", "Time zone"),
+]
+STATUS_COLUMNS = [
+    Column("label", "Budget"),
+    Column("limit", "Limit", numeric=True),
+    Column("spent", "Spent", numeric=True),
+    Column("remaining", "Left", numeric=True),
+    Column("forecast", "Forecast", numeric=True),
+    Column("state", "State"),
+]
+
+
+@budgets_app.command("set")
+def budgets_set(
+    per: Annotated[Per, typer.Option("--per", help="The period: a day, ISO week or month.")],
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Limit this agent.", show_default=False)
+    ] = None,
+    skill: Annotated[
+        str | None, typer.Option("--skill", help="Limit this skill.", show_default=False)
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="Limit this project (with --agent or --skill: that one, in this project).",
+            show_default=False,
+        ),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Limit every agent and skill together.")
+    ] = False,
+    usd: Annotated[
+        float | None, typer.Option("--usd", help="The limit in US dollars.", show_default=False)
+    ] = None,
+    tokens: Annotated[
+        int | None,
+        typer.Option("--tokens", help="The limit in tokens (input, output and cache).", min=1),
+    ] = None,
+    action: Annotated[
+        Action,
+        typer.Option(
+            "--action", help="deny: stop new subagents, skills and tasks; warn: only say so."
+        ),
+    ] = Action.DENY,
+    tz: TzOption = "UTC",
+    url: UrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Set a budget; setting one of the same scope, period and unit again changes it.
+
+    Example: claude-api budgets set --agent code-reviewer --per day --usd 20 --tz Europe/Paris
+    """
+    if agent is not None and skill is not None:
+        raise typer.BadParameter("give --agent or --skill, not both")
+    if everything and (agent or skill or project):
+        raise typer.BadParameter("--all limits everything: give no --agent, --skill or --project")
+    if not (everything or agent or skill or project):
+        raise typer.BadParameter("say what to limit: --agent, --skill, --project or --all")
+    if (usd is None) == (tokens is None):
+        raise typer.BadParameter("give the limit with --usd or with --tokens (one of them)")
+    if usd is not None and not usd > 0:
+        raise typer.BadParameter("--usd must be above 0")
+    variables = {
+        "period": per.value.upper(),
+        "kind": "AGENT" if agent else "SKILL" if skill else None,
+        "name": agent or skill,
+        "projectId": project,
+        "usd": usd,
+        "tokens": tokens,
+        "action": action.value.upper(),
+        "tz": tz,
+    }
+    with open_api(url) as api:
+        budget = api.run(
+            "SetBudget",
+            budget={key: value for key, value in variables.items() if value is not None},
+        )["setBudget"]
+    if json_output:
+        output.print_json(budget)
+        return
+    output.info(
+        f"budget {budget['id']}: '{budget['label']}' of {_limit(budget)}, "
+        f"{budget['action'].lower()} once spent (days in {budget['tz']})"
+    )
+
+
+@budgets_app.command("list")
+def budgets_list(url: UrlOption = None, json_output: JsonOption = False) -> None:
+    """Show every budget.
+
+    Example: claude-api budgets list
+    """
+    with open_api(url) as api:
+        budgets = api.run("Budgets")["budgets"]
+    if json_output:
+        output.print_json(budgets)
+    elif not budgets:
+        output.info("no budgets yet: claude-api budgets set --agent NAME --per day --usd 20")
+    else:
+        rows = [
+            {**budget, "limit": _limit(budget), "action": budget["action"].lower()}
+            for budget in budgets
+        ]
+        output.print_table(rows, BUDGET_COLUMNS, title="Budgets")
+
+
+@budgets_app.command("status")
+def budgets_status(url: UrlOption = None, json_output: JsonOption = False) -> None:
+    """Show each budget in its current period: spent so far (running subagents and skills
+    included), what is left, and the forecast of the period's end at its pace so far.
+
+    Example: claude-api budgets status --json
+    """
+    with open_api(url) as api:
+        statuses = api.run("BudgetStatus")["budgetStatus"]
+    if json_output:
+        output.print_json(statuses)
+        return
+    if not statuses:
+        output.info("no budgets yet: claude-api budgets set --agent NAME --per day --usd 20")
+        return
+    output.print_table([_status_row(s) for s in statuses], STATUS_COLUMNS, title="Budgets")
+    for status in statuses:
+        if status["exhausted"]:
+            what = "denies" if status["budget"]["action"] == "DENY" else "warns of"
+            output.print_line(f"{status['message']} ({what} new subagents, skills and tasks)")
+    unpriced = sum(s["unpricedInvocations"] for s in statuses if s["budget"]["unit"] == "USD")
+    if unpriced:
+        output.info(f"{unpriced:,} invocations report no cost: USD spends leave them out")
+
+
+@budgets_app.command("remove")
+def budgets_remove(
+    budget_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The budget's ID, as `budgets list` shows it.")
+    ],
+    url: UrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove a budget.
+
+    Example: claude-api budgets remove 3
+    """
+    with open_api(url) as api:
+        budget = api.run("RemoveBudget", id=budget_id)["removeBudget"]
+    if json_output:
+        output.print_json(budget)
+    else:
+        output.info(f"budget {budget['id']} ('{budget['label']}') removed")
