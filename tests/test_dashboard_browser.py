@@ -529,3 +529,21 @@ def test_the_overview_of_demo_data_at_desktop_and_phone_width(browser, tmp_path:
             background = t.page.evaluate("getComputedStyle(document.body).backgroundColor")
             assert sum(int(n) for n in background[4:-1].split(",")) < 3 * 64
             t.check_clean()
+
+
+def test_an_empty_database_and_unknown_names_say_so(browser, engine: Engine) -> None:
+    with server(engine) as running, tab(browser, running.url) as t:
+        t.open("/")
+        assert int(t.figure("invocations")) == 0
+        page = t.page
+        page.locator("p.note", has_text="claude-api demo").wait_for()
+        for metric in ("success-rate", "p95"):
+            assert page.locator(f'[data-metric="{metric}"] .value').inner_text() == UNKNOWN
+        page.locator("#board-agent", has_text="No agents in this period").wait_for()
+        t.open("/agents/nobody?period=bogus")
+        page.locator(".banner", has_text="No agent named “nobody”").wait_for()
+        t.open("/tasks/no-such-task")
+        page.locator(".banner", has_text="No invocation of this task").wait_for()
+        t.open("/?period=custom&from=2026-05-02&to=2026-05-01")
+        page.locator(".banner", has_text="a custom range needs").wait_for()
+        t.check_clean()

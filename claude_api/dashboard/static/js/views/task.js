@@ -1,6 +1,6 @@
 // A task's invocations as a tree (who ran whom, by parent id) with a timeline: each with its own
 // cost and the total of everything under it, summed from this task's own rows.
-import { graphql } from "../api.js";
+import { ApiError, graphql } from "../api.js";
 import { h, link } from "../dom.js";
 import * as f from "../format.js";
 import { TASK } from "../queries.js";
@@ -8,8 +8,13 @@ import { href } from "../state.js";
 import { cost, kindBadge, nameLink } from "./common.js";
 
 export async function render({ where, params }) {
-  const data = await graphql(TASK, { id: where.id });
-  const invocations = data.task ? data.task.invocations : [];
+  let invocations = [];
+  try {
+    const data = await graphql(TASK, { id: where.id });
+    invocations = data.task ? data.task.invocations : [];
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === "NOT_FOUND")) throw error;
+  }
   if (!invocations.length) {
     return {
       title: where.id,
