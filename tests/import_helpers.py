@@ -1,12 +1,15 @@
-"""Helpers of the import tests: run an import, read the rows back, compare with the ledger."""
+"""Helpers of the import tests: run an import, read the rows back, compare with the ledger or
+with the truth counted from the transcript files alone."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -14,6 +17,7 @@ from sqlmodel import Session, select
 from claude_api.importer import ImportOptions, ImportSummary, import_transcripts
 from claude_api.importer.settlement import IMPORT_NAMESPACE
 from claude_api.models.tables import AgentUsage, SkillUsage
+from claude_api.pricing import request_cost
 from claude_api.tracking import Tracker
 from tests.transcripts import Ledger
 
@@ -76,3 +80,54 @@ def tokens_of(rows: list[Any]) -> int:
 
 def day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
+
+
+@dataclass
+class Truth:
+    """What some transcripts spent, counted as ccusage counts."""
+
+    tokens: dict[str, int]
+    cost: float
+    responses: int
+
+
+def truth_of(root: Path) -> Truth:
+    """Tokens and cost of the transcripts under `root`, from the files alone: one count per
+    API response (its lines deduplicated by message and request id, keeping the largest output
+    count), `<synthetic>` replies left out, each response priced on its day by the pricing
+    module."""
+    kept: dict[tuple[str, str | None], dict] = {}
+    for path in sorted(root.rglob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(entry, dict) or entry.get("type") != "assistant":
+                continue
+            message = entry.get("message")
+            if not isinstance(message, dict):
+                continue
+            usage = message.get("usage")
+            if message.get("model") == "<synthetic>" or not isinstance(usage, dict):
+                continue
+            key = (message["id"], entry.get("requestId"))
+            before = kept.get(key)
+            if before is None or usage["output_tokens"] > before["usage"]["output_tokens"]:
+                kept[key] = {"usage": usage, "model": message["model"], "at": entry["timestamp"]}
+    tokens = dict.fromkeys(TOKEN_FIELDS, 0)
+    cost = 0.0
+    for response in kept.values():
+        usage = response["usage"]
+        counts = {
+            "input_tokens": usage["input_tokens"],
+            "output_tokens": usage["output_tokens"],
+            "cache_read_tokens": usage.get("cache_read_input_tokens", 0),
+            "cache_creation_tokens": usage.get("cache_creation_input_tokens", 0),
+        }
+        for name, value in counts.items():
+            tokens[name] += value
+        price = request_cost(response["model"], **counts, at=datetime.fromisoformat(response["at"]))
+        assert price is not None, response["model"]
+        cost += price
+    return Truth(tokens, cost, len(kept))

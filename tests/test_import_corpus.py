@@ -1,9 +1,9 @@
 """A corpus of copied transcripts (months-old lines, fresh file times) imports with every token
 and dollar of the truth, one row per call made, and no session left running.
 
-The truth is computed here from the files alone, the way ccusage counts: one count per API
-response (its lines deduplicated by message id, keeping the largest output count), `<synthetic>`
-replies left out, each response priced on its day by the pricing module.
+The truth is counted from the files alone (`truth_of`), the way ccusage counts: one count per
+API response (its lines deduplicated by message id, keeping the largest output count),
+`<synthetic>` replies left out, each response priced on its day by the pricing module.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import Engine
 
-from claude_api.pricing import request_cost
 from claude_api.tracking import Tracker
-from tests.import_helpers import TOKEN_FIELDS, agents, run_import, skills
+from tests.import_helpers import TOKEN_FIELDS, agents, run_import, skills, truth_of
 from tests.transcripts import (
     HAIKU,
     SONNET,
@@ -42,9 +41,24 @@ BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 @dataclass
 class Corpus:
-    """What was composed: the calls made, as (kind, name, status)."""
+    """What was composed: the calls made, as (kind, name, status), and the transcripts."""
 
     calls: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    files: list[tuple[Transcript, Path, dict | None]] = field(default_factory=list)
+
+    def write(self, until: datetime | None = None) -> None:
+        """Write every transcript (as it stood at `until`: its lines dated until then)."""
+        for transcript, path, meta in self.files:
+            count = None if until is None else sum(1 for at in transcript.times if at <= until)
+            if count == 0:
+                continue
+            transcript.write(path, upto=count)
+            if meta is not None:
+                write_meta(path, **meta)
+
+    def moments(self) -> list[datetime]:
+        """Every line's time, in order."""
+        return sorted({at for transcript, _, _ in self.files for at in transcript.times})
 
 
 class _Session:
@@ -66,8 +80,9 @@ class _Session:
             start=start,
             version=self.version,
         )
-        self.files: list[tuple[Transcript, Path, dict | None]] = []
+        corpus.files.append((self.main, project / f"{self.session_id}.jsonl", None))
         self.pending: list[tuple[str, str, str, str]] = []  # background: id, agent, type, status
+        self.finished: list[tuple[Transcript, str]] = []  # subagents a later call may resume
 
     def usage(self) -> tuple[int, int, int, int]:
         rng = self.rng
@@ -117,6 +132,9 @@ class _Session:
 
     def subagent(self) -> None:
         main, rng = self.main, self.rng
+        if self.finished and rng.random() < 0.2:
+            self.resume(*rng.choice(self.finished))
+            return
         agent_type = rng.choice(SUBAGENT_TYPES)
         named = agent_type != "general-purpose" or rng.random() < 0.5
         call = agent_call(agent_type if named else None, tool="Agent" if self.newer else "Task")
@@ -146,7 +164,7 @@ class _Session:
             meta = {"agentType": agent_type, "toolUseId": call["id"], "spawnDepth": 1}
         else:
             path, meta = self.project / f"agent-{agent_id}.jsonl", None
-        self.files.append((sub, path, meta))
+        self.corpus.files.append((sub, path, meta))
         if background:
             main.agent_launched(call["id"], agent_id)
             status = "completed" if rng.random() < 0.8 else "failed"
@@ -160,7 +178,21 @@ class _Session:
             else:
                 status = "completed"
                 main.agent_result(call["id"], agent_id, agent_type=agent_type)
+                self.finished.append((sub, agent_type))
         self.corpus.calls[("agent", agent_type, status)] += 1
+
+    def resume(self, sub: Transcript, agent_type: str) -> None:
+        """A later call that resumes a finished subagent: its transcript goes on."""
+        main = self.main
+        call = agent_call(agent_type, tool="Agent" if self.newer else "Task")
+        call["input"]["prompt"] = "Go on where you stopped"
+        main.respond(call, usage=self.usage())
+        sub.clock = main.clock
+        sub.prompt(call["input"]["prompt"])
+        self.exchange(sub)
+        main.clock = sub.clock
+        main.agent_result(call["id"], str(sub.agent_id), agent_type=agent_type)
+        self.corpus.calls[("agent", agent_type, "completed")] += 1
 
     def skill(self) -> None:
         main, rng = self.main, self.rng
@@ -172,69 +204,23 @@ class _Session:
         if self.newer and rng.random() < 0.5:  # newer CLIs attribute the skill's own responses
             self.exchange(main, attributionSkill=name)
 
-    def write(self) -> None:
-        self.main.write(self.project / f"{self.session_id}.jsonl")
-        for sub, path, meta in self.files:
-            sub.write(path)
-            if meta is not None:
-                write_meta(path, **meta)
 
-
-def compose_corpus(root: Path, *, seed: int) -> Corpus:
+def compose_corpus(root: Path, *, seed: int, sessions: int = SESSIONS) -> Corpus:
+    """Compose `sessions` sessions under `root` (not written yet: `Corpus.write`)."""
     rng = random.Random(seed)
     corpus = Corpus()
-    for index in range(SESSIONS):
-        project = root / f"-home-dev-project{index % 4}"
-        session = _Session(corpus, rng, project, index)
-        session.compose()
-        session.write()
+    for index in range(sessions):
+        _Session(corpus, rng, root / f"-home-dev-project{index % 4}", index).compose()
     return corpus
 
 
-@dataclass
-class Truth:
-    tokens: dict[str, int]
-    cost: float
-    responses: int
-
-
-def truth_of(root: Path) -> Truth:
-    """Tokens and cost of the transcripts under `root`, from the files alone."""
-    kept: dict[tuple[str, str | None], dict] = {}
-    for path in sorted(root.rglob("*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(entry, dict) or entry.get("type") != "assistant":
-                continue
-            message = entry.get("message")
-            if not isinstance(message, dict):
-                continue
-            usage = message.get("usage")
-            if message.get("model") == "<synthetic>" or not isinstance(usage, dict):
-                continue
-            key = (message["id"], entry.get("requestId"))
-            before = kept.get(key)
-            if before is None or usage["output_tokens"] > before["usage"]["output_tokens"]:
-                kept[key] = {"usage": usage, "model": message["model"], "at": entry["timestamp"]}
-    tokens = dict.fromkeys(TOKEN_FIELDS, 0)
-    cost = 0.0
-    for response in kept.values():
-        usage = response["usage"]
-        counts = {
-            "input_tokens": usage["input_tokens"],
-            "output_tokens": usage["output_tokens"],
-            "cache_read_tokens": usage.get("cache_read_input_tokens", 0),
-            "cache_creation_tokens": usage.get("cache_creation_input_tokens", 0),
-        }
-        for name, value in counts.items():
-            tokens[name] += value
-        price = request_cost(response["model"], **counts, at=datetime.fromisoformat(response["at"]))
-        assert price is not None, response["model"]
-        cost += price
-    return Truth(tokens, cost, len(kept))
+def calls_of(rows: list[Any]) -> Counter[tuple[str, str, str]]:
+    """The rows as calls: (kind, name, status)."""
+    return Counter(
+        ("agent", row.agent_name, row.status) if hasattr(row, "agent_name") else
+        ("skill", row.skill_name, row.status)
+        for row in rows
+    )  # fmt: skip
 
 
 def test_a_copied_corpus_imports_the_whole_truth(
@@ -242,6 +228,7 @@ def test_a_copied_corpus_imports_the_whole_truth(
 ) -> None:
     original = tmp_path / "original" / "projects"
     corpus = compose_corpus(original, seed=12)
+    corpus.write()
     copy = tmp_path / "restored" / "projects"
     shutil.copytree(original, copy, copy_function=shutil.copy)  # fresh modification times
     recent = datetime.now(UTC).timestamp() - 3600
@@ -256,12 +243,7 @@ def test_a_copied_corpus_imports_the_whole_truth(
     assert summary.transcripts_skipped == {}
 
     rows = agents(engine) + skills(engine)
-    made = Counter(
-        ("agent", row.agent_name, row.status) if hasattr(row, "agent_name") else
-        ("skill", row.skill_name, row.status)
-        for row in rows
-    )  # fmt: skip
-    assert made == corpus.calls
+    assert calls_of(rows) == corpus.calls
     assert not [row for row in rows if row.status == "running"]
     for name in TOKEN_FIELDS:
         assert sum(getattr(row, name) or 0 for row in rows) == truth.tokens[name], name

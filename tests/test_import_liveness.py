@@ -16,8 +16,21 @@ from sqlmodel import Session
 from claude_api.models import queries
 from claude_api.models.filters import Period, UsageFilter
 from claude_api.tracking import Tracker
-from tests.import_helpers import agents, assert_spend, one, run_import, skills
-from tests.test_import_transcripts import PROJECT, assert_rich_rows, compose_rich_session
+from tests.import_helpers import (
+    TOKEN_FIELDS,
+    agents,
+    assert_spend,
+    one,
+    run_import,
+    skills,
+    truth_of,
+)
+from tests.test_import_corpus import calls_of, compose_corpus
+from tests.test_import_transcripts import (
+    PROJECT,
+    assert_rich_rows,
+    compose_rich_session,
+)
 from tests.transcripts import (
     HAIKU,
     Ledger,
@@ -185,3 +198,40 @@ def test_a_live_session_counts_what_it_spent_so_far(
     ):
         assert_spend(row, ledger, label)
     assert _totals(engine, session, start) == _expected(ledger, running=0)
+
+
+def test_spend_so_far_never_counts_a_response_twice(
+    engine: Engine, tracker: Tracker, tmp_path: Path
+) -> None:
+    """Sessions imported while they are being written (subagents in both layouts, failed and
+    background ones, resumed ones, attributed skills): at every cut the rows never hold more
+    than the transcripts written so far, a running row's spend only grows, a finished row
+    never changes; at the end they hold it all, one row per call."""
+    corpus = compose_corpus(tmp_path, seed=3, sessions=8)
+    moments = corpus.moments()
+    before: dict[object, tuple[str, list[int]]] = {}
+    for moment in moments[:: max(1, len(moments) // 40)]:
+        corpus.write(until=moment)
+        run_import(engine, tracker, tmp_path, idle=IDLE, now=moment)
+        rows = agents(engine) + skills(engine)
+        truth = truth_of(tmp_path)
+        for name in TOKEN_FIELDS:
+            assert sum(getattr(row, name) or 0 for row in rows) <= truth.tokens[name], moment
+        assert sum(row.cost_usd or 0.0 for row in rows) <= truth.cost * (1 + 1e-9), moment
+        now = {row.event_id: (row.status, [getattr(row, name) or 0 for name in TOKEN_FIELDS])
+               for row in rows}  # fmt: skip
+        for event_id, (status, spent) in before.items():
+            if status != "running":
+                assert now[event_id] == (status, spent), moment  # finished: never changes
+            else:
+                assert all(new >= old for new, old in zip(now[event_id][1], spent, strict=True))
+        before = now
+    corpus.write()
+    summary = run_import(engine, tracker, tmp_path, idle=IDLE)
+    assert summary.sessions_live == 0
+    rows = agents(engine) + skills(engine)
+    truth = truth_of(tmp_path)
+    for name in TOKEN_FIELDS:
+        assert sum(getattr(row, name) or 0 for row in rows) == truth.tokens[name], name
+    assert sum(row.cost_usd or 0.0 for row in rows) == pytest.approx(truth.cost, rel=1e-9)
+    assert calls_of(rows) == corpus.calls
