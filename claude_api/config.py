@@ -8,7 +8,12 @@ from typing import Annotated, Literal, Self
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 APP_NAME = "claude-api"
 _ORIGIN = re.compile(r"https?://[^/\s?#*@]+/?", re.IGNORECASE)  # scheme://host[:port]
@@ -43,12 +48,19 @@ class Settings(BaseSettings):
     url: str | None = Field(
         default=None,
         description="The claude-api server the CLI asks, e.g. http://127.0.0.1:8000; unset, the "
-        "CLI answers from the database itself.",
+        "CLI answers from the database itself. Set (or after `claude-api login`), the hook, the "
+        "import and `claude-api run` send their events to it (team mode).",
     )
     api_key: SecretStr | None = Field(
         default=None,
         validation_alias="CLAUDE_API_KEY",  # not CLAUDE_API_API_KEY, as the prefix would make it
         description="Sent by the CLI as `Authorization: Bearer <key>` to the server.",
+    )
+    spool_max_bytes: int = Field(
+        default=256 * 2**20,
+        ge=4096,
+        description="Largest size of the spool where team mode keeps the events the server "
+        "cannot take yet; beyond it new events are refused (counted and logged).",
     )
     auth: Literal["auto", "required", "off"] = Field(
         default="auto",
@@ -107,6 +119,21 @@ class Settings(BaseSettings):
         description="Days of rollups (hourly, daily and monthly aggregates) to keep (0: forever, "
         "the default); at least CLAUDE_API_RETENTION_DAYS when both are set.",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The server and key of `claude-api login`, beneath arguments and the environment.
+        from claude_api.login import LoginSettingsSource
+
+        login = LoginSettingsSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, login
 
     @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod

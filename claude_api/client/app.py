@@ -14,9 +14,11 @@ from claude_api.client.demo import demo
 from claude_api.client.hook import hook_app
 from claude_api.client.importer import transcripts_import
 from claude_api.client.keys import keys_app
+from claude_api.client.login import login, logout
 from claude_api.client.run import task_run
 from claude_api.client.server_commands import schema, serve
 from claude_api.client.skills import skills_app
+from claude_api.client.spool_commands import spool_app
 
 app = typer.Typer(
     name="claude-api",
@@ -37,11 +39,14 @@ app.add_typer(budgets_app, name="budgets")
 app.add_typer(db_app, name="db")
 app.add_typer(hook_app, name="hook")
 app.add_typer(keys_app, name="keys")
+app.add_typer(spool_app, name="spool")
 app.command("import")(transcripts_import)
 app.command("run")(task_run)
 app.command("serve")(serve)
 app.command("schema")(schema)
 app.command("demo")(demo)
+app.command("login")(login)
+app.command("logout")(logout)
 
 
 @app.callback()

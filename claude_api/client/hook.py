@@ -38,6 +38,13 @@ def hook_run(
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, help="Give up (and exit 0) after this many seconds."
     ),
+    remote: bool = typer.Option(
+        False,
+        "--remote",
+        help="Send the events to the team's server (CLAUDE_API_URL or `claude-api login`), "
+        "spooling them while it cannot be reached, never to a database; without it, that is "
+        "what happens when a server is configured.",
+    ),
 ) -> None:
     """Claude Code hook command: reads the hook's JSON on stdin (SubagentStart, SubagentStop,
     PostToolUse and PostToolUseFailure for Agent/Task/Skill, SessionEnd), imports the session's
@@ -45,7 +52,8 @@ def hook_run(
 
     It always exits 0 and prints nothing, so it never disturbs the session: problems (database
     down, bad input) go to stderr and to hook.log in the data directory. Install it with
-    `claude-api hook install`.
+    `claude-api hook install`. In team mode it sends the events to the server within a few
+    seconds, else spools them for the next hook call, import or `claude-api spool flush`.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -59,7 +67,9 @@ def hook_run(
         logger.error("hook input is not a JSON object")
         return
     done = threading.Event()
-    worker = threading.Thread(target=_work, args=(payload, done), name="hook", daemon=True)
+    worker = threading.Thread(
+        target=_work, args=(payload, done, remote or None), name="hook", daemon=True
+    )
     worker.start()
     if not done.wait(timeout):
         logger.error("hook gave up after %.1fs; the next hook or import will catch up", timeout)
@@ -67,31 +77,25 @@ def hook_run(
         os._exit(0)  # the worker may be stuck in a connect: do not wait for it
 
 
-def _work(payload: dict[str, Any], done: threading.Event) -> None:
+def _work(payload: dict[str, Any], done: threading.Event, remote: bool | None) -> None:
     from claude_api.importer.hook import handle_hook
-    from claude_api.models.db import make_engine, upgrade
-    from claude_api.tracking import build_tracker
+    from claude_api.producers import open_producer
+    from claude_api.sender import HOOK_POLICY
 
     try:
         settings = Settings()
         url = settings.database_url
         options = {"connect_args": {"connect_timeout": 2}} if url.startswith("postgresql") else {}
-        engine = make_engine(url, **options)
+        producer = open_producer(
+            settings, remote=remote, policy=HOOK_POLICY, retry_delays=(), engine_options=options
+        )
         try:
-            upgrade(engine)
-            try:
-                tracker = build_tracker(engine, retry_delays=())
-            except Exception:
-                logger.exception("third-party usage plugins failed to load; going on without")
-                tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
-            try:
-                outcome = handle_hook(payload, engine=engine, tracker=tracker)
-            finally:
-                tracker.close(5.0)
+            producer.deliver_spool()
+            outcome = handle_hook(payload, engine=producer.engine, tracker=producer.tracker)
             if outcome.skipped:
                 logger.info("hook %s: nothing imported: %s", outcome.event, outcome.skipped)
         finally:
-            engine.dispose()
+            producer.close(5.0)
     except Exception as error:
         logger.error("hook %s not recorded: %s", payload.get("hook_event_name"), describe(error))
     finally:
@@ -127,6 +131,12 @@ def hook_install(
         help="The PreToolUse budget check Claude Code runs before each subagent or skill "
         "(default: the claude-api-hook beside this claude-api).",
     ),
+    remote: bool = typer.Option(
+        False,
+        "--remote",
+        help="Install `claude-api hook --remote`, which sends the events to the team's server "
+        "(the default when CLAUDE_API_URL is set or after `claude-api login`).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add `claude-api hook` to a Claude Code settings.json, and `claude-api-hook` (the budget
@@ -144,7 +154,7 @@ def hook_install(
         # Only the user's own settings may be a link (into a dotfiles repository, say).
         installed = install_hooks(
             path,
-            command or default_command(),
+            command or default_command(remote=remote or bool(Settings().url)),
             budget_command=budget_command or default_budget_command(),
             follow_link=project is None,
         )
@@ -171,15 +181,16 @@ def hook_install(
         output.info(f"the hooks are already in {installed.path}")
 
 
-def default_command() -> str:
-    """This very claude-api, by absolute path, with `hook`."""
+def default_command(*, remote: bool = False) -> str:
+    """This very claude-api, by absolute path, with `hook` (and `--remote`)."""
+    suffix = " --remote" if remote else ""
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is None or script.name != "claude-api" or not script.exists():
         found = shutil.which("claude-api")
         script = Path(found) if found else None
     if script is not None:
-        return f"{shlex.quote(str(script.absolute()))} hook"
-    return f"{shlex.quote(sys.executable)} -m claude_api.client hook"
+        return f"{shlex.quote(str(script.absolute()))} hook{suffix}"
+    return f"{shlex.quote(sys.executable)} -m claude_api.client hook{suffix}"
 
 
 def default_budget_command() -> str:

@@ -12,8 +12,7 @@ import typer
 from claude_api.client import output
 from claude_api.config import Settings
 from claude_api.importer import ImportOptions, ImportSummary, import_transcripts
-from claude_api.models.db import make_engine, upgrade
-from claude_api.tracking import build_tracker
+from claude_api.producers import open_producer
 
 logger = logging.getLogger(__name__)
 
@@ -62,28 +61,23 @@ def transcripts_import(
     if missing:
         output.error(f"no such file or directory: {', '.join(missing)}")
         raise typer.Exit(code=2)
-    settings = Settings()
-    engine = make_engine(settings.database_url)
+    producer = open_producer(Settings())
     try:
-        upgrade(engine)
-        tracker = build_tracker(engine, queue_size=settings.tracking_queue_size)
-        try:
-            summary = import_transcripts(
-                paths or [],
-                engine=engine,
-                tracker=tracker,
-                options=ImportOptions(idle=timedelta(minutes=idle_minutes), workers=workers),
-                progress=partial(
-                    output.byte_progress,
-                    description="importing transcripts",
-                    enabled=output.interactive() and not json_output,
-                ),
-            )
-        finally:
-            if not tracker.close(TRACKER_CLOSE_TIMEOUT):
-                logger.error("gave up waiting for the events to be stored; some may be lost")
+        producer.deliver_spool()  # events spooled earlier go first
+        summary = import_transcripts(
+            paths or [],
+            engine=producer.engine,
+            tracker=producer.tracker,
+            options=ImportOptions(idle=timedelta(minutes=idle_minutes), workers=workers),
+            progress=partial(
+                output.byte_progress,
+                description="importing transcripts",
+                enabled=output.interactive() and not json_output,
+            ),
+        )
     finally:
-        engine.dispose()
+        if not producer.close(TRACKER_CLOSE_TIMEOUT):
+            logger.error("gave up waiting for the events to be stored; some may be lost")
     if json_output:
         output.print_json(summary.to_dict())
     else:

@@ -14,9 +14,10 @@ from claude_api.client import output
 from claude_api.config import Settings
 from claude_api.executor import TaskResult, run_task
 from claude_api.executor.task_session import InvalidTask, TaskIdTaken
-from claude_api.models.db import make_engine, upgrade
+from claude_api.plugins.http_sink import SINK_NAME
 from claude_api.plugins.manager import get_plugin_manager
-from claude_api.tracking import Tracker, build_tracker
+from claude_api.producers import open_producer, sink_of
+from claude_api.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -81,25 +82,24 @@ def task_run(
 
 
 def open_tracker(settings: Settings) -> tuple[Tracker, Engine | None]:
-    """A tracker on the configured database; when that cannot be opened or migrated, one that
-    only feeds third-party plugins, so that the task still runs (the problem is logged)."""
-    engine: Engine | None = None
+    """A tracker on the configured database, or in team mode one that sends to the server
+    (spooling what cannot go now) with the task sessions registry in the local state file.
+    When the database cannot be opened or migrated, one that only feeds third-party plugins
+    (or, in team mode, the server without the registry), so that the task still runs (the
+    problem is logged)."""
     try:
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
+        producer = open_producer(settings)
     except Exception as error:
+        if settings.url:
+            logger.error("the local state database cannot be opened: %s", error)
+            manager = _plugin_manager()
+            manager.register(sink_of(settings), name=SINK_NAME)
+            tracker = Tracker(manager, store=SINK_NAME, queue_size=settings.tracking_queue_size)
+            return tracker, None
         logger.error("usage will not be recorded: the database cannot be opened: %s", error)
-        if engine is not None:
-            engine.dispose()
         return Tracker(_plugin_manager(), store=None, queue_size=settings.tracking_queue_size), None
-    try:
-        return build_tracker(engine, queue_size=settings.tracking_queue_size), engine
-    except Exception:
-        logger.exception("third-party usage plugins failed to load; recording without them")
-        return (
-            build_tracker(engine, load_entrypoints=False, queue_size=settings.tracking_queue_size),
-            engine,
-        )
+    producer.deliver_spool()
+    return producer.tracker, producer.engine
 
 
 def _plugin_manager() -> pluggy.PluginManager:
