@@ -94,6 +94,7 @@ def test_documented_payloads_leave_the_right_rows(
         ("main", "running"), ("code-reviewer", "running"),
     }  # fmt: skip
     assert all(row.source == "claude-code-hook" for row in rows)
+    assert_spend(one(rows, "main"), live.ledger, "main")  # what it spent so far
 
     sub.respond(text_block("Found 2 issues"), model=HAIKU, usage=(4, 410, 24286, 700))
     live.write()
@@ -101,7 +102,9 @@ def test_documented_payloads_leave_the_right_rows(
         "SubagentStop", agent_id=AGENT_ID, agent_type="code-reviewer", stop_hook_active=False,
         agent_transcript_path=str(live.agent_path), last_assistant_message="Found 2 issues",
     )  # fmt: skip
-    assert one(agents(engine), "code-reviewer").status == "running"  # its result is to come
+    reviewer = one(agents(engine), "code-reviewer")
+    assert reviewer.status == "running"  # its result is to come
+    assert_spend(reviewer, live.ledger, "reviewer")  # what it spent so far
 
     # PostToolUse arrives before the transcript shows the result (the transcript may lag).
     response = {
