@@ -169,18 +169,25 @@ async function poll() {
   if (asking) return;
   clearTimeout(polling);
   asking = true;
+  let wait = POLL_MS;
   try {
     if (!document.hidden && version !== null) {
       const now = await dataVersion(version);
       failures = 0;
-      if (now.changed) await render({ refresh: true });
+      if (now.changed) {
+        const started = performance.now();
+        await render({ refresh: true });
+        // While data keeps changing, a page slow to compute is redrawn less often.
+        wait = Math.max(POLL_MS, 3 * (performance.now() - started));
+      }
     }
   } catch (error) {
     failures += 1; // the server restarting, say: try again later, less often
+    wait = Math.min(60000, POLL_MS * 2 ** failures);
     if (error instanceof ApiError && error.status === 401) await render(); // asks for a key
   } finally {
     asking = false;
-    polling = setTimeout(poll, failures ? Math.min(60000, POLL_MS * 2 ** failures) : POLL_MS);
+    polling = setTimeout(poll, wait);
   }
 }
 
