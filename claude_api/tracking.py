@@ -4,6 +4,10 @@
 never slows the work it observes. A background thread delivers queued events in batches.
 `Tracker.record` delivers synchronously and raises when the store failed, for callers that
 must acknowledge a write (HTTP ingest).
+
+An event the store refuses (`EventConflict`: its id belongs to another invocation) is never
+retried: `record` raises it for the whole batch; a queued batch is stored without the refused
+events, which are logged and counted.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import pluggy
 from sqlalchemy import Engine
 
-from claude_api.errors import TrackingError
+from claude_api.errors import EventConflict, TrackingError
 from claude_api.models.events import Status, UsageEvent
 from claude_api.plugins.recorder import RECORDER_NAME
 
@@ -32,11 +36,13 @@ DEFAULT_RETRY_DELAYS = (0.1, 0.5, 2.0)
 
 @dataclass
 class TrackerStats:
-    """What the tracker did: events emitted, delivered to the store, dropped, plugin failures."""
+    """What the tracker did: events emitted, delivered to the store, dropped (the store failed),
+    refused (their ids belong to other invocations), plugin failures."""
 
     emitted: int = 0
     stored: int = 0
     dropped: int = 0
+    refused: int = 0
     plugin_failures: Counter[str] = field(default_factory=Counter)
 
 
@@ -96,12 +102,15 @@ class Tracker:
     def record(self, events: Sequence[UsageEvent]) -> None:
         """Deliver `events` now, in the caller's thread.
 
-        Raises TrackingError when the store failed (nothing of the batch is stored then);
-        other plugins' failures are logged and do not raise.
+        Raises TrackingError when the store failed, EventConflict when it refused events whose
+        ids belong to other invocations (nothing of the batch is stored then); other plugins'
+        failures are logged and do not raise.
         """
         failures = self._dispatch(events, retry=False)
         if self.store in failures:
             error = failures[self.store]
+            if isinstance(error, EventConflict):
+                raise error
             raise TrackingError(
                 f"could not store {len(events)} events: {describe(error)}"
             ) from error
@@ -158,28 +167,53 @@ class Tracker:
     def _dispatch(self, events: Sequence[UsageEvent], *, retry: bool) -> dict[str, BaseException]:
         failures: dict[str, BaseException] = {}
         for delivery in self._deliveries():
-            error = self._deliver(delivery, events)
-            if error is not None and retry and delivery.name == self.store:
-                error = self._retry(delivery, events, error)
+            if delivery.name == self.store:
+                error, stored = self._store(delivery, events, retry=retry)
+            else:
+                error, stored = self._deliver(delivery, events), events
             if error is not None:
                 failures[delivery.name] = error
                 self.stats.plugin_failures[delivery.name] += 1
-                if delivery.name == self.store:
-                    self.stats.dropped += len(events)
+                if delivery.name == self.store and isinstance(error, EventConflict):
+                    self.stats.refused += len(stored)
+                    logger.warning("%s; nothing of the batch was stored", refusal(error, stored))
+                elif delivery.name == self.store:
+                    self.stats.dropped += len(stored)
                     logger.error(
                         "%d usage events not stored and dropped (tasks: %s): %s",
-                        len(events),
-                        task_ids(events),
+                        len(stored),
+                        task_ids(stored),
                         describe(error),
                     )
             elif delivery.name == self.store:
-                self.stats.stored += len(events)
+                self.stats.stored += len(stored)
         return failures
 
-    def _retry(
-        self, delivery: _Delivery, events: Sequence[UsageEvent], error: BaseException
-    ) -> BaseException | None:
-        for delay in self._retry_delays:
+    def _store(
+        self, delivery: _Delivery, events: Sequence[UsageEvent], *, retry: bool
+    ) -> tuple[BaseException | None, Sequence[UsageEvent]]:
+        """Deliver `events` to the store. With `retry`, a failure is tried again after each
+        delay, and the events the store refuses are left out (logged, counted, never tried
+        again) and the others stored. Returns the last error (None once stored) and the
+        events that are left."""
+        delays = iter(self._retry_delays if retry else ())
+        while True:
+            error = self._deliver(delivery, events)
+            if error is None or not retry:
+                return error, events
+            if isinstance(error, EventConflict):
+                others = [event for event in events if event.event_id not in error.event_ids]
+                if len(others) == len(events):  # names none of them: nothing to leave out
+                    return error, events
+                self.stats.refused += len(events) - len(others)
+                logger.error("%s; storing the other %d", refusal(error, events), len(others))
+                events = others
+                if not events:
+                    return None, events
+                continue  # each pass leaves out at least one event, so this ends
+            delay = next(delays, None)
+            if delay is None:
+                return error, events
             logger.warning(
                 "storing %d events failed (%s); retrying in %.1fs",
                 len(events),
@@ -187,10 +221,6 @@ class Tracker:
                 delay,
             )
             time.sleep(delay)
-            error = self._deliver(delivery, events)
-            if error is None:
-                return None
-        return error
 
     def _deliver(self, delivery: _Delivery, events: Sequence[UsageEvent]) -> BaseException | None:
         first_error: BaseException | None = None
@@ -251,6 +281,18 @@ def describe(error: BaseException, limit: int = 300) -> str:
     cause = getattr(error, "orig", None) or error
     text = " ".join(str(cause).split()) or type(cause).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def refusal(error: EventConflict, events: Sequence[UsageEvent]) -> str:
+    """A log line for events the store refused: how many, their ids and tasks, what differs."""
+    refused = [event for event in events if event.event_id in error.event_ids]
+    differing = sorted({field for conflict in error.conflicts for field in conflict.fields})
+    ids = ", ".join(str(conflict.event_id) for conflict in error.conflicts[:5])
+    more = f" and {len(error.conflicts) - 5} more" if len(error.conflicts) > 5 else ""
+    return (
+        f"refused {len(refused)} usage events (tasks: {task_ids(refused)}): their event ids "
+        f"({ids}{more}) belong to invocations with a different {', '.join(differing)}"
+    )
 
 
 def task_ids(events: Sequence[UsageEvent], limit: int = 5) -> str:

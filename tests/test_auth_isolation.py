@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from claude_api.client.app import app as cli_app
+from claude_api.models.events import UsageEvent
 from tests.auth_support import (
     WEB_NAMES,
     WEB_TASKS,
@@ -22,7 +23,7 @@ from tests.auth_support import (
     error_codes,
     secured_server,
 )
-from tests.factories import BASE_TIME
+from tests.factories import BASE_TIME, add_events, make_event
 from tests.test_auth import graphql_event, wire_event
 
 EVERYTHING = """
@@ -237,3 +238,111 @@ def test_the_cli_export_holds_the_keys_project_only(secured: Secured, tmp_path: 
     stats = CliRunner().invoke(cli_app, ["agents", "stats", "--json"], env=env)
     assert {row["name"] for row in json.loads(stats.stdout)} == {"code-reviewer", "web-only"}
     assert BASE_TIME.year == 2026  # the report above asked about May 2026
+
+
+# ---- another project's invocations cannot be taken over ----------------------------------------
+
+VICTIM_PROJECT = "victim-project"
+ONE = "mutation R($e: UsageEventInput!) { recordUsage(event: $e) { received } }"
+BATCH = "mutation B($es: [UsageEventInput!]!) { recordUsageBatch(events: $es) { received } }"
+
+
+@pytest.fixture
+def victim(engine: Engine) -> UsageEvent:
+    """A running invocation of another project, as its own runner recorded it."""
+    start = make_event(
+        status="running", project_id=VICTIM_PROJECT, task_id="victim-task", name="planner"
+    )
+    add_events(engine, start)
+    return start
+
+
+def usage_rows(engine: Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for table in ("agent_usage", "skill_usage")
+            for row in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
+        ]
+
+
+def takeover(victim: UsageEvent) -> dict[str, Any]:
+    """A finish with the victim's id, name and task but no project: the key's is filled in."""
+    return wire_event(
+        event_id=victim.event_id,
+        name=victim.name,
+        task_id=victim.task_id,
+        status="failed",
+        cost_usd=500.0,
+        error_message="taken over",
+        project_id=None,
+    )
+
+
+def assert_nothing_leaks(text: str) -> None:
+    """The answer tells nothing of the other invocation's values."""
+    assert VICTIM_PROJECT not in text and "victim-task" not in text and "planner" not in text
+
+
+def test_ingest_cannot_take_over_another_projects_invocation(
+    engine: Engine, victim: UsageEvent
+) -> None:
+    before = usage_rows(engine)
+    with secured_server(engine) as secured:
+        key = secured.key("write", project="web")
+        batch = [wire_event(task_id="innocent"), takeover(victim)]
+        refused = secured.post("/v1/events", {"events": batch}, key)
+        single = secured.post("/v1/events", takeover(victim), key)
+        as_skill = secured.post(
+            "/v1/events", {**takeover(victim), "kind": "skill", "project_id": "web"}, key
+        )
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert [error["field"] for error in body["errors"]] == ["events[1].event_id"]
+    assert str(victim.event_id) in body["errors"][0]["message"]
+    assert "project_id" in body["errors"][0]["message"]
+    assert "nothing was stored" in body["message"]
+    assert_nothing_leaks(refused.text)
+    assert single.status_code == 409 and single.json()["errors"][0]["field"] == "event_id"
+    assert as_skill.status_code == 409 and "kind" in as_skill.json()["errors"][0]["message"]
+    assert usage_rows(engine) == before  # the victim unchanged, the innocent event not stored
+
+
+def test_graphql_cannot_take_over_another_projects_invocation(
+    engine: Engine, victim: UsageEvent
+) -> None:
+    before = usage_rows(engine)
+    hostile = {
+        **graphql_event(event_id=victim.event_id, name=victim.name, task_id=victim.task_id),
+        "status": "FAILED",
+        "costUsd": 500.0,
+        "errorMessage": "taken over",
+    }
+    with secured_server(engine) as secured:
+        key = secured.key("write", project="web")
+        one = secured.graphql(ONE, key, e=hostile)
+        batch = secured.graphql(BATCH, key, es=[graphql_event(task_id="innocent"), hostile])
+    assert error_codes(one) == ["CONFLICT"] and one.json()["data"] is None
+    [problem] = one.json()["errors"][0]["extensions"]["problems"]
+    assert problem["field"] == "event[0].event_id" and "project_id" in problem["message"]
+    assert error_codes(batch) == ["CONFLICT"]
+    fields = [p["field"] for p in batch.json()["errors"][0]["extensions"]["problems"]]
+    assert fields == ["events[1].event_id"]
+    assert_nothing_leaks(one.text + batch.text)
+    assert usage_rows(engine) == before
+
+
+def test_the_owner_still_finishes_its_invocation(engine: Engine, victim: UsageEvent) -> None:
+    with secured_server(engine) as secured:
+        key = secured.key("write", project=VICTIM_PROJECT)
+        finish = wire_event(
+            event_id=victim.event_id, name=victim.name, task_id=victim.task_id, cost_usd=0.5
+        )
+        assert secured.post("/v1/events", finish, key).status_code == 200
+        assert secured.post("/v1/events", finish, key).status_code == 200  # a replay
+    with engine.connect() as connection:
+        status, cost, project = connection.execute(
+            sa.text("SELECT status, cost_usd, project_id FROM agent_usage WHERE task_id = :t"),
+            {"t": victim.task_id},
+        ).one()
+    assert (status, cost, project) == ("completed", 0.5, VICTIM_PROJECT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -26,12 +27,14 @@ from claude_api.models import queries
 from claude_api.models.db import current_revision, head_revision, make_engine, upgrade
 from claude_api.models.filters import UsageFilter
 from claude_api.models.tables import AgentUsage, SkillUsage
+from tests.auth_support import bearer, secured_server
 from tests.factories import add_events, make_event
 from tests.fake_claude import FakeClaude
 from tests.fake_claude import scenarios as sc
 from tests.planned_events import START, Invocation, invocations
 from tests.server_process import server_process
 from tests.test_executor import streamed_tokens, tokens_of
+from tests.test_ingest import wire_event
 from tests.transcripts import Ledger, Transcript, skill_call, text_block
 from tests.writer_process import WriterProcess
 
@@ -334,6 +337,44 @@ def test_processes_starting_at_once_migrate_a_new_database_once(
 
 
 # ---- merges under concurrent writers -------------------------------------------------------
+
+RACED_IDS = 40
+
+
+def test_a_racing_takeover_never_merges_into_another_projects_invocation(engine: Engine) -> None:
+    """The owner's start and another project's finish of the same new ids, sent at the same
+    moment: for each id exactly one is stored whole and the other refused with 409."""
+    event_ids = [uuid.uuid4() for _ in range(RACED_IDS)]
+    with secured_server(engine) as server:
+        owner_key = server.key("write", project="owner")
+        other_key = server.key("write", project="other")
+        barrier = threading.Barrier(2, timeout=30)
+
+        def send(key: str, status: str, extra: dict[str, Any]) -> list[int]:
+            answers = []
+            with httpx.Client(base_url=server.url, headers=bearer(key), timeout=30) as client:
+                for event_id in event_ids:
+                    event = wire_event(event_id=str(event_id), status=status, **extra)
+                    barrier.wait()
+                    answers.append(client.post("/v1/events", json=event).status_code)
+            return answers
+
+        with ThreadPoolExecutor(2) as pool:
+            owner = pool.submit(send, owner_key, "running", {"cost_usd": None})
+            other = pool.submit(send, other_key, "failed", {"error_message": "taken over"})
+            owner_answers, other_answers = owner.result(120), other.result(120)
+    with engine.connect() as connection:
+        stored = {
+            uuid.UUID(str(row.event_id)): (row.project_id, row.status, row.error_message)
+            for row in connection.execute(
+                sa.text("SELECT event_id, project_id, status, error_message FROM agent_usage")
+            )
+        }
+    assert len(stored) == RACED_IDS
+    for event_id, mine, theirs in zip(event_ids, owner_answers, other_answers, strict=True):
+        assert sorted((mine, theirs)) == [200, 409], event_id
+        winner = ("owner", "running", None) if mine == 200 else ("other", "failed", "taken over")
+        assert stored[event_id] == winner
 
 
 def test_racing_progress_converges_on_the_largest_spend(engine: Engine) -> None:

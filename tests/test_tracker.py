@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from claude_api import hookimpl
-from claude_api.errors import TrackingError
+from claude_api.errors import EventConflict, TrackingError
 from claude_api.models.events import Status, UsageEvent
 from claude_api.plugins.manager import ENTRY_POINT_GROUP, get_plugin_manager
 from claude_api.tracking import Tracker, build_tracker
-from tests.factories import make_event
+from tests.factories import add_events, make_event
 
 
 class Capture:
@@ -219,3 +219,57 @@ def test_emit_survives_a_database_server_that_is_down(caplog: pytest.LogCaptureF
         assert tracker.close(timeout=20)
     assert tracker.stats.dropped == 1
     assert "not stored and dropped" in caplog.text
+
+
+# ---- events the store refuses: their ids belong to other invocations -----------------------
+
+
+def test_record_raises_a_conflict_and_stores_nothing(engine: Engine) -> None:
+    victim = make_event(status=Status.RUNNING, project_id="victim")
+    add_events(engine, victim)
+    tracker = build_tracker(engine, load_entrypoints=False, retry_delays=(30.0,))
+    hostile = victim.finish(Status.FAILED, project_id="other", error_message="taken over")
+    with pytest.raises(EventConflict) as raised:
+        tracker.record([make_event(task_id="fine"), hostile])  # never retried: no 30 s wait
+    assert raised.value.event_ids == {victim.event_id}
+    assert count_rows(engine) == 1
+    assert (tracker.stats.refused, tracker.stats.stored, tracker.stats.dropped) == (2, 0, 0)
+    tracker.close()
+
+
+def test_a_queued_batch_is_stored_without_the_events_the_store_refuses(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    victim = make_event(status=Status.RUNNING, project_id="victim", cost_usd=0.1)
+    add_events(engine, victim)
+    gate = threading.Event()
+
+    class Gate:
+        """Holds the first batch, so that every later event waits in one queued batch."""
+
+        @hookimpl
+        def usage_batch(self, events: Sequence[UsageEvent]) -> None:
+            gate.wait(10)
+
+    # A retry would wait 30 s: a refusal must never be tried again.
+    tracker = build_tracker(engine, load_entrypoints=False, retry_delays=(30.0,))
+    tracker.manager.register(Gate(), name="gate")
+    others = started_and_finished(3)
+    hostile = victim.finish(Status.FAILED, project_id="other", cost_usd=50.0)
+    with caplog.at_level(logging.WARNING):
+        tracker.emit(make_event(task_id="first"))
+        for event in [*others[:3], hostile, *others[3:]]:
+            tracker.emit(event)
+        gate.set()
+        assert tracker.flush(timeout=10)
+    assert (tracker.stats.stored, tracker.stats.refused, tracker.stats.dropped) == (7, 1, 0)
+    assert count_rows(engine) == 1 + 1 + 3  # the victim, the first event and the three others
+    with engine.connect() as connection:
+        status, cost, project = connection.execute(
+            sa.text("SELECT status, cost_usd, project_id FROM agent_usage WHERE event_id = :e"),
+            {"e": victim.event_id if engine.dialect.name == "postgresql" else victim.event_id.hex},
+        ).one()
+    assert (status, cost, project) == ("running", 0.1, "victim")
+    assert f"refused 1 usage events (tasks: {victim.task_id})" in caplog.text
+    assert str(victim.event_id) in caplog.text and "project_id" in caplog.text
+    tracker.close()

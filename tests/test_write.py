@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from claude_api.errors import EventConflict
 from claude_api.models import data_version
 from claude_api.models.events import CostSource, Kind, Status, UsageEvent
 from claude_api.models.tables import AgentUsage, SkillUsage
@@ -237,3 +238,107 @@ def test_every_progress_event_changes_the_data_version(engine: Engine) -> None:
 def data_version_of(engine: Engine) -> int | None:
     with Session(engine) as session:
         return data_version.current(session)
+
+
+# ---- an event merges only into a row of its own invocation ---------------------------------
+
+
+def snapshot(engine: Engine) -> list[tuple]:
+    """Every column of every usage row, in a stable order."""
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for table in ("agent_usage", "skill_usage")
+            for row in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))
+        ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"project_id": "attacker"}, ("project_id",)),
+        ({"project_id": None}, ("project_id",)),
+        ({"name": "other-agent"}, ("name",)),
+        ({"task_id": "other-task"}, ("task_id",)),
+        ({"kind": Kind.SKILL}, ("kind",)),
+        ({"task_id": "t", "project_id": "p"}, ("task_id", "project_id")),
+    ],
+)
+def test_an_event_of_another_invocation_refuses_its_batch(
+    engine: Engine, changes: dict, fields: tuple[str, ...]
+) -> None:
+    victim = make_event(status=Status.RUNNING, project_id="victim", cost_usd=0.1)
+    add_events(engine, victim)
+    before = snapshot(engine)
+    innocent = make_event(project_id="attacker", task_id="fine")
+    hostile = make_event(
+        **{
+            **victim.model_dump(),
+            "status": Status.FAILED,
+            "cost_usd": 99.0,
+            "error_message": "taken over",
+            **changes,
+        }
+    )
+    with pytest.raises(EventConflict) as raised:
+        add_events(engine, innocent, hostile)
+    assert snapshot(engine) == before  # the victim unchanged, nothing of the batch written
+    [conflict] = raised.value.conflicts
+    assert (conflict.event_id, conflict.fields, conflict.positions) == (
+        victim.event_id, fields, (1,),
+    )  # fmt: skip
+    [problem] = raised.value.problems
+    assert problem["field"] == "events[1].event_id"
+    assert "victim" not in problem["message"] and "victim" not in str(raised.value)
+
+
+def test_a_stored_project_refuses_an_event_without_one_and_the_reverse(engine: Engine) -> None:
+    with_project = make_event(status=Status.RUNNING, project_id="web")
+    without = make_event(status=Status.RUNNING, project_id=None)
+    add_events(engine, with_project, without)
+    before = snapshot(engine)
+    for stored, project in ((with_project, None), (without, "web")):
+        finish = stored.finish(Status.COMPLETED, project_id=project)
+        with pytest.raises(EventConflict):
+            add_events(engine, finish)
+        progress_event = progress(stored, project_id=project, input_tokens=5)
+        with pytest.raises(EventConflict):
+            add_events(engine, progress_event)
+    assert snapshot(engine) == before
+
+
+def test_a_skill_row_refuses_an_agent_event_of_its_id_and_the_reverse(engine: Engine) -> None:
+    skill = make_event(kind=Kind.SKILL, name="lint-fix", status=Status.RUNNING)
+    agent = make_event(kind=Kind.AGENT, status=Status.COMPLETED)
+    add_events(engine, skill, agent)
+    before = snapshot(engine)
+    for stored, kind in ((skill, Kind.AGENT), (agent, Kind.SKILL)):
+        event = make_event(event_id=stored.event_id, kind=kind, name=stored.name)
+        with pytest.raises(EventConflict) as raised:
+            add_events(engine, event)
+        assert raised.value.conflicts[0].fields == ("kind",)
+    assert snapshot(engine) == before
+    assert len(rows(engine, AgentUsage)) == len(rows(engine, SkillUsage)) == 1
+
+
+def test_events_of_one_id_that_disagree_within_a_batch_refuse_it(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING, project_id="a")
+    finish = start.finish(Status.COMPLETED, project_id="b")
+    skill = make_event(event_id=start.event_id, kind=Kind.SKILL, project_id="a")
+    for batch in ((start, finish), (start, skill), (finish, start)):
+        with pytest.raises(EventConflict) as raised:
+            add_events(engine, make_event(), *batch)
+        [conflict] = raised.value.conflicts
+        assert conflict.within_batch and conflict.positions == (1, 2)
+    assert snapshot(engine) == []
+
+
+def test_an_exact_replay_of_a_finished_invocation_is_harmless(engine: Engine) -> None:
+    start = make_event(status=Status.RUNNING, project_id="web")
+    finish = start.finish(Status.COMPLETED, cost_usd=0.5, input_tokens=40)
+    add_events(engine, start, finish)
+    before = snapshot(engine)
+    add_events(engine, start, finish)
+    add_events(engine, finish, progress(start, input_tokens=90))
+    assert snapshot(engine) == before
+    assert rollup_invocations(engine) == 1

@@ -1,8 +1,9 @@
 """Turn exceptions raised by resolvers into GraphQL errors that say whose fault they are.
 
 `InvalidFilter` and `InvalidEvents` become `BAD_USER_INPUT` (naming the field, or listing the
-problems), `NotFound` becomes `NOT_FOUND`, `Forbidden` `FORBIDDEN`, `QueryTimeout`
-`QUERY_TIMEOUT`, and any other exception is masked as "internal error".
+problems), `NotFound` becomes `NOT_FOUND`, `Forbidden` `FORBIDDEN`, `EventConflict` `CONFLICT`
+(listing the events), `QueryTimeout` `QUERY_TIMEOUT`, and any other exception is masked as
+"internal error".
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from claude_api.errors import Forbidden, InvalidEvents, InvalidFilter, NotFound, QueryTimeout
+from claude_api.errors import (
+    EventConflict,
+    Forbidden,
+    InvalidEvents,
+    InvalidFilter,
+    NotFound,
+    QueryTimeout,
+)
 
 if TYPE_CHECKING:
     from strawberry.types import ExecutionContext
@@ -22,11 +30,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Exceptions that describe a mistake of the client, each turned into an error with a code.
-CLIENT_ERRORS = (InvalidFilter, InvalidEvents, NotFound, Forbidden, QueryTimeout)
+CLIENT_ERRORS = (InvalidFilter, InvalidEvents, NotFound, Forbidden, EventConflict, QueryTimeout)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 NOT_FOUND = "NOT_FOUND"
 FORBIDDEN = "FORBIDDEN"
+CONFLICT = "CONFLICT"
 QUERY_TIMEOUT = "QUERY_TIMEOUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 INTERNAL_ERROR_MESSAGE = "internal error"
@@ -80,6 +89,9 @@ def translate_error(error: GraphQLError) -> GraphQLError:
         if original.problems is not None:
             extensions["problems"] = original.problems
         return _rebuild(error, str(original), extensions, original)
+    if isinstance(original, EventConflict):
+        code = {"code": CONFLICT, "problems": original.problems}
+        return _rebuild(error, str(original), code, original)
     if isinstance(original, QueryTimeout):
         return _rebuild(error, str(original), {"code": QUERY_TIMEOUT}, original)
     if is_unexpected_error(error):

@@ -14,7 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from claude_api.access import Principal
-from claude_api.errors import InvalidFilter
+from claude_api.errors import EventConflict, InvalidFilter
 from claude_api.graph import types
 from claude_api.graph.errors import log_errors
 from claude_api.graph.guardrails import GuardrailMutations, GuardrailQueries
@@ -308,7 +308,10 @@ async def _record(
     principal = info.context.principal
     principal.require(Scope.WRITE)
     events = principal.claim(parse_events(items, location=location), location)
-    await run_in_threadpool(info.context.tracker.record, events)
+    try:
+        await run_in_threadpool(info.context.tracker.record, events)
+    except EventConflict as error:
+        raise error.at(location) from None
     return types.RecordResult(received=len(events))
 
 

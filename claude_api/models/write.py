@@ -1,6 +1,9 @@
 """The one write path: usage events into `agent_usage` / `skill_usage`, idempotent on event id.
 
 Rules, applied atomically by the database so that concurrent writers agree:
+- an event merges into (or is compared with) the row of its id only when its kind, name, task
+  and project are the row's; otherwise its whole batch is refused (`EventConflict`) and
+  nothing of it is written, so no writer can take over another project's invocation;
 - a start inserts a `running` row; a later `running` event of the same id carries the spend so
   far and raises the running row's cost, tokens and duration to the larger of the two values
   (so progress events arriving late or from racing producers never lower them), its model to
@@ -26,6 +29,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from claude_api.errors import ConflictingEvent, EventConflict
 from claude_api.models import data_version, rollups
 from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.rollup_tables import RetentionState
@@ -44,6 +48,8 @@ _GROWING = (
     "duration_seconds", "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_creation_tokens",
 )  # fmt: skip
+# What an event must share with the row of its id to merge into it (the kind is the table).
+_IDENTITY = ("kind", "name", "task_id", "project_id")
 
 
 def event_row(event: UsageEvent) -> dict[str, Any]:
@@ -54,16 +60,33 @@ def event_row(event: UsageEvent) -> dict[str, Any]:
     return row
 
 
-def collapse(events: Iterable[UsageEvent]) -> dict[UUID, UsageEvent]:
-    """One event per id, merged by the rules above as if written one at a time in order."""
+def collapse(
+    events: Iterable[UsageEvent],
+) -> tuple[dict[UUID, UsageEvent], dict[UUID, tuple[str, ...]]]:
+    """One event per id, merged by the rules above as if written one at a time in order, and
+    the ids whose events differ in kind, name, task or project, with the fields that differ."""
     latest: dict[UUID, UsageEvent] = {}
+    first: dict[UUID, UsageEvent] = {}
+    differing: dict[UUID, tuple[str, ...]] = {}
     for event in events:
         seen = latest.get(event.event_id)
         if seen is None:
-            latest[event.event_id] = event
+            latest[event.event_id] = first[event.event_id] = event
+            continue
+        fields = _differing(first[event.event_id], event)
+        if fields:
+            differing.setdefault(event.event_id, fields)
         elif not seen.is_finish:
             latest[event.event_id] = _merged(seen, event)
-    return latest
+    return latest, differing
+
+
+def _differing(event: UsageEvent, other: UsageEvent) -> tuple[str, ...]:
+    """The identity fields in which two events of one id differ (the kind alone when it does:
+    names of different kinds are not comparable)."""
+    if event.kind is not other.kind:
+        return ("kind",)
+    return tuple(name for name in _IDENTITY if getattr(event, name) != getattr(other, name))
 
 
 def _merged(running: UsageEvent, event: UsageEvent) -> UsageEvent:
@@ -95,40 +118,96 @@ def _cost_source(running: UsageEvent, event: UsageEvent) -> Any:
     return event.cost_source or running.cost_source
 
 
+def _conflict(
+    events: Sequence[UsageEvent], differing: dict[UUID, tuple[str, ...]], *, within_batch: bool
+) -> EventConflict:
+    positions: dict[UUID, list[int]] = {event_id: [] for event_id in differing}
+    for position, event in enumerate(events):
+        if event.event_id in positions:
+            positions[event.event_id].append(position)
+    return EventConflict(
+        [
+            ConflictingEvent(event_id, fields, tuple(positions[event_id]), within_batch)
+            for event_id, fields in sorted(
+                differing.items(), key=lambda item: min(positions[item[0]])
+            )
+        ]
+    )
+
+
 def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
     """Write `events` in the session's transaction; the caller commits.
 
     Within one batch the rules apply as if the events had been written one at a time in order.
-    Events that started before the purge horizon (`retention_state.raw_purged_before`) are
-    left out and logged: their rows may have been purged after reaching the rollups, and a
-    replay would count them twice.
+    Raises EventConflict, having written nothing the caller may commit, when an event's id
+    names an invocation of another kind, name, task or project. Events that started before
+    the purge horizon (`retention_state.raw_purged_before`) are left out and logged: their
+    rows may have been purged after reaching the rollups, and a replay would count them twice.
     """
     connection = session.connection()
     dialect_name = connection.dialect.name
-    collapsed = collapse(_after_purge_horizon(connection, events))
+    collapsed, differing = collapse(_after_purge_horizon(connection, events))
+    if differing:
+        raise _conflict(events, differing, within_batch=True)
     # In event id order, so concurrent writers take the rows' locks in one global order
     # (kind, then id) and cannot deadlock on PostgreSQL; sorted as integers, which compare in C.
     ordered = [collapsed[event_id] for event_id in sorted(collapsed, key=_as_int)]
     changed: dict[Kind, rollups.ChangedRows] = {}
     for kind in Kind:
-        rows = [_driver_row(event, dialect_name) for event in ordered if event.kind is kind]
-        if rows:
-            changed[kind] = _upsert(connection, kind, rows)
+        mine = [event for event in ordered if event.kind is kind]
+        if mine:
+            rows = [_driver_row(event, dialect_name) for event in mine]
+            changed[kind], stored, crossed = _upsert(connection, kind, rows)
+            differing.update(_mismatches(mine, stored))
+            differing.update((event_id, ("kind",)) for event_id in crossed)
+    if differing:
+        # The caller's transaction is not committed: nothing of the batch stays.
+        raise _conflict(events, differing, within_batch=False)
     rollups.fold(connection, changed)
     if ordered:
         data_version.changed(connection)
 
 
-def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> rollups.ChangedRows:
-    """Run the upsert of `rows` and tell which rows it made finished.
+# A stored row of one of the batch's ids: event id, name, task id, project id.
+_StoredRow = tuple[UUID, str, str, str | None]
 
+
+def _mismatches(events: list[UsageEvent], stored: list[_StoredRow]) -> dict[UUID, tuple[str, ...]]:
+    """The events whose stored row of the same id is of another identity, with what differs."""
+    if not stored:
+        return {}
+    by_id = {event.event_id: event for event in events}
+    differing: dict[UUID, tuple[str, ...]] = {}
+    for event_id, name, task_id, project_id in stored:
+        event = by_id[event_id]
+        fields = tuple(
+            field
+            for field, value in (("name", name), ("task_id", task_id), ("project_id", project_id))
+            if getattr(event, field) != value
+        )
+        if fields:
+            differing[event_id] = fields
+    return differing
+
+
+def _upsert(
+    connection: Connection, kind: Kind, rows: list[dict[str, Any]]
+) -> tuple[rollups.ChangedRows, list[_StoredRow], list[UUID]]:
+    """Run the upsert of `rows`; tell which rows it made finished, the stored rows of its ids
+    that may belong to other invocations (to compare with the events), and its ids that rows
+    of the other kind hold.
+
+    The upsert merges only into rows of the same name, task and project (`_merge_rule`), so
+    no check can come too late: when it left rows alone (replays, or other invocations'),
+    those are read back in the same transaction.
     The statements are compiled once and run through the driver: SQLAlchemy's per-row
     parameter processing would cost more than the database's own work (bench/bench_tracking.py).
     SQLite takes the rows by executemany; PostgreSQL by COPY (`_upsert_copied`).
     """
     dialect_name = connection.dialect.name
     if dialect_name == "postgresql":
-        return rollups.ChangedRows(ids=_upsert_copied(connection, kind, rows))
+        ids, stored, crossed = _upsert_copied(connection, kind, rows)
+        return rollups.ChangedRows(ids=ids), stored, crossed
     statement = _sqlite_statement_sql(kind)
     # SQLite writers take turns (BEGIN IMMEDIATE): the rows inserted now are those after the
     # current last id, and the running rows completed now are those the finishes name.
@@ -141,17 +220,31 @@ def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> r
             _RUNNING_AMONG_SQL.format(table=table), (json.dumps(finishes),)
         )
         completed = [row[0] for row in found]
-    connection.exec_driver_sql(statement, rows)
-    return rollups.ChangedRows(after_id=after, ids=completed)
+    written = connection.exec_driver_sql(statement, rows).rowcount
+    stored: list[_StoredRow] = []
+    if written < len(rows):  # some rows were left alone: replays, or other invocations'
+        ids = json.dumps([row["event_id"] for row in rows])
+        found = connection.exec_driver_sql(_sqlite_stored_sql(kind), (after, ids))
+        stored = [(UUID(hex=row[0]), row[1], row[2], row[3]) for row in found]
+    found = connection.exec_driver_sql(_sqlite_crossed_sql(kind), (after,))
+    crossed = [UUID(hex=row[0]) for row in found]
+    return rollups.ChangedRows(after_id=after, ids=completed), stored, crossed
 
 
-def _upsert_copied(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> list[int]:
+def _upsert_copied(
+    connection: Connection, kind: Kind, rows: list[dict[str, Any]]
+) -> tuple[list[int], list[_StoredRow], list[UUID]]:
     """PostgreSQL: COPY the rows into a temporary table, then upsert them all with one
     statement, in event id order; returns the ids of the rows it made finished, and only
-    those. One set-based statement costs the server a fraction of one execution per row."""
+    those, then the stored rows and the ids to compare (see `_upsert`). One set-based
+    statement costs the server a fraction of one execution per row.
+
+    The upsert locks every row of an id it meets, merged or left alone, until the transaction
+    ends, so the rows read back afterwards cannot change (or be merged into) before it does."""
     statements = _copied_sql(kind)
     columns = _COLUMNS[kind]
     driver = connection.dialect.loaded_dbapi
+    stored: list[_StoredRow] = []
     try:
         with connection.connection.driver_connection.cursor() as cursor:
             cursor.execute(statements.create)
@@ -159,10 +252,14 @@ def _upsert_copied(connection: Connection, kind: Kind, rows: list[dict[str, Any]
                 for row in rows:
                     writer.write_row([row[name] for name in columns])
             written = cursor.execute(statements.upsert).fetchall()
+            if len(written) < len(rows):  # some rows were left alone: replays, or others'
+                stored = cursor.execute(statements.stored).fetchall()
+            crossed = [row[0] for row in cursor.execute(statements.crossed)]
             cursor.execute(statements.clear)
     except driver.Error as error:  # raised as SQLAlchemy raises the driver's errors
         raise sa.exc.DBAPIError.instance(statements.upsert, None, error, driver.Error) from error
-    return [row_id for row_id, status in written if status != Status.RUNNING.value]
+    finished = [row_id for row_id, status in written if status != Status.RUNNING.value]
+    return finished, stored, crossed
 
 
 _ANY_RUNNING_SQL = f"SELECT 1 FROM {{table}} WHERE status = '{Status.RUNNING.value}' LIMIT 1"
@@ -170,6 +267,30 @@ _RUNNING_AMONG_SQL = (
     f"SELECT id FROM {{table}} WHERE status = '{Status.RUNNING.value}' "
     "AND event_id IN (SELECT value FROM json_each(?))"
 )
+
+
+def _other(kind: Kind) -> str:
+    return USAGE_TABLES[Kind.SKILL if kind is Kind.AGENT else Kind.AGENT].__tablename__
+
+
+@cache
+def _sqlite_stored_sql(kind: Kind) -> str:
+    """The rows that were there before the batch (ids up to `after`) with the batch's ids."""
+    table = USAGE_TABLES[kind].__tablename__
+    return (
+        f"SELECT event_id, {NAME_COLUMNS[kind]}, task_id, project_id FROM {table} "
+        "WHERE id <= ? AND event_id IN (SELECT value FROM json_each(?))"
+    )
+
+
+@cache
+def _sqlite_crossed_sql(kind: Kind) -> str:
+    """The ids of the rows inserted now (after `after`) that a row of the other kind has."""
+    table = USAGE_TABLES[kind].__tablename__
+    return (
+        f"SELECT t.event_id FROM {table} t JOIN {_other(kind)} o ON o.event_id = t.event_id "
+        "WHERE t.id > ?"
+    )
 
 
 def _after_purge_horizon(connection: Connection, events: Sequence[UsageEvent]) -> list[UsageEvent]:
@@ -196,9 +317,9 @@ _COLUMNS = {
 }
 
 
-def _merge_rule(insert: Any, table: sa.Table, dialect_name: str) -> Any:
+def _merge_rule(insert: Any, table: sa.Table, kind: Kind, dialect_name: str) -> Any:
     """The merge rule (module docstring): a new id is inserted; an existing row is updated only
-    when it is running.
+    when it is running and of the event's name, task and project (the kind is the table).
 
     A finish's values win over the row's; a running event raises the spend so far to the
     larger value per column (NULL-safe) and leaves every other column alone.
@@ -236,10 +357,16 @@ def _merge_rule(insert: Any, table: sa.Table, dialect_name: str) -> Any:
             )
         return sa.case((progress, mine), else_=finish)
 
+    name_column = NAME_COLUMNS[kind]
     return insert.on_conflict_do_update(
         index_elements=[table.c.event_id],
         set_={name: merged(name) for name in _FINISH_COLUMNS},
-        where=table.c.status == running,
+        where=sa.and_(
+            table.c.status == running,
+            table.c[name_column] == excluded[name_column],
+            table.c.task_id == excluded.task_id,
+            table.c.project_id.is_not_distinct_from(excluded.project_id),
+        ),
     )
 
 
@@ -247,7 +374,7 @@ def _merge_rule(insert: Any, table: sa.Table, dialect_name: str) -> Any:
 def _sqlite_statement_sql(kind: Kind) -> str:
     """SQLite's upsert of one row, for executemany."""
     table = USAGE_TABLES[kind].__table__
-    statement = _merge_rule(sqlite.insert(table), table, "sqlite").values(
+    statement = _merge_rule(sqlite.insert(table), table, kind, "sqlite").values(
         {name: sa.bindparam(name) for name in _COLUMNS[kind]}
     )
     return str(statement.compile(dialect=sqlite.pysqlite.dialect(paramstyle="named")))
@@ -256,11 +383,14 @@ def _sqlite_statement_sql(kind: Kind) -> str:
 @dataclass(frozen=True)
 class _CopiedSql:
     """PostgreSQL's statements for `_upsert_copied`: create the temporary table, COPY into
-    it, upsert from it returning the ids and statuses of the rows written, and empty it."""
+    it, upsert from it returning the ids and statuses of the rows written, read back the
+    stored rows of its ids, find its ids among the other kind's rows, and empty it."""
 
     create: str
     copy: str
     upsert: str
+    stored: str
+    crossed: str
     clear: str
 
 
@@ -272,7 +402,9 @@ def _copied_sql(kind: Kind) -> _CopiedSql:
     listed = ", ".join(columns)
     staged = sa.table(incoming, *(sa.column(name) for name in columns))
     select = sa.select(*staged.c).order_by(staged.c.event_id)
-    insert = _merge_rule(postgresql.insert(table).from_select(columns, select), table, "postgresql")
+    insert = _merge_rule(
+        postgresql.insert(table).from_select(columns, select), table, kind, "postgresql"
+    )
     upsert = insert.returning(table.c.id, table.c.status).compile(
         dialect=postgresql.psycopg.dialect()
     )
@@ -281,6 +413,10 @@ def _copied_sql(kind: Kind) -> _CopiedSql:
         f"SELECT {listed} FROM {table.name} WITH NO DATA",
         copy=f"COPY {incoming} ({listed}) FROM STDIN",
         upsert=str(upsert),
+        stored=f"SELECT t.event_id, t.{NAME_COLUMNS[kind]}, t.task_id, t.project_id "
+        f"FROM {incoming} i JOIN {table.name} t ON t.event_id = i.event_id",
+        crossed=f"SELECT i.event_id FROM {incoming} i JOIN {_other(kind)} o "
+        "ON o.event_id = i.event_id",
         clear=f"DELETE FROM {incoming}",
     )
 

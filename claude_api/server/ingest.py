@@ -7,6 +7,11 @@ before the response, so a 200 means the events are in the database.
 It needs an API key of scope write or admin (when authentication is on). A key bound to a
 project records that project's events only: an event without `project_id` is given the key's
 project, and an event for another project rejects the batch with 403.
+
+An event whose `event_id` belongs to a recorded invocation of another kind, name, task or
+project (or to another event of the batch) rejects the batch with 409, naming each such event
+and the fields that differ, never the other invocation's values: no caller can complete, move
+or overwrite an invocation that is not its own.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from claude_api.errors import Forbidden, InvalidEvents, TrackingError
+from claude_api.errors import EventConflict, Forbidden, InvalidEvents, TrackingError
 from claude_api.models.events import parse_events
 from claude_api.models.keys import Scope
 from claude_api.server.auth import principal_of
@@ -57,6 +62,8 @@ async def post_events(request: Request) -> Response:
     try:
         services = request.app.state.services
         await services.run(lambda: services.tracker.record(events))
+    except EventConflict as error:
+        return problem(409, str(error), error.at(location).problems)
     except TrackingError as error:
         return problem(503, f"the database could not store the events: {error}")
     return JSONResponse({"received": len(events)})
