@@ -50,9 +50,12 @@ def _ephemeral_low() -> int:
 class ServerProcess:
     """One `claude-api serve` child at a time, always on the same port once chosen."""
 
-    def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, *, arguments: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.database_url = database_url
         self.log_path = log_path
+        self.arguments = arguments  # more options of `serve`, e.g. ("--workers", "2")
         self.env = env
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -77,7 +80,7 @@ class ServerProcess:
             **self.env,
         }
         command = [str(CLAUDE_API), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--log-level", "warning"]
+        command += ["--log-level", "warning", *self.arguments]
         with self.log_path.open("ab") as log:
             log.write(f"---- start {self.starts + 1}: {' '.join(command)}\n".encode())
             log.flush()

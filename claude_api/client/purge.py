@@ -85,6 +85,7 @@ def analytics_purge(
                 rollup_retention_days=settings.rollup_retention_days,
                 dry_run=dry_run,
                 progress=advance,
+                wait=True,  # after a purge another process (a server) is running, if any
             )
         except SQLAlchemyError as error:
             output.error(f"the purge failed ({_first_line(error)}); what was deleted stays deleted")

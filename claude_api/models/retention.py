@@ -7,10 +7,14 @@ Every purge logs what it deleted, per table, and its horizons.
 
 from __future__ import annotations
 
+import fcntl
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +22,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from claude_api.files import PRIVATE
 from claude_api.models import data_version
 from claude_api.models.db import write_engine
 from claude_api.models.rollup_tables import (
@@ -36,6 +41,10 @@ from claude_api.models.tables import AgentUsage, SkillUsage
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 10_000
+PURGE_LOCK_NAMESPACE = 0x70_75_72_67  # any constant but the migrations': the advisory lock's key
+_PG_LOCK = sa.text("SELECT pg_advisory_lock(:namespace, hashtext(current_schema()))")
+_PG_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(:namespace, hashtext(current_schema()))")
+_PG_UNLOCK = sa.text("SELECT pg_advisory_unlock(:namespace, hashtext(current_schema()))")
 
 _STATE = RetentionState.__table__
 _ROLLUP_TABLES = (
@@ -61,6 +70,7 @@ class PurgeResult:
     rollup_rows: int  # all rollup tables and grains together
     dry_run: bool
     stopped: bool = False  # `stop` asked to stop between batches: the purge is incomplete
+    skipped: bool = False  # another process was purging the database: this one did nothing
 
     @property
     def total_rows(self) -> int:
@@ -97,6 +107,7 @@ def purge(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    wait: bool = False,
 ) -> PurgeResult:
     """Delete the invocations (agents and skills, running or not) that started before the
     cutoff `raw_retention_days` days before `now`, and the rollup rows (every table and grain)
@@ -112,6 +123,10 @@ def purge(
 
     The purge logs the rows it deleted per table and both cutoffs: at WARNING when it deleted
     any (data is gone for good, and the default log level shows it), else at INFO.
+
+    One purge at a time runs on a database (several servers share one PostgreSQL database, each
+    purging daily): while another process purges, this one returns at once with `skipped` set,
+    or with `wait` waits for it to finish first.
     """
     check_days("raw_retention_days", raw_retention_days)
     check_days("rollup_retention_days", rollup_retention_days)
@@ -122,6 +137,24 @@ def purge(
         raise ValueError(f"naive datetime {now!r}: `now` needs a time zone")
     raw_before = cutoff(raw_retention_days, now)
     rollups_before = cutoff(rollup_retention_days, now)
+    if dry_run:
+        return _purge(engine, raw_before, rollups_before, True, batch_size, progress, stop)
+    with purge_lock(engine, wait=wait) as ours:
+        if not ours:
+            logger.info("purge skipped: another process is purging this database now")
+            return PurgeResult(raw_before, rollups_before, 0, 0, 0, dry_run=False, skipped=True)
+        return _purge(engine, raw_before, rollups_before, False, batch_size, progress, stop)
+
+
+def _purge(
+    engine: Engine,
+    raw_before: datetime | None,
+    rollups_before: datetime | None,
+    dry_run: bool,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    stop: Callable[[], bool] | None,
+) -> PurgeResult:
     run = _Batches(engine, dry_run=dry_run, size=batch_size, progress=progress, stop=stop)
     counts: dict[str, int] = {}
     for model in (AgentUsage, SkillUsage):
@@ -145,6 +178,41 @@ def purge(
     )
     _log(result, counts)
     return result
+
+
+@contextmanager
+def purge_lock(engine: Engine, *, wait: bool) -> Iterator[bool]:
+    """Whether this process holds the database's purge lock for the block: a PostgreSQL
+    advisory lock (per schema) held by a connection of its own, or on SQLite a lock on a file
+    beside the database. Without `wait`, False at once when another process holds it."""
+    if engine.dialect.name == "postgresql":
+        statement = _PG_LOCK if wait else _PG_TRY_LOCK
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            ours = connection.execute(statement, {"namespace": PURGE_LOCK_NAMESPACE}).scalar()
+            ours = True if wait else bool(ours)
+            try:
+                yield ours
+            finally:
+                if ours:
+                    connection.execute(_PG_UNLOCK, {"namespace": PURGE_LOCK_NAMESPACE})
+        return
+    database = engine.url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield True  # a database of this process alone
+        return
+    path = Path(database).expanduser()
+    descriptor = os.open(
+        path.with_name(path.name + ".purge-lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE
+    )
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)
 
 
 def _log(result: PurgeResult, counts: dict[str, int]) -> None:
