@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, NamedTuple, Self
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -20,6 +20,40 @@ _ORIGIN = re.compile(r"https?://[^/\s?#*@]+/?", re.IGNORECASE)  # scheme://host[
 
 # A list read from the environment as comma-separated words (`a, b`), not as JSON.
 Words = Annotated[list[str], NoDecode]
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*", re.IGNORECASE)
+_NO_RATES = ("", "off", "none", "0")
+
+
+class Rate(NamedTuple):
+    """At most `count` requests per `seconds`, as a token bucket: a burst of `count`, refilled
+    at `count / seconds` a second."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        period = next(name for name, length in _PERIODS.items() if length == self.seconds)
+        return f"{self.count}/{period}"
+
+
+def parse_rates(text: str) -> tuple[Rate, ...]:
+    """Rates written `300/second;6000/minute` (`;` or `,` between them); none for `off`.
+
+    Raises ValueError naming the part that is not a rate."""
+    if text.strip().lower() in _NO_RATES:
+        return ()
+    rates = []
+    for part in re.split(r"[;,]", text):
+        found = _RATE.fullmatch(part)
+        if found is None or int(found[1]) < 1:
+            raise ValueError(
+                f"CLAUDE_API_RATE_LIMIT: {part.strip()!r} is not a rate such as 300/second or "
+                "6000/minute (a count of at least 1 per second, minute, hour or day); `off` "
+                "turns rate limits off"
+            )
+        rates.append(Rate(int(found[1]), _PERIODS[found[2].lower()]))
+    return tuple(rates)
 
 
 def default_database_url() -> str:
@@ -92,6 +126,12 @@ class Settings(BaseSettings):
         "server needing no API key answers (421 for any other Host: DNS rebinding); `*` for "
         "any. Not checked while API keys are required.",
     )
+    rate_limit: Annotated[tuple[Rate, ...], NoDecode] = Field(
+        default=(Rate(300, 1), Rate(6000, 60)),
+        description="Requests each API key (without keys: each client address) may send, e.g. "
+        "`300/second;6000/minute` (the default: bursts of 300, then 100 a second); beyond, 429 "
+        "with Retry-After. `off` for no limit.",
+    )
     query_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -141,6 +181,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [word.strip() for word in value.split(",") if word.strip()]
         return value
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _parse_rates(cls, value: object) -> object:
+        return parse_rates(value) if isinstance(value, str) else value
 
     @field_validator("allowed_origins")
     @classmethod

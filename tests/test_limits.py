@@ -1,24 +1,30 @@
 """Abuse limits on a real server: GraphQL depth, aliases and tokens, page sizes, request body
-sizes (413) and the query time limit, each a clear error with its status or code, never a 500."""
+sizes (413), the query time limit and request rates (429), each a clear error with its status or
+code, never a 500."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
+from claude_api.config import Rate, Settings
 from claude_api.errors import QueryTimeout
 from claude_api.graph.limits import MAX_QUERY_ALIASES, MAX_QUERY_DEPTH, MAX_QUERY_TOKENS
 from claude_api.models.db import make_engine
 from claude_api.models.filters import MAX_PAGE_SIZE, MAX_TOP
 from claude_api.models.timeouts import deadline_session
 from claude_api.server.ingest import MAX_BATCH_EVENTS
-from tests.auth_support import Secured, add_two_projects, error_codes, secured_server
+from claude_api.server.rate_limits import TokenBuckets
+from tests.auth_support import Secured, add_two_projects, bearer, error_codes, secured_server
 from tests.test_auth import wire_event
 
 # A query that runs for minutes unless something stops it, on SQLite and PostgreSQL alike.
@@ -254,3 +260,161 @@ def test_a_query_past_the_time_limit_is_a_clear_error(engine: Engine) -> None:
         assert set(error_codes(graphql)) == {"QUERY_TIMEOUT"}
         assert graphql.json()["data"] is None or graphql.json()["data"].get("names") is None
         assert server.get("/healthz").status_code == 200
+
+
+# ---- request rates -------------------------------------------------------------------------
+
+
+def client_from(address: str) -> httpx.Client:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 reaches loopback).
+    Not 127.0.0.1, where the test server's readiness probe came from."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+
+def retry_after(response: httpx.Response) -> int:
+    return int(response.headers["retry-after"])
+
+
+def one_token_back(rate: Rate) -> int:
+    """Seconds until an empty bucket of `rate` holds a token again, as Retry-After says it."""
+    return math.ceil(rate.seconds / rate.count)
+
+
+@contextmanager
+def counted_statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement the engine's connections run while the block runs."""
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def test_without_keys_each_client_address_has_its_rate(engine: Engine) -> None:
+    rate = Rate(5, 60)
+    add_two_projects(engine)
+    before = stored_rows(engine)
+    with secured_server(engine, auth="auto", rate_limit=str(rate)) as server:
+        with client_from("127.0.0.2") as client:
+            answers = [client.get(f"{server.url}/v1/agents") for _ in range(rate.count)]
+            assert [answer.status_code for answer in answers] == [200] * rate.count
+            with counted_statements(engine) as statements:
+                refused = client.get(f"{server.url}/v1/agents")
+                graphql = client.post(f"{server.url}/graphql", json={"query": "{ names }"})
+                events = client.post(f"{server.url}/v1/events", json=wire_event())
+                health = client.get(f"{server.url}/healthz")
+            assert statements == []  # refused before any database work
+        assert refused.status_code == 429, refused.text
+        assert 1 <= retry_after(refused) <= one_token_back(rate)
+        message = refused.json()["message"]
+        assert "client address" in message and "5/minute" in message
+        assert "CLAUDE_API_RATE_LIMIT" in message
+        assert graphql.status_code == 429
+        assert error_codes(graphql) == ["TOO_MANY_REQUESTS"]
+        assert 1 <= retry_after(graphql) <= one_token_back(rate)
+        assert (events.status_code, health.status_code) == (429, 429)
+        assert stored_rows(engine) == before
+        # Another address has its own buckets.
+        with client_from("127.0.0.3") as other:
+            assert other.get(f"{server.url}/v1/agents").status_code == 200
+
+
+def test_each_api_key_has_its_rate(engine: Engine) -> None:
+    rate = Rate(3, 60)
+    with secured_server(engine, rate_limit=str(rate), auth_cache_seconds=10) as server:
+        first, second = server.key("read"), server.key("read")
+        with client_from("127.0.0.2") as client:
+
+            def ask(key: str) -> httpx.Response:
+                return client.get(f"{server.url}/v1/agents", headers=bearer(key))
+
+            assert [ask(first).status_code for _ in range(rate.count)] == [200] * rate.count
+            refused = ask(first)
+            assert refused.status_code == 429, refused.text
+            assert "API key" in refused.json()["message"]
+            assert 1 <= retry_after(refused) <= one_token_back(rate)
+            # The other key, from the same address, has its own buckets.
+            assert ask(second).status_code == 200
+
+
+def test_invented_keys_count_against_the_client_address(engine: Engine) -> None:
+    """Each unknown key costs a database lookup: counted per key alone, a caller inventing a
+    new key per request would never be limited."""
+    rate = Rate(4, 60)
+    with secured_server(engine, rate_limit=str(rate)) as server:
+        invented = [f"cc_{number:012x}_{'a' * 43}" for number in range(rate.count + 1)]
+        with client_from("127.0.0.2") as client:
+            statuses = []
+            for key in invented:
+                response = client.get(f"{server.url}/v1/agents", headers=bearer(key))
+                statuses.append(response.status_code)
+        assert statuses == [401] * rate.count + [429]
+        assert "client address" in response.json()["message"]
+        valid = server.key("read")
+        with client_from("127.0.0.3") as elsewhere:
+            answer = elsewhere.get(f"{server.url}/v1/agents", headers=bearer(valid))
+            assert answer.status_code == 200
+
+
+def test_rate_limits_are_a_setting_and_can_be_turned_off(engine: Engine) -> None:
+    assert Settings().rate_limit == (Rate(300, 1), Rate(6000, 60))
+    with secured_server(engine, auth="auto", rate_limit="1/hour") as server:
+        with client_from("127.0.0.2") as client:
+            statuses = [client.get(f"{server.url}/healthz").status_code for _ in range(2)]
+        assert statuses == [200, 429]
+    with secured_server(engine, auth="auto", rate_limit="off") as server:
+        assert {server.get("/healthz").status_code for _ in range(30)} == {200}
+    with pytest.raises(ValueError, match="CLAUDE_API_RATE_LIMIT: '5/fortnight'"):
+        Settings(rate_limit="100/second;5/fortnight")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_buckets_refill_at_their_rates() -> None:
+    per_second, per_minute = Rate(2, 1), Rate(3, 60)
+    clock = Clock()
+    buckets = TokenBuckets([per_second, per_minute], clock=clock)
+    assert buckets.take("a") == buckets.take("a") == (0.0, None)
+    # The per-second bucket is empty: one token comes back in 1/2 s.
+    assert buckets.take("a") == (pytest.approx(per_second.seconds / per_second.count), "a")
+    clock.now += 0.5
+    assert buckets.take("a") == (0.0, None)  # the third token of the per-minute bucket
+    # The per-minute bucket is empty since 0.5 s ago, when it had 0.025 tokens.
+    refilled = 0.5 * per_minute.count / per_minute.seconds
+    assert buckets.take("a") == (
+        pytest.approx((1 - refilled) * per_minute.seconds / per_minute.count),
+        "a",
+    )
+    assert buckets.take("b") == (0.0, None)  # every caller has its own buckets
+    wait, _ = buckets.take("a")
+    clock.now += wait
+    assert buckets.take("a") == (0.0, None)  # after waiting as long as it said
+
+
+def test_token_buckets_take_from_every_caller_or_none() -> None:
+    rate = Rate(1, 10)
+    clock = Clock()
+    buckets = TokenBuckets([rate], clock=clock)
+    assert buckets.take("address") == (0.0, None)
+    assert buckets.take("key", "address") == (pytest.approx(10.0), "address")
+    assert buckets.take("key") == (0.0, None)  # the refused request took nothing from it
+
+
+def test_token_buckets_forget_the_callers_seen_least_recently() -> None:
+    clock = Clock()
+    buckets = TokenBuckets([Rate(1, 60)], clock=clock, max_callers=2)
+    for caller in ("a", "b", "a", "c"):  # "b" is the least recent when "c" comes
+        buckets.take(caller)
+    assert buckets.take("a")[1] == "a"  # still remembered: empty
+    assert buckets.take("b") == (0.0, None)  # forgotten: full again

@@ -31,6 +31,7 @@ from claude_api.server.ingest import post_events
 from claude_api.server.kept import KeptResponses
 from claude_api.server.limits import BodyLimitMiddleware
 from claude_api.server.origins import SameOriginMiddleware, cors_middleware
+from claude_api.server.rate_limits import rate_limit_middleware
 from claude_api.server.responses import JSONResponse, problem
 from claude_api.server.rest import rest_routes
 from claude_api.server.services import Services
@@ -94,8 +95,9 @@ def create_app(
         Route("/healthz", health, methods=["GET"]),
         *dashboard_routes(),
     ]
-    # What a web page on another site sends is refused first, before anything is read; then
-    # authentication, so a caller without a key cannot make the server read a large body.
+    # What a web page on another site sends is refused first, then a caller over its rate
+    # limits, before anything is read; then authentication, so a caller without a key cannot
+    # make the server read a large body.
     middleware = [
         *cors_middleware(settings.allowed_origins),
         Middleware(
@@ -104,6 +106,7 @@ def create_app(
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
         ),
+        *rate_limit_middleware(settings.rate_limit, policy),
         Middleware(AuthMiddleware, policy=policy),
         Middleware(
             BodyLimitMiddleware,
