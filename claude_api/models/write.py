@@ -93,6 +93,9 @@ def _merged(running: UsageEvent, event: UsageEvent) -> UsageEvent:
     """`event` merged into the running invocation `running`, as the upsert merges it."""
     changes: dict[str, Any] = {}
     if event.is_finish:
+        # What the finish leaves empty keeps the batch's spend so far. One case differs from
+        # writing one at a time: a stored running row with more spend than a stale progress
+        # event of the same batch, then a finish without that value, keeps the batch's value.
         changes = {
             name: value for name in _FINISH_COLUMNS if (value := getattr(event, name)) is not None
         }
