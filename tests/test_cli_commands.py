@@ -25,8 +25,21 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 def scenario() -> list[UsageEvent]:
     """Agents and skills over a few days of May 2026, with failures and a running invocation."""
     reviewer = [
-        make_event(timestamp=BASE_TIME, duration_seconds=10, cost_usd=0.25, project_id="web"),
-        make_event(timestamp=BASE_TIME + HOUR, duration_seconds=20, cost_usd=0.5, project_id="web"),
+        make_event(
+            timestamp=BASE_TIME,
+            duration_seconds=10,
+            cost_usd=0.25,
+            project_id="web",
+            cache_read_tokens=40_000_000,
+            cache_creation_tokens=9_000,
+        ),
+        make_event(
+            timestamp=BASE_TIME + HOUR,
+            duration_seconds=20,
+            cost_usd=0.5,
+            project_id="web",
+            cache_read_tokens=2_500_000_000,
+        ),
         make_event(timestamp=BASE_TIME + DAY, duration_seconds=65, cost_usd=1.0, project_id="api"),
         make_event(
             timestamp=BASE_TIME + 2 * DAY,
@@ -107,6 +120,12 @@ def test_the_numbers_in_the_stats_of_code_reviewer(cli: Cli) -> None:
     assert table_row(printed, "invocations")[1] == "5 (3 completed, 1 failed, 1 running)"
     assert table_row(printed, "success rate")[1] == "75.0%"
     assert table_row(printed, "total cost")[1] == "$1.85"
+    assert table_row(printed, "unpriced")[1] == "1 of 5 without a cost"  # the running one
+    assert table_row(printed, "input tokens")[1] == "4,000"
+    assert table_row(printed, "output tokens")[1] == "800"
+    assert table_row(printed, "cache write tokens")[1] == "9,000"
+    assert table_row(printed, "cache read tokens")[1] == "2,540,000,000"
+    assert table_row(printed, "total tokens")[1] == "2,540,013,800"
     assert table_row(printed, "average duration")[1] == "25.0s"
     assert table_row(printed, "p95 duration")[1] == "1m 05s"
     assert table_row(printed, "first seen")[1] == "2026-05-01 10:00 UTC"

@@ -45,7 +45,8 @@ def agents_stats(
 ) -> None:
     """Show the statistics of one agent, or a table of every agent.
 
-    Runs, success rate, cost, durations (mean, median, p95), tokens and the top errors.
+    Runs, success rate, cost (and how many runs have none), durations (mean, median, p95),
+    tokens (input, output, cache write, cache read, total) and the top errors.
 
     Example: claude-api agents stats code-reviewer --since 2026-05-01 --tz Europe/Paris
     """

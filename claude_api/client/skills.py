@@ -45,7 +45,8 @@ def skills_stats(
 ) -> None:
     """Show the statistics of one skill, or a table of every skill.
 
-    Runs, success rate, cost, durations (mean, median, p95), tokens and the top errors.
+    Runs, success rate, cost (and how many runs have none), durations (mean, median, p95),
+    tokens (input, output, cache write, cache read, total) and the top errors.
 
     Example: claude-api skills stats pdf --since 2026-05-01 --tz Europe/Paris
     """
