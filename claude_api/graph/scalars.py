@@ -3,6 +3,7 @@ token sums of one busy month pass 2^31."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, NewType
 
 import strawberry
@@ -28,6 +29,13 @@ def _checked(value: Any) -> int:
     return value
 
 
+def _serialize(value: Any) -> int:
+    # PostgreSQL sums BIGINT columns as NUMERIC: a whole Decimal is the integer it holds.
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
+    return _checked(value)
+
+
 def _parse_literal(node: ValueNode, _variables: Any = None) -> int:
     if not isinstance(node, IntValueNode):
         raise GraphQLError(f"Long cannot represent a non-integer value: {print_ast(node)}")
@@ -37,7 +45,7 @@ def _parse_literal(node: ValueNode, _variables: Any = None) -> int:
 LONG: ScalarDefinition = strawberry.scalar(
     name="Long",
     description=DESCRIPTION,
-    serialize=_checked,
+    serialize=_serialize,
     parse_value=_checked,
     parse_literal=_parse_literal,
 )
