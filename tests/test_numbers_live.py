@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXTransport
+from graphql import GraphQLError
 from sqlalchemy import Engine
 
 from claude_api.config import Settings
+from claude_api.graph.scalars import LONG
 from claude_api.server.app import create_app
 from claude_api.server.services import Services
 from claude_api.tracking import build_tracker
@@ -211,3 +214,13 @@ def test_a_partly_priced_total_says_what_it_leaves_out(live: Live) -> None:
     assert table_row(printed, "unpriced")[1] == f"{unpriced} of 5 without a cost"
     board = live.cli("skills", "leaderboard", "--by", "cost")
     assert table_row(board, "1")[1:] == ["xlsx", f"${priced:.2f}", "5", str(unpriced)]
+
+
+def test_long_serializes_a_whole_decimal_and_nothing_inexact() -> None:
+    """PostgreSQL sums BIGINT columns as NUMERIC: a whole one is the integer it holds."""
+    serialize = LONG.serialize
+    assert serialize(Decimal(4_500_000_000)) == 4_500_000_000
+    assert serialize(-(2**53 - 1)) == -(2**53 - 1)
+    for value in (Decimal("1.5"), True, 2**53, 0.5):
+        with pytest.raises(GraphQLError, match="Long cannot represent"):
+            serialize(value)
