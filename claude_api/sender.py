@@ -1,5 +1,6 @@
 """Sending usage events to a claude-api server: `POST /v1/events`, retried with backoff while
-the server cannot be reached, fails (5xx) or asks to wait (429, honouring Retry-After).
+the server cannot be reached, fails (5xx) or asks to wait (429, honouring Retry-After); a
+request that timed out is not retried (the caller spools the batch and holds off a while).
 
 What the server refuses is not retried: a 409 names the events whose ids belong to other
 invocations, which are set aside while the rest of the batch is sent again; a 413 splits the
@@ -23,6 +24,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     stop_before_delay,
     wait_exponential_jitter,
@@ -104,6 +106,11 @@ class _Retryable(Exception):
         self.unreachable = unreachable
 
 
+class _TimedOut(_Retryable):
+    """Not retried: a server too slow now is as slow a moment later, and the producer waits
+    for it meanwhile (the batch is spooled instead)."""
+
+
 class Sender:
     """Posts batches of wire-form events to the server at `url` with the bearer `key`."""
 
@@ -169,7 +176,7 @@ class Sender:
     def _post(self, body: bytes) -> tuple[int, Any] | Unreachable:
         policy = self.policy
         retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(_Retryable) & retry_if_not_exception_type(_TimedOut),
             stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.budget),
             wait=_wait,
             reraise=True,
@@ -187,7 +194,7 @@ class Sender:
             response = self._client.post(f"{self.url}{EVENTS_PATH}", content=body)
         except httpx.TimeoutException as error:
             timed_out = Unreachable(f"timed out: {_describe(error)}", timed_out=True)
-            raise _Retryable(timed_out) from None
+            raise _TimedOut(timed_out) from None
         except httpx.TransportError as error:
             raise _Retryable(Unreachable(f"cannot connect: {_describe(error)}")) from None
         status = response.status_code
