@@ -344,7 +344,10 @@ def run(fake: FakeClaude, script: sc.Script, tracker: Tracker | None, **options:
 
 
 def comparable(result: TaskResult) -> TaskResult:
-    return dataclasses.replace(result, duration_seconds=0.0, event_id=uuid.UUID(int=0))
+    """The result without what differs between two runs: each run is its own session."""
+    return dataclasses.replace(
+        result, duration_seconds=0.0, event_id=uuid.UUID(int=0), task_id="", session_id=""
+    )
 
 
 def assert_accounted(
@@ -381,17 +384,18 @@ def test_read_only_database_task_completes_and_every_event_is_reported(
     else:
         read_only_url = f"{database_url}%20-cdefault_transaction_read_only%3Don"
     read_only = make_engine(read_only_url)
-    healthy = run(fake, sc.success(), None, task_id="t-ro")
+    healthy = run(fake, sc.success(), None)
+    t_ro = str(uuid.uuid4())
     tracker, capture = tracker_with_capture(read_only)
     try:
-        result = run(fake, sc.success(), tracker, task_id="t-ro")
+        result = run(fake, sc.success(), tracker, task_id=t_ro)
         assert tracker.close(30)
         assert comparable(result) == comparable(healthy)
         assert tracker.stats.emitted == SUCCESS_EVENTS
         assert (tracker.stats.stored, tracker.stats.dropped) == (0, SUCCESS_EVENTS)
         # Each batch was tried again before it was dropped.
         assert tracking_log.retries() == 2 * len(tracking_log.dropped())
-        assert_accounted(tracker, capture, tracking_log, read_only, "t-ro")
+        assert_accounted(tracker, capture, tracking_log, read_only, t_ro)
         assert rows_by_id(read_only) == {}
     finally:
         read_only.dispose()
@@ -403,7 +407,8 @@ def test_disk_full_mid_run_task_completes_and_every_event_is_accounted(
     """The disk fills once the task's start is stored: later events are retried, then dropped
     and reported; what was stored before stays."""
     outage = Outage(engine)
-    healthy = run(fake, sc.success(), None, task_id="t-full")
+    healthy = run(fake, sc.success(), None)
+    t_full = str(uuid.uuid4())
     resume = tmp_path / "resume"
     script = dataclasses.replace(sc.success(), pause_after_line=3, resume_file=str(resume))
     tracker, capture = tracker_with_capture(engine)
@@ -411,7 +416,7 @@ def test_disk_full_mid_run_task_completes_and_every_event_is_accounted(
     def fill_the_disk() -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any(
-            row["task_id"] == "t-full" for row in rows_by_id(engine).values()
+            row["task_id"] == t_full for row in rows_by_id(engine).values()
         ):
             time.sleep(0.02)  # polling for the task's start row: the run is under way
         outage.start()
@@ -420,7 +425,7 @@ def test_disk_full_mid_run_task_completes_and_every_event_is_accounted(
     saboteur = threading.Thread(target=fill_the_disk)
     saboteur.start()
     try:
-        result = run(fake, script, tracker, task_id="t-full")
+        result = run(fake, script, tracker, task_id=t_full)
     finally:
         saboteur.join(30)
         resume.touch()
@@ -431,9 +436,9 @@ def test_disk_full_mid_run_task_completes_and_every_event_is_accounted(
     assert tracker.stats.emitted == SUCCESS_EVENTS
     assert tracker.stats.stored >= 1 and tracker.stats.dropped >= 1
     assert tracking_log.retries() >= 2
-    assert_accounted(tracker, capture, tracking_log, engine, "t-full")
+    assert_accounted(tracker, capture, tracking_log, engine, t_full)
     task_row = rows_by_id(engine)[result.event_id]
-    assert task_row["task_id"] == "t-full"
+    assert task_row["task_id"] == t_full
 
 
 def test_short_outage_is_retried_and_nothing_is_lost(
@@ -442,12 +447,13 @@ def test_short_outage_is_retried_and_nothing_is_lost(
     """The database refuses writes when the task starts and recovers at the tracker's first
     retry: every event is stored, none dropped."""
     outage = Outage(engine)
-    healthy = run(fake, sc.success(), None, task_id="t-short")
+    healthy = run(fake, sc.success(), None)
+    t_short = str(uuid.uuid4())
     tracker, capture = tracker_with_capture(engine)
     outage.start()
     tracking_log.on_retry = outage.end
     try:
-        result = run(fake, sc.success(), tracker, task_id="t-short")
+        result = run(fake, sc.success(), tracker, task_id=t_short)
         assert tracker.flush(30)
     finally:
         tracker.close(30)
@@ -457,9 +463,9 @@ def test_short_outage_is_retried_and_nothing_is_lost(
     assert tracking_log.retries() >= 1
     assert (tracker.stats.stored, tracker.stats.dropped) == (SUCCESS_EVENTS, 0)
     assert tracking_log.dropped() == []
-    rows = [row for row in rows_by_id(engine).values() if row["task_id"] == "t-short"]
+    rows = [row for row in rows_by_id(engine).values() if row["task_id"] == t_short]
     assert len(rows) == 4 and {row["status"] for row in rows} == {"completed"}
-    assert_accounted(tracker, capture, tracking_log, engine, "t-short")
+    assert_accounted(tracker, capture, tracking_log, engine, t_short)
 
 
 def test_ingest_on_a_full_database_refuses_then_stores_the_retry_once(
