@@ -112,3 +112,32 @@ def test_a_chosen_directory_is_created_private_and_an_existing_one_left_alone(
         assert mode(database) == 0o600
     assert mode(shared) == 0o755
     assert mode(new) == 0o700
+
+
+def test_the_hook_log_and_its_directory_are_private(tmp_path: Path) -> None:
+    """The hook may be the first command a user's machine runs: it creates the data directory
+    and its log, which name sessions and projects, readable by their owner only."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CLAUDE_API_", "XDG_"))
+    }
+    env["HOME"] = str(home)
+    result = subprocess.run(
+        [str(CLAUDE_API), "hook"],
+        input="not json",
+        capture_output=True,
+        text=True,
+        env=env,
+        umask=0o022,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    data = home / ".local" / "share" / "claude-api"
+    log = data / "hook.log"
+    assert "not JSON" in log.read_text()
+    assert mode(data) == 0o700
+    assert mode(log) == 0o600

@@ -17,6 +17,7 @@ from platformdirs import user_data_dir
 
 from claude_api.client import output
 from claude_api.config import APP_NAME, Settings
+from claude_api.files import private_directory
 from claude_api.importer.hook_settings import SettingsError, install_hooks, settings_path
 from claude_api.tracking import describe
 
@@ -105,8 +106,11 @@ def _work(payload: dict[str, Any], done: threading.Event, remote: bool | None) -
 def _log_to_file() -> None:
     try:
         directory = Path(user_data_dir(APP_NAME))
-        directory.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(directory / LOG_FILE, encoding="utf-8")
+        private_directory(directory)
+        path = directory / LOG_FILE
+        # The log names sessions and projects: created readable by its owner only.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600))
+        handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         return
     handler.setLevel(logging.WARNING)
