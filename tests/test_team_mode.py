@@ -411,3 +411,51 @@ def test_a_slow_server_is_waited_for_once_then_held_off(tmp_path: Path) -> None:
         assert spool_status(env)["events"] > status["events"]
     finally:
         silent.close()
+
+
+# ---- the executor ------------------------------------------------------------------------------
+
+
+def test_run_sends_its_events_and_keeps_its_session_registry_local(
+    team: Team, tmp_path: Path
+) -> None:
+    from tests.fake_claude import FakeClaude
+    from tests.fake_claude import scenarios as sc
+
+    claude = str(FakeClaude(tmp_path / "fake-claude").install(sc.success()))
+    task_id = "5b7d4e21-3f2a-4c1e-9a0c-1d2e3f4a5b6c"
+    env = developer(
+        tmp_path,
+        CLAUDE_API_URL=team.server.url,
+        CLAUDE_API_KEY=team.key,
+        CLAUDE_API_CLAUDE_BIN=claude,
+    )
+    done = cli(env, "run", "Fix lint", "--task-id", task_id, "--project", "proj-9", timeout=60)
+    assert done.returncode == 0, done.stderr
+
+    alone = make_engine(f"sqlite:///{tmp_path / 'alone.db'}")
+    try:
+        local_env = developer(
+            tmp_path / "alone",
+            CLAUDE_API_DATABASE_URL=str(alone.url),
+            CLAUDE_API_CLAUDE_BIN=claude,
+        )
+        other = "6c8e5f32-4a3b-4d2f-8b1d-2e3f4a5b6c7d"
+        same = cli(local_env, "run", "Fix lint", "--task-id", other, "--project", "proj-9")
+        assert same.returncode == 0, same.stderr
+
+        def calls(engine: Engine) -> Counter[tuple[Any, ...]]:
+            return Counter((row[0], row[2], row[3]) for row in rows_of(engine).values())
+
+        assert calls(team.engine) == calls(alone) != Counter()
+    finally:
+        alone.dispose()
+    state = make_engine(f"sqlite:///{tmp_path / 'data' / 'claude-api' / 'state.db'}")
+    try:
+        with state.connect() as connection:
+            sessions = connection.execute(sa.text("SELECT session_id FROM task_sessions"))
+            assert [row[0] for row in sessions] == [task_id]
+    finally:
+        state.dispose()
+    with team.engine.connect() as connection:  # the server's registry never saw it
+        assert connection.execute(sa.text("SELECT count(*) FROM task_sessions")).scalar() == 0
