@@ -160,6 +160,8 @@ async def purge_periodically(
         except Exception:
             logger.exception("purge failed; trying again in %.0f s", interval)
             continue
+        if result.skipped:
+            continue  # another server on the same database is purging it (logged by purge)
         logger.info(
             "purged %d agent and %d skill invocations started before %s, and %d rollup rows "
             "of buckets ending by %s%s",
