@@ -164,10 +164,10 @@ def test_rest_sets_reads_checks_and_removes_budgets(secured: Secured) -> None:
 
     [status] = secured.get("/v1/budgets/status", read).json()["items"]
     assert (status["spent"], status["remaining"], status["exhausted"]) == (20.41, 0, True)
-    check = secured.get("/v1/budgets/check", read, kind="agent", name="code-reviewer").json()
+    check = secured.get("/v1/agents/code-reviewer/budgets", read).json()
     assert check["decision"] == "deny"
     assert check["reasons"] == ["budget 'code-reviewer per day' of $20.00 is spent: $20.41 today"]
-    allowed = secured.get("/v1/budgets/check", read, kind="skill", name="code-reviewer").json()
+    allowed = secured.get("/v1/skills/code-reviewer/budgets", read).json()
     assert (allowed["decision"], allowed["budgets"]) == ("allow", [])
 
     removed = httpx.delete(f"{secured.url}/v1/budgets/{budget['id']}", headers=bearer(admin))
@@ -210,7 +210,7 @@ def test_rest_takes_json_bodies_only(secured: Secured) -> None:
         headers={**bearer(admin), "Content-Type": "application/json"},
     )
     assert broken.status_code == 400
-    assert secured.get("/v1/budgets/check", admin, kind="tool", name="x").status_code == 400
+    assert secured.get("/v1/agents/x/budgets", admin, kind="tool").status_code == 400
     assert secured.get("/v1/budgets", admin, colour="red").status_code == 400
     assert secured.get("/v1/budgets", admin).json() == {"items": []}
 

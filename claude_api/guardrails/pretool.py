@@ -19,17 +19,16 @@ import json
 import os
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from claude_api.guardrails import dbapi
-from claude_api.guardrails.verdicts import ALLOW, Decision, check_call
+from claude_api.guardrails.launch import launch_decision
 from claude_api.names import AGENT_TOOLS, SKILL_TOOL, agent_name, project_of, skill_name
 
 EVENT = "PreToolUse"
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 DEADLINE_SECONDS = 5.0  # then the call goes on: a budget check never holds a session up
-CONNECT_SECONDS = 2.0
 LOG_FILE = "hook.log"  # shared with `claude-api hook`
 
 
@@ -63,14 +62,17 @@ def answer_for(payload: dict[str, Any], *, now: datetime | None = None) -> dict[
             return None
         kind, name = call
         session_id, cwd = _text(payload.get("session_id")), _text(payload.get("cwd"))
-        url = dbapi.setting("URL")
-        if url:
-            decision = _ask_server(url, kind, name, project_of(cwd), session_id)
-        else:
-            decision = _ask_database(kind, name, cwd, session_id, now or datetime.now(UTC))
+        decision = launch_decision(
+            kind,
+            name,
+            project_id=project_of(cwd),
+            session_id=session_id,
+            url=dbapi.setting("URL"),
+            key=dbapi.setting("KEY"),
+            database_url=dbapi.database_url(),
+            now=now,
+        )
         return decision.hook_output()
-    except dbapi.NoBudgetsTable:
-        return None  # the database was never upgraded to hold budgets: none is set
     except Exception as error:
         _log(f"budgets not checked, the call goes on: {error}")
         return None
@@ -89,64 +91,6 @@ def _call(payload: dict[str, Any]) -> tuple[str, str] | None:
         name = skill_name(tool_input)
         return ("skill", name) if name else None
     return None
-
-
-def _ask_database(
-    kind: str, name: str, cwd: str | None, session_id: str | None, now: datetime
-) -> Decision:
-    connection = dbapi.connect(dbapi.database_url(), timeout=CONNECT_SECONDS)
-    try:
-        project = registered_project(connection, session_id) or project_of(cwd)
-        decision, _ = check_call(connection, kind=kind, name=name, project_id=project, now=now)
-        return decision
-    finally:
-        connection.close()
-
-
-def registered_project(connection: dbapi.Connection, session_id: str | None) -> str | None:
-    """The project the executor registered the session under, if it ran it as a task."""
-    if not session_id:
-        return None
-    mark = ":s" if connection.dialect == "sqlite" else "%(s)s"
-    try:
-        rows = connection.rows(
-            f"SELECT project_id FROM task_sessions WHERE session_id = {mark}", {"s": session_id}
-        )
-    except dbapi.NoBudgetsTable:
-        return None
-    return rows[0][0] if rows else None
-
-
-def _ask_server(
-    url: str, kind: str, name: str, project: str | None, session_id: str | None
-) -> Decision:
-    """The server's decision (`GET /v1/budgets/check`), for a team whose data is there."""
-    import http.client
-    from urllib.parse import urlencode, urlsplit
-
-    parts = urlsplit(url.rstrip("/").removesuffix("/graphql"))
-    query = {"kind": kind, "name": name, "project_id": project, "session_id": session_id}
-    path = f"{parts.path}/v1/budgets/check?" + urlencode(
-        {key: value for key, value in query.items() if value}
-    )
-    connection_type = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_type(parts.netloc, timeout=CONNECT_SECONDS)
-    headers = {"Accept": "application/json"}
-    key = dbapi.setting("KEY")
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    try:
-        connection.request("GET", path, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"the server at {url} answered HTTP {response.status}: {body[:200]!r}")
-    answer = json.loads(body)
-    return Decision(answer.get("decision", ALLOW), tuple(answer.get("reasons") or ()))
 
 
 def _text(value: Any) -> str | None:

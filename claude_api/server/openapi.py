@@ -21,7 +21,7 @@ from starlette.responses import Response
 from claude_api import __version__
 from claude_api.executor import TaskResult
 from claude_api.models.events import UsageEvent
-from claude_api.server import ingest, tasks
+from claude_api.server import guardrails, ingest, tasks
 from claude_api.server.responses import JSONResponse
 from claude_api.server.tasks import TaskRequest
 
@@ -124,6 +124,7 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
         + [(body, "serialization") for body in (Problem, NotFoundBody, Received, Health)]
         + [(UsageEvent, "validation"), (EventBatch, "validation"), (TaskRequest, "validation")]
         + [(TaskResult, "serialization")]
+        + guardrails.schema_types()
     )
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -131,6 +132,7 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
     paths["/v1/events"] = {"post": _post_events(schemas)}
     paths["/v1/task"] = {"post": _post_task(schemas)}
     paths["/healthz"] = {"get": _healthz(schemas)}
+    paths.update(guardrails.openapi_paths(schemas.ref, schemas.ref(Problem)))
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
@@ -292,7 +294,11 @@ def _post_task(schemas: _Schemas) -> dict[str, Any]:
             "200": _content(_summary_of(TaskResult), schemas.ref(TaskResult)),
             "400": _content("The body is not JSON.", problem),
             "422": _content("The task request is invalid; `errors` names each field.", problem),
-            "409": _content("The task id has run before; a task is one session.", problem),
+            "409": _content(
+                "The task id has run before (a task is one session), or a spent deny budget "
+                "forbids the task (`budgets` names it); nothing was run.",
+                problem,
+            ),
         },
     }
 
