@@ -129,6 +129,11 @@ class Responses:
         """The summed spend, or None when no response was seen."""
         return Spend.of(list(self._by_id.values())) if self._by_id else None
 
+    def priced_cost(self) -> float:
+        """What the responses of a known price cost (the others count nothing)."""
+        costs = (request.cost() for request in self._by_id.values())
+        return sum(cost for cost in costs if cost is not None)
+
 
 def supersedes(new: Request, seen: Request) -> bool:
     """Whether `new`, another message of the response `seen` came from, replaces it.

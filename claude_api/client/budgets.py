@@ -3,6 +3,7 @@ operations (against --url, or in-process against the local database)."""
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -12,6 +13,9 @@ from claude_api.client import output
 from claude_api.client.api import open_api
 from claude_api.client.options import JsonOption, TzOption, UrlOption
 from claude_api.client.output import Column
+from claude_api.config import Settings
+
+logger = logging.getLogger(__name__)
 
 budgets_app = typer.Typer(
     help="Budgets: what an agent, a skill, a project or everything may spend per day, week or "
@@ -210,3 +214,30 @@ def budgets_remove(
         output.print_json(budget)
     else:
         output.info(f"budget {budget['id']} ('{budget['label']}') removed")
+
+
+def task_refusal(settings: Settings, *, agent: str | None, project: str | None) -> str | None:
+    """Why a deny budget forbids a task of `agent` (None: Claude Code's own) in `project`, or
+    None when it may run: asked of the server at CLAUDE_API_URL, else of the database, as the
+    PreToolUse hook asks. A spent warn budget is told on stderr; a check that fails is logged
+    and the task runs."""
+    from claude_api.executor import DEFAULT_AGENT
+    from claude_api.guardrails.launch import launch_decision
+    from claude_api.guardrails.verdicts import DENY, WARN
+
+    name = agent or DEFAULT_AGENT
+    try:
+        decision = launch_decision(
+            "agent",
+            name,
+            project_id=project,
+            url=settings.url,
+            key=settings.api_key.get_secret_value() if settings.api_key else None,
+            database_url=settings.database_url,
+        )
+    except Exception as error:
+        logger.warning("budgets not checked, the task runs: %s", error)
+        return None
+    if decision.decision == WARN:
+        output.info(f"warning: {decision.text}")
+    return decision.text if decision.decision == DENY else None

@@ -11,6 +11,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from claude_api.client import output
+from claude_api.client.budgets import task_refusal
 from claude_api.config import Settings
 from claude_api.executor import TaskResult, run_task
 from claude_api.executor.task_session import InvalidTask, TaskIdTaken
@@ -39,17 +40,28 @@ def task_run(
     timeout: float | None = typer.Option(
         None, "--timeout", min=0.0, help="Stop the run after this many seconds."
     ),
+    max_cost: float | None = typer.Option(
+        None,
+        "--max-cost",
+        help="Stop the run once what it streamed costs more than this many USD (it fails, "
+        "keeping what it spent).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Run a task with Claude Code and record every agent and skill it uses.
 
     The task is one Claude Code session: `claude-api import` and `claude-api hook` record the
     same session as the same task, never twice. Exits 0 when the task completed, 1 when it
-    failed, 2 when it was refused before running (a task id that is not a UUID, or has run).
+    failed, 2 when it was refused before running (a task id that is not a UUID, or has run, or
+    a spent deny budget on its agent, its project or everything: see `claude-api budgets`).
 
     Example: claude-api run "Review src/ and fix lint" --agent code-reviewer --timeout 600
     """
     settings = Settings()
+    refusal = task_refusal(settings, agent=agent, project=project)
+    if refusal is not None:
+        output.error(f"{refusal}; nothing was run")
+        raise typer.Exit(code=2)
     tracker, engine = open_tracker(settings)
     try:
         result = run_task(
@@ -61,6 +73,7 @@ def task_run(
             timeout=timeout,
             settings=settings,
             registry=engine,
+            max_cost=max_cost,
         )
     except (InvalidTask, TaskIdTaken) as refused:
         output.error(f"{refused}; nothing was run")

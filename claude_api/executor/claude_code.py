@@ -9,11 +9,13 @@ rows are those the transcript import and the hook record for the same session.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ from claude_api.executor.emit import EventSink, build_event, finish_event
 from claude_api.executor.process import TailReader, Watchdog, exit_text, kill_group
 from claude_api.executor.stream import StreamFollower
 from claude_api.executor.task_session import (
+    InvalidTask,
     check_text,
     claim_session,
     main_event_id,
@@ -103,6 +106,7 @@ def run_task(
     cwd: str | Path | None = None,
     kill_grace: float = DEFAULT_KILL_GRACE,
     registry: Engine | None = None,
+    max_cost: float | None = None,
 ) -> TaskResult:
     """Run `prompt` with Claude Code and track it; return the task's outcome.
 
@@ -110,14 +114,18 @@ def run_task(
     is registered in `registry` (the usage database) first, with the agent and project, so that
     an import or a hook of the session records it under the same names.
     `timeout` (seconds) ends the run: its process group gets SIGTERM, then SIGKILL after
-    `kill_grace` seconds. Never raises for a failed task or for tracking; a failed run comes back
-    with status `failed` and an error. Raises, before running anything, InvalidTask for input
-    Claude Code cannot run with (a task id that is not a UUID, NUL in a text) and TaskIdTaken
-    for a task id that has run before.
+    `kill_grace` seconds. `max_cost` (USD) ends it the same way once what it streamed (the main
+    loop's and the subagents' responses, priced from their tokens) costs more: the task fails
+    with that reason and keeps what it spent. Never raises for a failed task or for tracking; a
+    failed run comes back with status `failed` and an error. Raises, before running anything,
+    InvalidTask for input Claude Code cannot run with (a task id that is not a UUID, NUL in a
+    text, a max_cost that is no amount) and TaskIdTaken for a task id that has run before.
     """
     check_text("prompt", prompt, limit=None)
     check_text("agent", agent)
     check_text("project_id", project_id)
+    if max_cost is not None and not (math.isfinite(max_cost) and max_cost > 0):
+        raise InvalidTask("max_cost", f"must be a number of USD above 0, got {max_cost!r}")
     session_id = session_id_for(task_id)
     settings = settings or Settings()
     run = _Run(
@@ -143,6 +151,9 @@ def run_task(
     run.started(process.pid)
     stderr = TailReader(process.stderr)
     watchdog = Watchdog(process, timeout, kill_grace)
+    stopping: list[threading.Thread] = []
+    if max_cost is not None:
+        run.limit_cost(max_cost, lambda: stopping.append(_end_group(process, kill_grace)))
     try:
         run.read(process.stdout)
         exit_code = process.wait()
@@ -153,9 +164,13 @@ def run_task(
         raise
     finally:
         watchdog.cancel()
+        for thread in stopping:
+            thread.join()
         if process.stdout is not None:
             process.stdout.close()
     stderr.join(kill_grace)
+    if run.over_cost is not None:
+        return run.end(error=run.over_cost, exit_code=exit_code)
     if watchdog.fired:
         error = f"timed out after {timeout:g}s"
         return run.end(error=_with_stderr(error, stderr.text()), exit_code=exit_code)
@@ -188,11 +203,29 @@ class _Run:
         self.session_id: str | None = None
         self.result: Mapping[str, Any] | None = None
         self.invalid: str | None = None  # what was wrong with the first line that was not JSON
+        self.max_cost: float | None = None
+        self.stop: Callable[[], None] | None = None
+        self.over_cost: str | None = None  # why the run was stopped for its cost
 
     def started(self, pid: int) -> None:
         logger.info("task %s: Claude Code started (pid %d)", self.task_id, pid)
         self.start = build_event(**self._event_fields(), status=Status.RUNNING)
         self.sink(self.start)
+
+    def limit_cost(self, max_cost: float, stop: Callable[[], None]) -> None:
+        """Call `stop` once what the run streamed costs more than `max_cost` USD."""
+        self.max_cost, self.stop = max_cost, stop
+
+    def _check_cost(self) -> None:
+        if self.max_cost is None or self.stop is None or self.over_cost is not None:
+            return
+        spent = self.follower.streamed_cost()
+        if spent > self.max_cost:
+            self.over_cost = (
+                f"stopped at a cost of ${spent:.4f}, over its max_cost of ${self.max_cost:.4f}"
+            )
+            logger.warning("task %s: %s", self.task_id, self.over_cost)
+            self.stop()
 
     def read(self, stdout: IO[bytes] | None) -> None:
         """Read the stream to its end; every line is taken at the wall-clock time it is read."""
@@ -216,6 +249,7 @@ class _Run:
                 self.follower.feed(message, at)
             except Exception:  # a message of an unexpected shape must not end the run
                 logger.exception("task %s: could not track stream line %d", self.task_id, number)
+            self._check_cost()
 
     def _take(self, message: Mapping[str, Any]) -> None:
         kind, subtype = message.get("type"), message.get("subtype")
@@ -280,6 +314,8 @@ class _Run:
             self.sink(finish_event(self.start, status, **changes))
         result = self.result or {}
         total = result.get("total_cost_usd")
+        if not _is_amount(total) and self.over_cost is not None:
+            total = self.follower.streamed_cost()  # stopped before Claude Code reported one
         turns = result.get("num_turns")
         return TaskResult(
             task_id=self.task_id,
@@ -330,6 +366,22 @@ class _Run:
         fields = spend.event_fields()
         del fields["model"]
         return fields
+
+
+def _end_group(process: subprocess.Popen[bytes], grace: float) -> threading.Thread:
+    """End the run's process group as a timeout does: SIGTERM now, SIGKILL for what is left
+    once the leader exits or `grace` seconds pass (on the thread returned)."""
+    kill_group(process.pid, signal.SIGTERM)
+
+    def finish() -> None:
+        deadline = time.monotonic() + grace
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_group(process.pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=finish, name="end-over-cost-run", daemon=True)
+    thread.start()
+    return thread
 
 
 def _with_stderr(message: str, stderr: str) -> str:

@@ -97,6 +97,11 @@ class StreamFollower:
         responses = self._responses.get(None)
         return responses.spend() if responses else None
 
+    def streamed_cost(self) -> float:
+        """What every API response streamed so far cost, the main loop's and the subagents'
+        together, priced from their tokens (a model without a known price counts nothing)."""
+        return sum(responses.priced_cost() for responses in self._responses.values())
+
     # ---- messages --------------------------------------------------------------------------
 
     def _assistant(self, message: Mapping[str, Any], at: datetime) -> None:

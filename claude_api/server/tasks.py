@@ -19,9 +19,10 @@ from claude_api.executor.task_session import (
     check_text,
     session_id_for,
 )
-from claude_api.models.events import MAX_NAME_LENGTH, validation_problems
+from claude_api.models.events import MAX_COST_USD, MAX_NAME_LENGTH, validation_problems
 from claude_api.models.keys import Scope
 from claude_api.server.auth import principal_of
+from claude_api.server.budget_routes import task_budget_refusal
 from claude_api.server.responses import JSONResponse, forbidden, problem
 
 MAX_TASK_SECONDS = 24 * 3600
@@ -69,15 +70,24 @@ class TaskRequest(BaseModel):
     project_id: Name = None
     task_id: TaskId = None
     timeout: float | None = Field(default=None, gt=0, le=MAX_TASK_SECONDS)
+    max_cost: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_COST_USD,
+        allow_inf_nan=False,
+        description="USD: the run is stopped, and fails, once what it streamed costs more.",
+    )
 
 
 async def post_task(request: Request) -> Response:
     """Run the task to its end (the request waits) and answer with its outcome and task id.
 
-    A task that failed is still a 200: its `status` and `error` say how it ended. It needs an
-    API key of scope admin; one bound to a project runs tasks of that project only, and never
-    under the id of another project's task (403). A task id that has run before is a 409: a
-    task is one Claude Code session, which runs once.
+    A task that failed is still a 200: its `status` and `error` say how it ended, and one
+    stopped for passing its `max_cost` failed, keeping what it spent. It needs an API key of
+    scope admin; one bound to a project runs tasks of that project only, and never under the id
+    of another project's task (403). A task id that has run before is a 409: a task is one
+    Claude Code session, which runs once; so is a task that a spent deny budget on its agent,
+    its project or everything forbids (the budgets named, nothing run).
     """
     principal = principal_of(request)
     try:
@@ -91,6 +101,9 @@ async def post_task(request: Request) -> Response:
     except ValidationError as error:
         return problem(422, "the task request is invalid", validation_problems(error))
     services = request.app.state.services
+    refusal = await task_budget_refusal(services, agent=task.agent, project_id=project_id)
+    if refusal is not None:
+        return refusal
     try:
         result = await run_in_threadpool(
             run_task,
@@ -102,6 +115,7 @@ async def post_task(request: Request) -> Response:
             timeout=task.timeout,
             settings=services.settings,
             registry=services.engine,
+            max_cost=task.max_cost,
         )
     except InvalidTask as error:
         problems = [{"field": error.field, "message": error.message}]
