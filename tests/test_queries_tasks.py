@@ -118,13 +118,14 @@ def test_list_tasks_walks_the_tasks_that_used_an_agent(engine: Engine, limit: in
 
     tasks = walk(engine, UsageFilter(name="reviewer"), limit)
 
-    used = [e for e in events if e.name == "reviewer"]
-    task_ids = {e.task_id for e in used}
-    last_seen = {t: max(e.timestamp for e in used if e.task_id == t) for t in task_ids}
+    # The agent chooses the tasks; each summary covers the whole task, every agent and skill.
+    task_ids = {e.task_id for e in events if e.name == "reviewer"}
+    whole = {t: [e for e in events if e.task_id == t] for t in task_ids}
+    last_seen = {t: max(e.timestamp for e in whole[t]) for t in task_ids}
     order = sorted(task_ids, key=lambda t: (-last_seen[t].timestamp(), t))
     assert [t.task_id for t in tasks] == order
     for task in tasks:
-        mine = [e for e in used if e.task_id == task.task_id]
+        mine = whole[task.task_id]
         totals = expected.totals(mine)
         assert (task.invocations, task.completed, task.failed, task.running) == (
             totals["invocations"],
@@ -135,6 +136,55 @@ def test_list_tasks_walks_the_tasks_that_used_an_agent(engine: Engine, limit: in
         assert task.total_cost_usd == pytest.approx(totals["total_cost_usd"])
         assert task.first_seen_at == min(e.timestamp for e in mine)
         assert task.last_seen_at == last_seen[task.task_id]
+        assert task.agents == tuple(sorted({e.name for e in mine if e.kind is Kind.AGENT}))
+        assert task.skills == tuple(sorted({e.name for e in mine if e.kind is Kind.SKILL}))
+        # One skill still runs, so the task does, and has no end yet.
+        assert (task.status, task.ended_at, task.duration_seconds) == (Status.RUNNING, None, None)
+
+
+def test_task_summary_status_and_duration(engine: Engine) -> None:
+    main = make_event(name="orchestrator", task_id="t", duration_seconds=60.0)
+    sub = make_event(
+        name="reviewer",
+        task_id="t",
+        parent_id=main.event_id,
+        timestamp=BASE_TIME + timedelta(seconds=10),
+        duration_seconds=80.0,  # finishes after the main loop: the task ends with it
+        status=Status.FAILED,
+    )
+    broken = make_event(name="orchestrator", task_id="u", status=Status.FAILED)
+    add_events(engine, main, sub, broken)
+    tasks = {t.task_id: t for t in walk(engine, UsageFilter(), 10)}
+    # A subagent's failure does not fail a task whose main loop completed.
+    assert tasks["t"].status is Status.COMPLETED
+    assert tasks["t"].ended_at == sub.timestamp + timedelta(seconds=80)
+    assert tasks["t"].duration_seconds == pytest.approx(90.0)
+    assert tasks["u"].status is Status.FAILED
+
+
+def test_list_task_usage_totals_each_subtree(engine: Engine) -> None:
+    events = a_task()
+    main, sub, skill, running = events
+    add_events(engine, *events)
+    with Session(engine) as session:
+        usage = {u.event_id: u for u in list_task_usage(session, task_id="task-1")}
+
+    def known(*chosen: UsageEvent) -> float | None:
+        costs = [e.cost_usd for e in chosen if e.cost_usd is not None]
+        return sum(costs) if costs else None
+
+    assert usage[main.event_id].total_cost_usd == pytest.approx(known(*events))
+    assert usage[main.event_id].unpriced_invocations == 1  # the running skill has no cost yet
+    assert usage[sub.event_id].total_cost_usd == pytest.approx(known(sub, skill))
+    assert usage[sub.event_id].unpriced_invocations == 0
+    assert usage[skill.event_id].total_cost_usd == pytest.approx(skill.cost_usd)
+    assert (
+        usage[running.event_id].total_cost_usd,
+        usage[running.event_id].unpriced_invocations,
+    ) == (
+        None,
+        1,
+    )
 
 
 def test_list_tasks_of_a_skill_and_of_both_kinds(engine: Engine) -> None:
@@ -149,6 +199,7 @@ def test_list_tasks_of_a_skill_and_of_both_kinds(engine: Engine) -> None:
 def test_list_tasks_project_filter_and_empty(engine: Engine) -> None:
     add_events(engine, *a_task("t1"), make_event(task_id="t2", project_id="q"))
     assert [t.task_id for t in walk(engine, UsageFilter(project_id="q"), 10)] == ["t2"]
+    # Only the main loop of t1 was recorded with project p: the task within that project.
     assert [t.invocations for t in walk(engine, UsageFilter(project_id="p"), 10)] == [1]
     assert walk(engine, UsageFilter(project_id="nobody"), 10) == []
 

@@ -19,6 +19,7 @@ from claude_api.client.run import task_run
 from claude_api.client.server_commands import schema, serve
 from claude_api.client.skills import skills_app
 from claude_api.client.spool_commands import spool_app
+from claude_api.client.tasks import tasks_app
 
 app = typer.Typer(
     name="claude-api",
@@ -40,6 +41,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(hook_app, name="hook")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spool_app, name="spool")
+app.add_typer(tasks_app, name="tasks")
 app.command("import")(transcripts_import)
 app.command("run")(task_run)
 app.command("serve")(serve)

@@ -23,7 +23,7 @@ from claude_api.graph.inputs import UsageEventInput, UsageFilterInput, to_filter
 from claude_api.graph.scalars import SCALARS, Long
 from claude_api.models import queries
 from claude_api.models.events import Kind, parse_events
-from claude_api.models.filters import LeaderboardMetric, Period
+from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.models.keys import Scope
 from claude_api.models.queries._cache import keeps_answers, mark_unkept
 from claude_api.models.queries.purged import count_purged_invocations
@@ -210,7 +210,12 @@ class Query(GuardrailQueries):
     @strawberry.field(description="Every agent and skill invocation of one task; null if unknown.")
     async def task(self, info: Info, id: str) -> types.Task | None:
         usage = await _query(info, queries.list_task_usage, task_id=id, project_id=None)
-        return types.Task(id=id, invocations=[types.Invocation.from_result(u) for u in usage])
+        page = await _query(info, queries.list_tasks, filter=UsageFilter(task_id=id), limit=1)
+        return types.Task(
+            id=id,
+            summary=types.TaskSummary.of(page.items[0]),
+            invocations=[types.TaskInvocation.from_result(u) for u in usage],
+        )
 
     @strawberry.field(
         description="Tasks, most recent first; with name (and kind), the tasks that used it."
@@ -233,7 +238,7 @@ class Query(GuardrailQueries):
             after=after,
         )
         return types.TaskSummaryPage(
-            items=[types.TaskSummary.from_result(item) for item in page.items],
+            items=[types.TaskSummary.of(item) for item in page.items],
             next_cursor=page.next_cursor,
             has_next=page.has_next,
         )

@@ -264,15 +264,27 @@ class PurgedInvocations(FromResult):
     )
 
 
-@strawberry.type(description="A task and every agent and skill invocation it made.")
-class Task:
-    id: str
-    invocations: list[Invocation]
+@strawberry.type(description="One invocation within a task, with the cost of its subtree.")
+class TaskInvocation(Invocation):
+    total_cost_usd: float | None = strawberry.field(
+        description="The costs reported by this invocation and everything it ran, "
+        "transitively; null when none of them reports one."
+    )
+    unpriced_invocations: Long = strawberry.field(
+        description="Invocations of the subtree (this one included) without a cost."
+    )
 
 
-@strawberry.type(description="A task summarised over its invocations that match the filter.")
+@strawberry.type(description="A whole task over all its invocations, with the names it used.")
 class TaskSummary(FromResult):
     task_id: str
+    status: Status = strawberry.field(
+        description="Running while any invocation runs; failed when a top-level invocation "
+        "(one that nothing else ran) failed; else completed."
+    )
+    duration_seconds: float | None = strawberry.field(
+        description="From its first start to endedAt; null while running or unknown."
+    )
     invocations: Long
     completed: Long
     failed: Long
@@ -288,6 +300,22 @@ class TaskSummary(FromResult):
     total_tokens: Long
     first_seen_at: datetime
     last_seen_at: datetime
+    ended_at: datetime | None = strawberry.field(
+        description="The last finish of its invocations; null while running or unknown."
+    )
+    agents: list[str] = strawberry.field(description="The agents it ran, in code point order.")
+    skills: list[str] = strawberry.field(description="The skills it used, in code point order.")
+
+    @classmethod
+    def of(cls, summary: results.TaskSummary) -> TaskSummary:
+        return cls.from_result(summary, agents=list(summary.agents), skills=list(summary.skills))
+
+
+@strawberry.type(description="A task: its summary and every agent and skill invocation it made.")
+class Task:
+    id: str
+    summary: TaskSummary
+    invocations: list[TaskInvocation]
 
 
 @strawberry.type(description="One page of tasks, most recent first.")

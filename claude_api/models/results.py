@@ -185,6 +185,16 @@ class TaskUsage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskInvocation(TaskUsage):
+    """One invocation within a task with the cost of its subtree: `total_cost_usd` sums the
+    costs reported by it and everything it ran, transitively (None when none reports one);
+    `unpriced_invocations` counts the invocations of the subtree without a cost."""
+
+    total_cost_usd: float | None
+    unpriced_invocations: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class InvocationRecord(TaskUsage):
     """One invocation with the task that ran it: a row of either usage table."""
 
@@ -193,10 +203,17 @@ class InvocationRecord(TaskUsage):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSummary:
-    """A task, summarised over its invocations that match the filter; costs and tokens as in
-    `UsageTotals`."""
+    """A whole task, summarised over all its invocations; costs and tokens as in `UsageTotals`.
+
+    `status` is running while any of its invocations runs, failed when a top-level invocation
+    (one that nothing else ran) failed, else completed; `duration_seconds` runs from its first
+    start to `ended_at`, the last finish of its invocations (None while running or unknown).
+    `agents` and `skills` are the names it used, in code point order.
+    """
 
     task_id: str
+    status: Status
+    duration_seconds: float | None
     invocations: int
     completed: int
     failed: int
@@ -210,6 +227,9 @@ class TaskSummary:
     total_tokens: int
     first_seen_at: datetime
     last_seen_at: datetime
+    ended_at: datetime | None
+    agents: tuple[str, ...]
+    skills: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)

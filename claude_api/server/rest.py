@@ -28,8 +28,8 @@ from claude_api.models.results import (
     LeaderboardEntry,
     Page,
     Report,
+    TaskInvocation,
     TaskSummary,
-    TaskUsage,
     UsageStats,
 )
 from claude_api.server.auth import principal_of
@@ -76,7 +76,7 @@ class TaskInvocations:
     """Every agent and skill invocation of one task, in start order."""
 
     task_id: str
-    invocations: tuple[TaskUsage, ...]
+    invocations: tuple[TaskInvocation, ...]
 
 
 Handler = Callable[[Request, "Operation"], Awaitable[Any]]
@@ -214,8 +214,10 @@ async def get_report(request: Request, operation: Operation) -> Report:
 
 async def get_tasks(request: Request, operation: Operation) -> Page[TaskSummary]:
     """Tasks with an invocation matching the filters, the most recently active first; with
-    `agent` or `skill`, the tasks that used it. Counts and cost are over the matching
-    invocations only. Pass `next_cursor` as `after` for the next page.
+    `agent` or `skill`, the tasks that used it. The filters choose the tasks; each summary
+    covers the whole task: all its invocations (of the project, with `project`), their
+    status, duration, cost and tokens, and the agents and skills it used. Pass `next_cursor`
+    as `after` for the next page.
     """
     query = _parse(request, operation)
     return await _run(request, query, queries.list_tasks, filter=query.filter, **query.options)
@@ -223,7 +225,8 @@ async def get_tasks(request: Request, operation: Operation) -> Page[TaskSummary]
 
 async def get_task(request: Request, operation: Operation) -> TaskInvocations:
     """Every agent and skill invocation of one task, in start order; `parent_id` links each
-    to the invocation that ran it. 404 when the task has no recorded invocation.
+    to the invocation that ran it, and `total_cost_usd` is the cost of its subtree (itself and
+    all it ran). 404 when the task has no recorded invocation.
     """
     query = _parse(request, operation)
     project = query.filter.project_id  # the caller's, if its key is bound to a project

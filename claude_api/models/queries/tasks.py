@@ -10,22 +10,24 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter, NotFound
+from claude_api.models.events import Kind, Status
 from claude_api.models.filters import UsageFilter, check_limit
 from claude_api.models.queries._aggregates import stats_columns, totals_fields
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._parts import raw_parts
 from claude_api.models.queries._source import bytewise, usage_fields, usage_rows
 from claude_api.models.queries.purged import count_purged_invocations
-from claude_api.models.results import Page, TaskSummary, TaskUsage
+from claude_api.models.results import Page, TaskInvocation, TaskSummary
 
 _TASKS_LISTING = "tasks"
 
 
 def list_task_usage(
     session: Session, *, task_id: str, project_id: str | None = None
-) -> list[TaskUsage]:
+) -> list[TaskInvocation]:
     """Every invocation of the task, agents and skills alike, in start order (ties: agents
-    before skills, then event id); `parent_id` links each to the invocation that ran it.
+    before skills, then event id); `parent_id` links each to the invocation that ran it, and
+    each carries the total cost of its subtree (itself and everything it ran, transitively).
     With `project_id`, only that project's invocations of the task.
 
     Raises NotFound when the task has no recorded invocation (in that project); its message
@@ -38,7 +40,37 @@ def list_task_usage(
         where = f" in project {project_id!r}" if project_id is not None else ""
         message = f"no invocation of task {task_id!r} has been recorded{where}"
         raise NotFound(message + _purge_note(session, project_id))
-    return [_task_usage(row) for row in found]
+    return _with_subtree_costs([usage_fields(row) for row in found])
+
+
+def _with_subtree_costs(invocations: list[dict[str, Any]]) -> list[TaskInvocation]:
+    """Each invocation with the sum of the costs reported in its subtree (None when none
+    reports one) and how many invocations of the subtree report no cost. An invocation whose
+    parent is not among them is a root; a loop in the parent links ends where it closes."""
+    by_id = {fields["event_id"]: fields for fields in invocations}
+    cost: dict[Any, float | None] = dict.fromkeys(by_id)
+    unpriced: dict[Any, int] = dict.fromkeys(by_id, 0)
+    for fields in invocations:
+        own = fields["cost_usd"]
+        # Add the invocation's own cost to itself and to each of its ancestors, once each.
+        seen: set[Any] = set()
+        event_id = fields["event_id"]
+        while event_id in by_id and event_id not in seen:
+            seen.add(event_id)
+            if own is None:
+                unpriced[event_id] += 1
+            else:
+                total = cost[event_id]
+                cost[event_id] = own if total is None else total + own
+            event_id = by_id[event_id]["parent_id"]
+    return [
+        TaskInvocation(
+            **fields,
+            total_cost_usd=cost[fields["event_id"]],
+            unpriced_invocations=unpriced[fields["event_id"]],
+        )
+        for fields in invocations
+    ]
 
 
 def _purge_note(session: Session, project_id: str | None) -> str:
@@ -54,10 +86,6 @@ def _purge_note(session: Session, project_id: str | None) -> str:
     )
 
 
-def _task_usage(row: Any) -> TaskUsage:
-    return TaskUsage(**usage_fields(row))
-
-
 def list_tasks(
     session: Session,
     *,
@@ -66,14 +94,22 @@ def list_tasks(
     after: str | None = None,
 ) -> Page[TaskSummary]:
     """The tasks with an invocation matching `filter` (e.g. the tasks that used an agent), the
-    most recently active first (by the latest start among those invocations, then task id).
+    most recently active first (by the latest start of any of their invocations, then task id).
 
-    Counts, cost and first/last seen are over the task's matching invocations only. Pass a
-    page's `next_cursor` as `after` for the next page; InvalidFilter for a bad limit or cursor.
+    The filter selects the tasks; each summary covers the whole task: every invocation of it
+    (within the filter's project, when it names one), whatever agent, time or status, with the
+    agents and skills it used. Pass a page's `next_cursor` as `after` for the next page;
+    InvalidFilter for a bad limit or cursor.
     """
     check_limit(limit)
-    rows = usage_rows(filter)
-    parts = raw_parts(rows, rows.c.task_id).subquery("parts")
+    chosen = usage_rows(filter)
+    rows = usage_rows(UsageFilter(project_id=filter.project_id))
+    whole = (
+        sa.select(rows)
+        .where(rows.c.task_id.in_(sa.select(chosen.c.task_id).distinct()))
+        .subquery("whole")
+    )
+    parts = raw_parts(whole, whole.c.task_id).subquery("parts")
     last_seen = sa.func.max(parts.c.last_seen)
     statement = (
         sa.select(parts.c.task_id, *stats_columns())
@@ -90,7 +126,9 @@ def list_tasks(
                 sa.and_(last_seen == before, bytewise(parts.c.task_id) > task_id),
             )
         )
-    items = [_task_summary(row) for row in session.execute(statement)]
+    found = session.execute(statement).all()
+    shapes = _task_shapes(session, [row.task_id for row in found[:limit]], filter.project_id)
+    items = [_task_summary(row, shapes.get(row.task_id)) for row in found]
     return make_page(
         items,
         limit=limit,
@@ -99,18 +137,82 @@ def list_tasks(
     )
 
 
+@dataclasses.dataclass
+class _Shape:
+    """What a task's summary needs beyond sums: names used, how its top-level invocations
+    ended, and when its last invocation finished."""
+
+    agents: set[str] = dataclasses.field(default_factory=set)
+    skills: set[str] = dataclasses.field(default_factory=set)
+    top_level_failed: bool = False
+    has_top_level: bool = False
+    any_failed: bool = False
+    ended_at: datetime | None = None
+
+
+def _task_shapes(
+    session: Session, task_ids: list[str], project_id: str | None
+) -> dict[str, _Shape]:
+    if not task_ids:
+        return {}
+    rows = usage_rows(UsageFilter(project_id=project_id))
+    top_level = rows.c.parent_id.is_(None)
+    statement = (
+        sa.select(
+            rows.c.task_id,
+            rows.c.kind,
+            rows.c.name,
+            top_level.label("top_level"),
+            rows.c.status,
+            sa.func.max(rows.c.finished_at).label("ended_at"),
+        )
+        .where(rows.c.task_id.in_(task_ids))
+        .group_by(rows.c.task_id, rows.c.kind, rows.c.name, top_level, rows.c.status)
+    )
+    shapes: dict[str, _Shape] = {}
+    for row in session.execute(statement):
+        shape = shapes.setdefault(row.task_id, _Shape())
+        (shape.agents if row.kind == Kind.AGENT.value else shape.skills).add(row.name)
+        failed = row.status == Status.FAILED.value
+        shape.any_failed |= failed
+        if row.top_level:
+            shape.has_top_level = True
+            shape.top_level_failed |= failed
+        if row.ended_at is not None and (shape.ended_at is None or row.ended_at > shape.ended_at):
+            shape.ended_at = row.ended_at
+    return shapes
+
+
 _SUMMARY_FIELDS = tuple(
-    field.name for field in dataclasses.fields(TaskSummary) if field.name not in ("task_id",)
+    field.name
+    for field in dataclasses.fields(TaskSummary)
+    if field.name not in ("task_id", "status", "duration_seconds", "ended_at", "agents", "skills")
 )
 
 
-def _task_summary(row: Any) -> TaskSummary:
+def _task_summary(row: Any, shape: _Shape | None) -> TaskSummary:
     totals = totals_fields(row)
+    shape = shape or _Shape()
+    # A task runs while any invocation of it runs; it failed when an invocation that nothing
+    # else ran (its main loop) failed, or, with no such invocation recorded, when any did.
+    if totals["running"]:
+        status = Status.RUNNING
+    elif shape.top_level_failed or (not shape.has_top_level and shape.any_failed):
+        status = Status.FAILED
+    else:
+        status = Status.COMPLETED
+    ended_at = shape.ended_at if status is not Status.RUNNING else None
+    duration = (ended_at - row.first_seen_at).total_seconds() if ended_at is not None else None
     return TaskSummary(
         task_id=row.task_id,
         **{name: totals[name] for name in _SUMMARY_FIELDS if name in totals},
+        status=status,
+        duration_seconds=duration,
         first_seen_at=row.first_seen_at,
         last_seen_at=row.last_seen_at,
+        ended_at=ended_at,
+        agents=tuple(sorted(shape.agents)),
+        skills=tuple(sorted(shape.skills)),
     )
 
 

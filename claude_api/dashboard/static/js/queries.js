@@ -75,9 +75,11 @@ export const TASK = `
 query DashboardTask($id: String!) {
   task(id: $id) {
     id
+    summary { totalCostUsd unpricedInvocations }
     invocations {
       kind name eventId parentId projectId status timestamp finishedAt durationSeconds costUsd
       costSource inputTokens outputTokens cacheCreationTokens cacheReadTokens model errorMessage
+      totalCostUsd unpricedInvocations
     }
   }
 }`;

@@ -1,5 +1,5 @@
 // A task's invocations as a tree (who ran whom, by parent id) with a timeline: each with its own
-// cost and the total of everything under it, summed from this task's own rows.
+// cost and the total of everything under it, as the API sums them.
 import { ApiError, graphql } from "../api.js";
 import { h, link } from "../dom.js";
 import * as f from "../format.js";
@@ -9,9 +9,11 @@ import { cost, kindBadge, nameLink } from "./common.js";
 
 export async function render({ where, params }) {
   let invocations = [];
+  let summary = null;
   try {
     const data = await graphql(TASK, { id: where.id });
     invocations = data.task ? data.task.invocations : [];
+    summary = data.task ? data.task.summary : null;
   } catch (error) {
     if (!(error instanceof ApiError && error.code === "NOT_FOUND")) throw error;
   }
@@ -33,8 +35,7 @@ export async function render({ where, params }) {
     for (const child of node.children) walk(child, depth + 1);
   };
   roots.forEach((root) => walk(root, 0));
-  const whole = roots.map((root) => root.total);
-  const total = sumCosts(whole);
+  const total = { value: summary.totalCostUsd, unpriced: summary.unpricedInvocations };
   return {
     title: `Task ${where.id}`,
     content: [
@@ -66,7 +67,8 @@ const SOURCES = {
   UNPRICED: "unpriced: its model has no price",
 };
 
-/** The invocations as trees by parent id, children in start order; `total` on every node. */
+/** The invocations as trees by parent id, children in start order; `total` on every node is
+ * the cost of its subtree as the API reports it. */
 function tree(invocations) {
   const nodes = new Map(invocations.map((inv) => [inv.eventId, { ...inv, children: [] }]));
   const roots = [];
@@ -78,25 +80,16 @@ function tree(invocations) {
   const byStart = (a, b) => a.timestamp.localeCompare(b.timestamp) || a.eventId.localeCompare(b.eventId);
   const seen = new Set();
   const total = (node) => {
-    if (seen.has(node)) return { value: null, unpriced: 0 }; // a cycle in bad data: once only
+    if (seen.has(node)) return; // a cycle in bad data: once only
     seen.add(node);
     node.children.sort(byStart);
-    node.total = sumCosts([{ value: node.costUsd, unpriced: node.costUsd === null ? 1 : 0 }, ...node.children.map(total)]);
-    return node.total;
+    node.total = { value: node.totalCostUsd, unpriced: node.unpricedInvocations };
+    node.children.forEach(total);
   };
   roots.sort(byStart).forEach(total);
   // Nodes only reachable through a cycle have no root: show them as roots too.
   for (const node of nodes.values()) if (!seen.has(node)) { roots.push(node); total(node); }
   return roots;
-}
-
-/** The sum of known costs and how many invocations had none; null when none had one. */
-function sumCosts(parts) {
-  const known = parts.filter((p) => p.value !== null && p.value !== undefined);
-  return {
-    value: known.length ? known.reduce((sum, p) => sum + p.value, 0) : null,
-    unpriced: parts.reduce((sum, p) => sum + p.unpriced, 0),
-  };
 }
 
 function timeSpan(invocations) {
