@@ -21,6 +21,8 @@ class MetricChoice(StrEnum):
     COST = "cost"
     SUCCESS_RATE = "success-rate"
     DURATION = "duration"
+    P50 = "p50"
+    P95 = "p95"
     TOKENS = "tokens"
 
 

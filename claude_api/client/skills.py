@@ -40,6 +40,7 @@ def skills_stats(
     since: SinceOption = None,
     until: UntilOption = None,
     tz: TzOption = "UTC",
+    sort: usage.SortOption = None,
     url: UrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -51,7 +52,7 @@ def skills_stats(
     Example: claude-api skills stats pdf --since 2026-05-01 --tz Europe/Paris
     """
     scope = usage_filter(project=project, since=since, until=until, tz=tz)
-    usage.show_stats(KIND, skill_name, filter=scope, url=url, json_output=json_output)
+    usage.show_stats(KIND, skill_name, filter=scope, sort=sort, url=url, json_output=json_output)
 
 
 @skills_app.command("leaderboard")
@@ -59,8 +60,16 @@ def skills_leaderboard(
     by: Annotated[MetricChoice, typer.Option("--by", help="What to rank by.")] = MetricChoice.USAGE,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many.")] = 10,
     min_invocations: Annotated[
-        int, typer.Option("--min-invocations", min=0, help="Leave out skills run fewer times.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--min-runs",
+            "--min-invocations",
+            min=0,
+            help="Leave out skills run fewer times (default: "
+            f"{usage.RATED_MIN_RUNS} for success-rate, duration, p50 and p95, else 1).",
+            show_default=False,
+        ),
+    ] = None,
     project: ProjectOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -68,9 +77,11 @@ def skills_leaderboard(
     url: UrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show the top skills by usage, cost, success rate, duration (slowest first) or tokens.
+    """Show the top skills by usage, cost, success rate, duration or tokens.
 
-    Ties are broken by name.
+    duration ranks by the average time, p50 and p95 by that percentile of the times: the
+    slowest first. Rates and times need a sample: skills run fewer than --min-runs times are
+    left out. Ties are broken by name.
 
     Example: claude-api skills leaderboard --by cost --limit 5 --since 2026-05-01
     """

@@ -4,7 +4,10 @@ histories, each from one canned GraphQL operation, as a table or as JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
 
 from claude_api.client import output
 from claude_api.client.api import open_api
@@ -40,15 +43,81 @@ METRIC_FORMATS = {
     MetricChoice.COST: (output.money, "Cost"),
     MetricChoice.SUCCESS_RATE: (output.percent, "Success"),
     MetricChoice.DURATION: (output.duration, "Avg time"),
+    MetricChoice.P50: (output.duration, "p50 time"),
+    MetricChoice.P95: (output.duration, "p95 time"),
     MetricChoice.TOKENS: (output.tokens, "Tokens"),
 }
+# A rate or a time from a handful of runs says little: these boards leave out names run fewer
+# times unless --min-runs says otherwise.
+RATED_MIN_RUNS = 5
+RATED_METRICS = {
+    MetricChoice.SUCCESS_RATE,
+    MetricChoice.DURATION,
+    MetricChoice.P50,
+    MetricChoice.P95,
+}
+
+
+class SortChoice(StrEnum):
+    NAME = "name"
+    RUNS = "runs"
+    SUCCESS = "success"
+    FAILED = "failed"
+    COST = "cost"
+    AVG_COST = "avg-cost"
+    AVG_TIME = "avg-time"
+    P50 = "p50"
+    P95 = "p95"
+    P99 = "p99"
+    TOKENS = "tokens"
+    INPUT = "input"
+    OUTPUT = "output"
+    CACHE_WRITE = "cache-write"
+    CACHE_READ = "cache-read"
+    LAST_SEEN = "last-seen"
+
+
+# The field of the API's answer each --sort choice orders by.
+SORT_FIELDS = {
+    SortChoice.NAME: "name",
+    SortChoice.RUNS: "invocations",
+    SortChoice.SUCCESS: "successRate",
+    SortChoice.FAILED: "failed",
+    SortChoice.COST: "totalCostUsd",
+    SortChoice.AVG_COST: "avgCostUsd",
+    SortChoice.AVG_TIME: "avgDurationSeconds",
+    SortChoice.P50: "p50DurationSeconds",
+    SortChoice.P95: "p95DurationSeconds",
+    SortChoice.P99: "p99DurationSeconds",
+    SortChoice.TOKENS: "totalTokens",
+    SortChoice.INPUT: "inputTokens",
+    SortChoice.OUTPUT: "outputTokens",
+    SortChoice.CACHE_WRITE: "cacheCreationTokens",
+    SortChoice.CACHE_READ: "cacheReadTokens",
+    SortChoice.LAST_SEEN: "lastSeenAt",
+}
+SortOption = Annotated[
+    SortChoice | None,
+    typer.Option(
+        "--sort",
+        help="Order the table by this column: the name A to Z, any other highest first "
+        "(unknown values last). Default: by name.",
+        show_default=False,
+    ),
+]
 BUCKET_LABELS = {PeriodChoice.DAY: "Day", PeriodChoice.WEEK: "Week of", PeriodChoice.MONTH: "Month"}
 
 
 def show_stats(
-    kind: str, name: str | None, *, filter: dict[str, Any], url: str | None, json_output: bool
+    kind: str,
+    name: str | None,
+    *,
+    filter: dict[str, Any],
+    url: str | None,
+    json_output: bool,
+    sort: SortChoice | None = None,
 ) -> None:
-    """Statistics of the `kind` named `name`, or of every one of that kind."""
+    """Statistics of the `kind` named `name`, or of every one of that kind (in `sort` order)."""
     title = kind.capitalize()
     if name is not None:
         with open_api(url, kind=kind, name=name) as api:
@@ -68,6 +137,8 @@ def show_stats(
             if not listing["hasNext"]:
                 break
             after = listing["nextCursor"]
+    if sort is not None:
+        items = sorted_by(items, sort)
     if json_output:
         output.print_json(items)
     elif not items:
@@ -75,6 +146,17 @@ def show_stats(
     else:
         output.print_table(items, output.priced_columns(items, STATS_COLUMNS), title=f"{title}s")
         output.print_table(items, TOKEN_COLUMNS, title="Tokens")
+
+
+def sorted_by(items: list[dict[str, Any]], sort: SortChoice) -> list[dict[str, Any]]:
+    """`items` by the field of `sort`: names A to Z, other values highest first, unknown ones
+    last; ties keep the API's order (by name)."""
+    field = SORT_FIELDS[sort]
+    if sort is SortChoice.NAME:
+        return sorted(items, key=lambda item: item[field])
+    known = [item for item in items if item[field] is not None]
+    unknown = [item for item in items if item[field] is None]
+    return sorted(known, key=lambda item: item[field], reverse=True) + unknown
 
 
 def _print_one(kind: str, stats: dict[str, Any], tz: str) -> None:
@@ -115,12 +197,15 @@ def show_leaderboard(
     *,
     by: MetricChoice,
     limit: int,
-    min_invocations: int,
+    min_invocations: int | None,
     filter: dict[str, Any],
     url: str | None,
     json_output: bool,
 ) -> None:
-    """The top `limit` of `kind` by a metric."""
+    """The top `limit` of `kind` by a metric, among those run at least `min_invocations`
+    times (default: RATED_MIN_RUNS for rates and times, else 1)."""
+    if min_invocations is None:
+        min_invocations = RATED_MIN_RUNS if by in RATED_METRICS else 1
     with open_api(url) as api:
         entries = api.run(
             "Leaderboard",
@@ -146,7 +231,10 @@ def show_leaderboard(
         columns.append(Column("invocations", "Runs", output.count, numeric=True))
     if by is MetricChoice.COST:
         columns = output.priced_columns(entries, [*columns, output.UNPRICED_COLUMN])
-    output.print_table(entries, columns, title=f"Top {kind}s by {by.value.replace('-', ' ')}")
+    sample = f"{kind}s run at least {min_invocations:,} times" if min_invocations > 1 else None
+    output.print_table(
+        entries, columns, title=f"Top {kind}s by {by.value.replace('-', ' ')}", caption=sample
+    )
 
 
 def show_history(

@@ -37,6 +37,8 @@ class LeaderboardMetric(StrEnum):
     COST = "cost"  # total cost in USD
     SUCCESS_RATE = "success_rate"  # completed / finished
     DURATION = "duration"  # average duration of finished runs: the slowest first
+    P50 = "p50"  # median duration of finished runs: the slowest first
+    P95 = "p95"  # 95th percentile duration of finished runs: the slowest first
     TOKENS = "tokens"  # total tokens: input + output + cache creation + cache read
 
 

@@ -63,6 +63,12 @@ _LEADERBOARD = (
     "cache_read_tokens",
 )  # fmt: skip
 _STATS_LISTING = "stats_by_name"
+# Leaderboard metrics that are duration percentiles, ranked from the rollups' sketch bins.
+_PERCENTILE_METRICS = {
+    LeaderboardMetric.P50: "p50_duration_seconds",
+    LeaderboardMetric.P95: "p95_duration_seconds",
+}
+_EVERY_NAME = 2**31 - 1  # no limit: percentiles rank every name that qualifies
 
 
 @cached()
@@ -283,7 +289,9 @@ def leaderboard(
 ) -> list[LeaderboardEntry]:
     """The top `limit` agents and skills matching `filter` by `metric`, highest first: usage
     (invocations), cost (total USD), success_rate, duration (average of finished runs: the
-    slowest first) or tokens (total input + output + cache creation + cache read).
+    slowest first), p50 or p95 (that percentile of the durations of finished runs, as
+    `usage_stats` gives it: the slowest first) or tokens (total input + output + cache
+    creation + cache read).
 
     Only names with at least `min_invocations` matching invocations (running ones included)
     take part, and a name without a value for the metric (no finished run for success_rate,
@@ -293,6 +301,8 @@ def leaderboard(
     metric = to_enum(LeaderboardMetric, metric, field="metric")
     check_limit(limit, maximum=MAX_TOP)
     check_count(min_invocations, field="min_invocations")
+    if metric in _PERCENTILE_METRICS:
+        return _percentile_leaderboard(session, filter, metric, limit, min_invocations)
     counted = metric in _COUNTED_METRICS
     shape, values = bind(filter, counting_plan(session, filter) if counted else plan(filter))
     values["min_invocations"] = min_invocations
@@ -308,6 +318,50 @@ def leaderboard(
             unpriced_invocations=int(row.unpriced_invocations),
         )
         for rank, row in enumerate(session.execute(statement, values), start=1)
+    ]
+
+
+def _percentile_leaderboard(
+    session: Session,
+    filter: UsageFilter,
+    metric: LeaderboardMetric,
+    limit: int,
+    min_invocations: int,
+) -> list[LeaderboardEntry]:
+    """The names with enough invocations, ranked by a duration percentile read from the same
+    bins (and raw edges) as their statistics."""
+    pieces = counting_plan(session, filter)
+    shape, values = bind(filter, pieces)
+    values["min_invocations"] = min_invocations
+    counted = session.execute(
+        _leaderboard_read(shape, LeaderboardMetric.USAGE, _EVERY_NAME), values
+    )
+    rows = {(row.kind, row.name): row for row in counted}
+    if not rows:
+        return []
+    percentiles = duration_percentiles(
+        session, filter, by_name=True, names={name for _, name in rows}, pieces=pieces
+    )
+    label = _PERCENTILE_METRICS[metric]
+    ranked = sorted(
+        (
+            (value, kind, name)
+            for (kind, name), found in percentiles.items()
+            if (kind, name) in rows and (value := found[label]) is not None
+        ),
+        key=lambda entry: (-entry[0], entry[2], entry[1]),
+    )
+    return [
+        LeaderboardEntry(
+            rank=rank,
+            kind=Kind(kind),
+            name=name,
+            metric=metric,
+            value=float(value),
+            invocations=int(rows[kind, name].invocations),
+            unpriced_invocations=int(rows[kind, name].unpriced_invocations),
+        )
+        for rank, (value, kind, name) in enumerate(ranked[:limit], start=1)
     ]
 
 
