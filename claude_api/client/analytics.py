@@ -28,6 +28,7 @@ from claude_api.client.options import (
 from claude_api.client.output import Column
 from claude_api.client.purge import analytics_purge
 from claude_api.client.transport import Api
+from claude_api.client.trends import analytics_history
 
 EXPORT_PAGE_SIZE = 1000  # the API's largest page: fewer round trips, memory still bounded
 
@@ -212,6 +213,7 @@ def analytics_export(
 
 
 analytics_app.command("purge")(analytics_purge)
+analytics_app.command("history")(analytics_history)
 
 
 def _purge_note(purged: dict[str, Any] | None, written: int) -> None:

@@ -148,6 +148,11 @@ class HistoryBucket(Totals, FromResult):
     end_at: datetime = strawberry.field(description="End of the bucket, exclusive (UTC).")
 
 
+@strawberry.type(description="Counts and sums over a range: a report's period, a history.")
+class UsageTotals(Totals, FromResult):
+    pass
+
+
 @strawberry.type(description="Invocations per calendar bucket, empty buckets included.")
 class History(FromResult):
     kind: Kind | None
@@ -157,17 +162,15 @@ class History(FromResult):
     start_at: datetime
     end_at: datetime
     buckets: list[HistoryBucket]
+    totals: UsageTotals = strawberry.field(description="The whole range: all its buckets.")
 
     @classmethod
     def of(cls, history: results.History) -> History:
         return cls.from_result(
-            history, buckets=[HistoryBucket.from_result(b) for b in history.buckets]
+            history,
+            buckets=[HistoryBucket.from_result(b) for b in history.buckets],
+            totals=UsageTotals.from_result(history.totals),
         )
-
-
-@strawberry.type(description="Counts and sums of a report's period.")
-class UsageTotals(Totals, FromResult):
-    pass
 
 
 @strawberry.type(description="One agent or skill in a report.")

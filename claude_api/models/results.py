@@ -106,7 +106,8 @@ class HistoryBucket(UsageTotals):
 
 @dataclass(frozen=True, kw_only=True)
 class History:
-    """Invocations of one agent or skill (or all) per calendar bucket, empty buckets included."""
+    """Invocations of one agent or skill (or all) per calendar bucket, empty buckets included;
+    `totals` over the whole range."""
 
     kind: Kind | None
     name: str | None
@@ -115,6 +116,7 @@ class History:
     start_at: datetime
     end_at: datetime
     buckets: tuple[HistoryBucket, ...]
+    totals: UsageTotals
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -83,6 +83,9 @@ def usage_by_period(
         values |= scope[1]
     statement = _history_read(shape, len(edges), scope[0] if scope else None)
     found = {row.bucket: row for row in session.execute(statement, values)}
+    whole = filter.replace(since=since, until=until)
+    whole_shape, whole_values = bind(whole, plan(whole))
+    totals = session.execute(_range_totals_read(whole_shape), whole_values).one_or_none()
     kind = filter.kind
     if scope is not None:
         kind = kind_named(filter, kinds_of(found.pop(_KINDS_ROW).kinds))
@@ -102,10 +105,18 @@ def usage_by_period(
             )
             for number, bucket in enumerate(buckets)
         ),
+        totals=UsageTotals(**totals_fields(totals)),
     )
 
 
 _KINDS_ROW = -1  # the `bucket` of the row that holds a name's recorded kinds
+
+
+@statements
+def _range_totals_read(shape: Shape) -> sa.Select[Any]:
+    """The totals of a whole range, in one row."""
+    filter, pieces = shape.bound()
+    return sa.select(*totals_columns()).select_from(usage_parts(filter, pieces, by=()))
 
 
 @statements
