@@ -87,7 +87,7 @@ class Producer:
                     "`claude-api spool flush` delivers them",
                     stats.spooled,
                     self.sink.spool.directory,
-                    stats.last_problem or "the spool already held events",
+                    stats.last_problem,
                 )
         self.engine.dispose()
         return closed

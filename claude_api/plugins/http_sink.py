@@ -89,6 +89,8 @@ class HttpSink:
         for start in range(0, len(wire), self.request_events):
             chunk = wire[start : start + self.request_events]
             if not self._may_send() or self.spool.pending():
+                if self.stats.last_problem is None:
+                    self.stats.last_problem = self._why_held()
                 self._keep(chunk)  # behind the records already waiting, in order
                 continue
             assert self.sender is not None
@@ -140,9 +142,13 @@ class HttpSink:
         return self.spool.held() is None
 
     def _why_held(self) -> str:
+        if self.sender is None:
+            return "no server is configured (CLAUDE_API_URL or login)"
         held = self.spool.held()
         if held is not None:
             return f"delivery held off for {held[0] - time.time():.0f} s: {held[1]}"
+        if self.spool.pending():
+            return "earlier events wait in the spool"
         return self.stats.last_problem or "the server could not be reached"
 
     def _keep(self, events: list[dict[str, Any]]) -> None:
