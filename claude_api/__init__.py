@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["__version__", "hookimpl"]
 __version__ = "0.1.0"

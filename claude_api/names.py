@@ -7,7 +7,10 @@ Standard library only: the PreToolUse hook imports it, and must start in millise
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_NAME_LENGTH = 200
 AGENT_TOOLS = frozenset({"Agent", "Task"})  # "Task" is the tool's name before Claude Code 2.1.6x

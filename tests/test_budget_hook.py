@@ -53,7 +53,10 @@ AGENT_CALL = {
     },
     "tool_use_id": "toolu_01A",
 }
-HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "typer", "rich", "strawberry", "gql", "pluggy")
+HEAVY = (
+    "sqlalchemy", "sqlmodel", "pydantic", "typer", "rich", "strawberry", "gql", "pluggy",
+    "platformdirs", "typing", "psycopg",
+)  # fmt: skip
 
 
 def database_url(engine: Engine) -> str:
@@ -243,15 +246,31 @@ def test_bad_input_is_logged_and_the_call_goes_on(tmp_path: Path) -> None:
         assert result.stderr.startswith("claude-api-hook: hook input is not")
 
 
-def test_the_hook_loads_no_heavy_library(tmp_path: Path) -> None:
+def test_the_hook_loads_no_heavy_library(tmp_path: Path, sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    engine.dispose()
+    _budget_on(sqlite_url)
     code = (
-        "import sys, claude_api.guardrails.pretool\n"
+        "import json, sys\n"
+        "from claude_api.guardrails.pretool import answer_for\n"
+        f"answer_for(json.loads({json.dumps(json.dumps(AGENT_CALL))}))\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
     )
+    env = hook_env(tmp_path, sqlite_url)
+    env.pop("XDG_DATA_HOME")  # the data directory found from HOME, as by default
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
-    assert result.stdout.strip() == "[]"
+    assert (result.returncode, result.stderr, result.stdout.strip()) == (0, "", "[]")
+
+
+def _budget_on(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        _budget(engine, period="day", usd=1.0)
+    finally:
+        engine.dispose()
 
 
 def test_hook_install_adds_the_budget_hook_that_claude_code_runs(
@@ -280,3 +299,40 @@ def test_hook_install_adds_the_budget_hook_that_claude_code_runs(
     assert json.loads(result.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
     # The events the import records are still hooked as before, by `claude-api hook`.
     assert hooks["PostToolUse"][0]["hooks"][0]["command"].endswith(" hook")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"XDG_DATA_HOME": "/srv/data", "HOME": "/home/dev"},
+        {"XDG_DATA_HOME": "relative/data", "HOME": "/home/dev"},
+        {"HOME": "/home/dev"},
+        {"HOME": "/home/dev", "CLAUDE_API_DATABASE_URL": "sqlite:////var/lib/usage.db"},
+        {"HOME": "/home/dev", "claude_api_database_url": "postgresql+psycopg://db/usage"},
+    ],
+)
+def test_the_hook_finds_the_database_the_settings_name(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_api.config import Settings
+    from claude_api.guardrails import dbapi
+
+    for key in list(os.environ):
+        if key.upper() in ("XDG_DATA_HOME", "HOME", "CLAUDE_API_DATABASE_URL"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert dbapi.database_url() == Settings().database_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////tmp/a%20b.db", "sqlite:///rel/x.db", "sqlite:///x.db?timeout=3",
+     "sqlite+pysqlite:////tmp/q.db", "sqlite:////tmp/a b.db"],
+)  # fmt: skip
+def test_the_hook_opens_the_file_sqlalchemy_opens(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from claude_api.guardrails import dbapi
+
+    assert dbapi.sqlite_path(url.partition("://")[2]) == make_url(url).database

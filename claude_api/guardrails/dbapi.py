@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import quote, unquote
+
+TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 APP_NAME = "claude-api"  # the data directory's name, as `claude_api.config.APP_NAME`
 ENV_PREFIX = "CLAUDE_API_"
@@ -40,9 +44,26 @@ def database_url(environ: Mapping[str, str] | None = None) -> str:
     configured = setting("DATABASE_URL", environ)
     if configured:
         return configured
+    return f"sqlite:///{os.path.join(data_directory(), 'analytics.db')}"
+
+
+def data_directory() -> str:
+    """The user's data directory of claude-api, as `platformdirs.user_data_dir` names it.
+
+    On Linux it is found here (`$XDG_DATA_HOME`, else `~/.local/share`): importing platformdirs
+    costs more than the whole budget check; elsewhere, or with a HOME that is no absolute path,
+    platformdirs is asked.
+    """
+    if sys.platform.startswith("linux"):
+        base = os.environ.get("XDG_DATA_HOME", "")
+        home = os.environ.get("HOME", "")
+        if not os.path.isabs(base) and os.path.isabs(home):
+            base = os.path.join(home, ".local", "share")
+        if os.path.isabs(base):
+            return os.path.join(base, APP_NAME)
     from platformdirs import user_data_dir
 
-    return f"sqlite:///{os.path.join(user_data_dir(APP_NAME), 'analytics.db')}"
+    return user_data_dir(APP_NAME)
 
 
 class Connection:

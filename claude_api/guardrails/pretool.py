@@ -20,11 +20,14 @@ import os
 import sys
 import threading
 from datetime import datetime
-from typing import Any
 
 from claude_api.guardrails import dbapi
 from claude_api.guardrails.launch import launch_decision
 from claude_api.names import AGENT_TOOLS, SKILL_TOOL, agent_name, project_of, skill_name
+
+TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 EVENT = "PreToolUse"
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -102,9 +105,7 @@ def _log(message: str) -> None:
     line = f"claude-api-hook: {message}"
     print(line, file=sys.stderr)
     try:
-        from platformdirs import user_data_dir
-
-        directory = user_data_dir(dbapi.APP_NAME)
+        directory = dbapi.data_directory()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
         with open(os.path.join(directory, LOG_FILE), "a", encoding="utf-8") as log:

@@ -12,9 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 from claude_api.guardrails.periods import Range, split
+
+TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Reader(Protocol):
+        """A way to run a statement: the database's dialect (`sqlite` or `postgresql`) and
+        its rows (`claude_api.guardrails.dbapi.Connection`, or the service's session)."""
+
+        dialect: str
+
+        def rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]: ...
+
 
 # SQLAlchemy stores a UTC DateTime in SQLite as this text, which compares in time order.
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -24,14 +36,6 @@ _RAW_TOKENS = (
     "COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) + COALESCE(cache_read_tokens, 0) "
     "+ COALESCE(cache_creation_tokens, 0)"
 )
-
-
-class Reader(Protocol):
-    """A way to run a statement: the database's dialect (`sqlite` or `postgresql`) and its rows."""
-
-    dialect: str
-
-    def rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]: ...
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from claude_api.guardrails.periods import SPOKEN, period_bounds
-from claude_api.guardrails.spend import Reader, Scope, Spend, read_spend
+from claude_api.guardrails.spend import Scope, Spend, read_spend
+
+TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from claude_api.guardrails.spend import Reader
 
 USD = "usd"
 TOKENS = "tokens"
