@@ -14,7 +14,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 USED = {
     "AgentList", "AgentStats", "History", "InvocationCount", "Invocations", "Leaderboard",
     "Names", "PurgedInvocations", "Report", "SkillList", "SkillStats",
-    "Budgets", "BudgetStatus", "SetBudget", "RemoveBudget",
+    "Budgets", "BudgetStatus", "SetBudget", "RemoveBudget", "Task", "TaskList", "UsageHistory",
 }  # fmt: skip
 MUTATIONS = {"SetBudget", "RemoveBudget"}
 
