@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -543,15 +542,61 @@ def test_deep_nesting_in_task_bodies(live: Live, fake: FakeClaude, shape: str, d
 NUL = "a\x00b"
 
 
+# Problems these tests found that are being fixed elsewhere, per database: case -> pending fix.
+# A case that no longer fails fails its test until it is removed from here.
+BUDGETS_NUL = (
+    "the budgets feature passes a NUL to PostgreSQL (psycopg DataError, a 500); pending: its "
+    "REST handlers and GraphQL resolvers refusing NUL as a client error"
+)
+PENDING_NUL_FIXES: dict[str, dict[str, str]] = {
+    "postgresql": {
+        "GET /v1/agents/{name}/budgets name": BUDGETS_NUL,
+        "GET /v1/skills/{name}/budgets name": BUDGETS_NUL,
+        'budgetCheck(name: "a\\u0000b")': BUDGETS_NUL,
+        'budgetCheck(projectId: "a\\u0000b")': BUDGETS_NUL,
+    },
+}
+
+
+def fresh_connections(live: Live) -> httpx.Client:
+    """A client opening a connection per request: after a 500 the server drops the connection,
+    which would fail the next case instead."""
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    return httpx.Client(base_url=live.url, timeout=30, limits=no_reuse)
+
+
+def judge_cases(live: Live, found: dict[str, list[str]], cases: list[str]) -> None:
+    """Fail on the problems of any of `cases` but those of pending fixes; xfail, naming the
+    fixes, when only those remain; fail when a pending case passes (so its entry is removed)."""
+    pending = {
+        case: fix
+        for case, fix in PENDING_NUL_FIXES.get(live.engine.dialect.name, {}).items()
+        if case in cases
+    }
+    unexpected = {case: problems for case, problems in found.items() if case not in pending}
+    assert unexpected == {}
+    fixed = sorted(case for case in pending if case not in found)
+    assert fixed == [], "fixed now: remove these from PENDING_NUL_FIXES"
+    if found:
+        pytest.xfail("; ".join(sorted({pending[case] for case in found})))
+
+
 def test_nul_in_every_rest_parameter(live: Live) -> None:
     before = fingerprint(live.engine)
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        for template, name, where in rest_parameters(live):
+    found: dict[str, list[str]] = {}
+    parameters = rest_parameters(live)
+    labels = [f"GET {template} {name}" for template, name, _ in parameters]
+    with fresh_connections(live) as client:
+        for (template, name, where), label in zip(parameters, labels, strict=True):
             path, params = rest_request(template, name, where, NUL)
             response = client.get(path, params=params)
-            assert not problems_of(response.status_code, response.text), (path, name)
-            assert response.status_code in (200, 400, 404, 422), (path, name, response.text)
+            problems = problems_of(response.status_code, response.text)
+            if response.status_code not in (200, 400, 404, 422):
+                problems.append(f"answered {response.status_code}")
+            if problems:
+                found[label] = problems
     assert fingerprint(live.engine) == before
+    judge_cases(live, found, labels)
 
 
 # A value of each scalar the schema uses; a new scalar fails the test until it is given one.
@@ -649,50 +694,21 @@ def graphql_nul_cases() -> list[GraphQLCase]:
 def test_nul_in_every_graphql_argument(live: Live) -> None:
     cases = graphql_nul_cases()
     assert len({case.label.split("(")[0] for case in cases}) >= 14
-    with httpx.Client(base_url=live.url, timeout=30) as client:
+    found: dict[str, list[str]] = {}
+    with fresh_connections(live) as client:
         for case in cases:
             before = fingerprint(live.engine)
             response = client.post(
                 "/graphql", json={"query": case.query, "variables": case.variables}
             )
-            found = problems_of(response.status_code, response.text)
-            found += graphql_error_codes(response.text)
-            if (not case.mutation or rejected_graphql(response.text)) and fingerprint(
-                live.engine
-            ) != before:
-                found.append("a read or a rejected mutation changed the data")
-            assert not found, f"{case.label}: {found}: {response.text[:300]}"
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        key
-        for key in EVENT_FIELDS
-        if "_id" in key
-        or key
-        in (
-            "kind",
-            "name",
-            "timestamp",
-            "finished_at",
-            "status",
-            "model",
-            "error_message",
-            "source",
-        )
-    ],
-)
-def test_nul_in_every_event_field(live: Live, key: str) -> None:
-    before = fingerprint(live.engine)
-    event = wire_event(event_id=uuid.uuid4())
-    event[key] = NUL
-    response = httpx.post(f"{live.url}/v1/events", json={"events": [event]}, timeout=30)
-    assert not problems_of(response.status_code, response.text), response.text[:300]
-    assert response.status_code in (200, 422), response.text[:300]
-    if response.status_code == 422:
-        assert key in json.dumps(response.json()["errors"])
-        assert fingerprint(live.engine) == before
+            problems = problems_of(response.status_code, response.text)
+            problems += graphql_error_codes(response.text)
+            changed = fingerprint(live.engine) != before
+            if changed and (not case.mutation or rejected_graphql(response.text)):
+                problems.append("a read or a rejected mutation changed the data")
+            if problems:
+                found[case.label] = problems
+    judge_cases(live, found, [case.label for case in cases])
 
 
 @pytest.mark.parametrize("key", ["prompt", "agent", "project_id", "task_id"])
@@ -704,3 +720,67 @@ def test_nul_in_every_task_field(live: Live, fake: FakeClaude, key: str) -> None
     assert_refused(live, response, before, status=422)
     assert key in {error["field"] for error in response.json()["errors"]}
     assert fake.calls() == []
+
+
+# A valid body of each POST route; a new route fails the test below until it has one here.
+VALID_BODIES: dict[str, Callable[[], dict[str, Any]]] = {
+    "/v1/events": wire_event,
+    "/v1/task": lambda: {"prompt": "Review src/", "agent": "planner"},
+    "/v1/budgets": lambda: {"period": "day", "kind": "agent", "name": "planner", "usd": 5.0},
+    "/v1/alerts": lambda: {
+        "metric": "failure_rate",
+        "threshold": 0.5,
+        "window_seconds": 3600,
+        "kind": "agent",
+        "name": "planner",
+    },
+}
+
+
+def string_properties(schema: dict[str, Any], document: dict[str, Any]) -> list[str]:
+    """The properties of a JSON body schema that may hold a string (refs and oneOf followed)."""
+
+    def resolved(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        return resolved(document["components"]["schemas"][ref.rsplit("/", 1)[1]]) if ref else node
+
+    def is_string(node: dict[str, Any]) -> bool:
+        node = resolved(node)
+        return node.get("type") == "string" or any(
+            is_string(option) for option in node.get("anyOf", []) + node.get("oneOf", [])
+        )
+
+    schema = resolved(schema)
+    if "oneOf" in schema:  # one event or a batch: the event's own fields
+        schema = resolved(schema["oneOf"][0])
+    return [name for name, node in schema["properties"].items() if is_string(node)]
+
+
+def test_nul_in_every_string_field_of_every_post_body(live: Live, fake: FakeClaude) -> None:
+    """Every string field of every documented POST body, in turn: never a 5xx; a refusal names
+    the field and changes nothing."""
+    document = httpx.get(f"{live.url}/openapi.json", timeout=30).json()
+    posts = {
+        path: operations["post"]["requestBody"]["content"]["application/json"]["schema"]
+        for path, operations in document["paths"].items()
+        if "post" in operations
+    }
+    assert set(posts) == set(VALID_BODIES)
+    found = []
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for path, schema in posts.items():
+            fields = string_properties(schema, document)
+            assert fields, path
+            for name in fields:
+                before = fingerprint(live.engine)
+                response = client.post(path, json={**VALID_BODIES[path](), name: NUL})
+                problems = problems_of(response.status_code, response.text)
+                if 400 <= response.status_code < 500:
+                    if name not in response.text:
+                        problems.append("the refusal does not name the field")
+                    if fingerprint(live.engine) != before:
+                        problems.append("a refused request changed the data")
+                if problems:
+                    found.append(f"{path} {name}: {problems}: {response.text[:200]}")
+    assert found == []
+    assert all("\x00" not in call["prompt"] for call in fake.calls())
