@@ -459,3 +459,37 @@ def test_run_sends_its_events_and_keeps_its_session_registry_local(
         state.dispose()
     with team.engine.connect() as connection:  # the server's registry never saw it
         assert connection.execute(sa.text("SELECT count(*) FROM task_sessions")).scalar() == 0
+
+
+def test_a_busy_server_is_waited_for_as_it_asks_or_held_off(
+    postgresql_url: str, tmp_path: Path
+) -> None:
+    from claude_api.sender import HOOK_POLICY
+
+    engine = make_engine(postgresql_url)
+    upgrade(engine)
+    with Session(engine) as session:
+        key, _ = create_key(session, scope="write")
+        session.commit()
+    server = ServerProcess(postgresql_url, tmp_path / "server.log", CLAUDE_API_AUTH="required",
+                           CLAUDE_API_RATE_LIMIT="2/minute")  # fmt: skip
+    try:
+        server.start()
+        spool = Spool(tmp_path / "spool")
+        sink = HttpSink(Sender(server.url, key, HOOK_POLICY), spool)
+        sent = [make_event(), make_event()]
+        sink.usage_batch(sent[:1])
+        sink.usage_batch(sent[1:])  # the two requests a minute allows
+        late = make_event()
+        started = time.time()
+        sink.usage_batch([late])  # 429, Retry-After about 30 s: more than the hook may wait
+        status = spool.status()
+        assert status.events == 1 and "HTTP 429" in (status.held_because or "")
+        assert status.held_until is not None
+        held = status.held_until.timestamp() - started
+        assert 20 < held < 40  # as long as the server asked (a token every 30 s)
+        assert set(rows_of(engine)) == {event.event_id for event in sent}
+        sink.close()
+    finally:
+        server.stop()
+        engine.dispose()
