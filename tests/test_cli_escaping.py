@@ -63,10 +63,13 @@ def cli(database_url: str, *args: str) -> str:
 
 
 def body(printed: str) -> list[str]:
-    """The lines of a table below its header rule, blank ones left out."""
+    """The rows of the first table: the lines below its header rule, up to the blank line before
+    its totals row or its end."""
     lines = printed.splitlines()
     rule = next(i for i, line in enumerate(lines) if line.strip() and set(line.strip()) == {"─"})
-    return [line for line in lines[rule + 1 :] if line.strip()]
+    rows = lines[rule + 1 :]
+    end = next((i for i, line in enumerate(rows) if not line.strip()), len(rows))
+    return rows[:end]
 
 
 def assert_nothing_hidden(printed: str) -> None:

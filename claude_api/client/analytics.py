@@ -3,10 +3,11 @@ the purge of invocations past their retention."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -14,6 +15,7 @@ from claude_api.client import output
 from claude_api.client.api import open_api
 from claude_api.client.export import ExportFormat, atomic_file, export_row, row_writer
 from claude_api.client.options import (
+    DateOption,
     JsonOption,
     PeriodChoice,
     PeriodOption,
@@ -23,6 +25,7 @@ from claude_api.client.options import (
     UntilOption,
     UrlOption,
     enum_name,
+    report_day,
     usage_filter,
 )
 from claude_api.client.output import Column
@@ -71,15 +74,7 @@ PERIOD_TITLES = {PeriodChoice.DAY: "Day", PeriodChoice.WEEK: "Week of", PeriodCh
 @analytics_app.command("report")
 def analytics_report(
     period: PeriodOption = PeriodChoice.DAY,
-    on: Annotated[
-        datetime | None,
-        typer.Option(
-            "--date",
-            formats=["%Y-%m-%d"],
-            help="A date in the period to report (default: today in --tz).",
-            show_default=False,
-        ),
-    ] = None,
+    on: DateOption = None,
     kind: KindOption = KindChoice.ALL,
     project: ProjectOption = None,
     tz: TzOption = "UTC",
@@ -96,7 +91,7 @@ def analytics_report(
         report = api.run(
             "Report",
             period=enum_name(period),
-            date=on.date().isoformat() if on else None,
+            date=report_day(on, tz),
             kind=kind.variable(),
             filter=usage_filter(project=project, tz=tz),
         )["report"]
@@ -166,10 +161,14 @@ def _totals_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 
 @analytics_app.command("export")
 def analytics_export(
-    path: Annotated[
-        Path,
+    target: Annotated[
+        str,
         typer.Option(
-            "--output", "-o", help="The file to write; replaced only once complete.", dir_okay=False
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="The file to write (.csv, .jsonl or .ndjson), replaced only once complete; "
+            "- for standard output.",
         ),
     ],
     kind: KindOption = KindChoice.ALL,
@@ -180,7 +179,7 @@ def analytics_export(
         ExportFormat | None,
         typer.Option(
             "--format",
-            help="csv or jsonl (default: from the file name, else csv).",
+            help="csv or jsonl (default: from the file name; csv on standard output).",
             show_default=False,
         ),
     ] = None,
@@ -199,17 +198,44 @@ def analytics_export(
 
     CSV cells that a spreadsheet would run as formulas are escaped with a leading quote.
 
-    Example: claude-api analytics export --output stats.csv --kind agent --since 2026-05-01
+    Example: claude-api analytics export --output stats.csv --kind agent --since 7d
     """
-    if not path.parent.is_dir():
-        raise typer.BadParameter(f"no directory {str(path.parent)!r}", param_hint="'--output'")
+    path = None if target == "-" else Path(target)
+    chosen = _export_format(path, export_format)
     scope = usage_filter(project=project, since=since, until=until, tz=tz)
-    chosen = export_format or ExportFormat.for_path(path)
     with open_api(url) as api:
-        written = _export(api, path, chosen, kind=kind.variable(), name=name, filter=scope)
+        if path is None:
+            written = _export(
+                api, sys.stdout, chosen, kind=kind.variable(), name=name, filter=scope
+            )
+        else:
+            with atomic_file(path) as file:
+                written = _export(api, file, chosen, kind=kind.variable(), name=name, filter=scope)
         purged = api.run("PurgedInvocations", kind=kind.variable(), name=name, filter=scope)
-    output.info(f"exported {written:,} invocations to {path}")
+    output.info(f"exported {written:,} invocations to {target if path else 'standard output'}")
     _purge_note(purged["purgedInvocations"], written)
+
+
+def _export_format(path: Path | None, chosen: ExportFormat | None) -> ExportFormat:
+    """The format to write: --format, else the file name's; a path nothing can be written to,
+    or a name without a known extension, is a usage error."""
+    if path is not None and (path.is_dir() or not path.parent.is_dir()):
+        where = path if path.is_dir() else path.parent
+        raise typer.BadParameter(
+            f"{'is a directory' if path.is_dir() else 'no directory'}: {str(where)!r}",
+            param_hint="'--output'",
+        )
+    if chosen is not None:
+        return chosen
+    if path is None:
+        return ExportFormat.CSV
+    found = ExportFormat.for_path(path)
+    if found is None:
+        raise typer.BadParameter(
+            f"{path.name!r} has no known extension: use .csv, .jsonl or .ndjson, or --format",
+            param_hint="'--output'",
+        )
+    return found
 
 
 analytics_app.command("purge")(analytics_purge)
@@ -229,7 +255,7 @@ def _purge_note(purged: dict[str, Any] | None, written: int) -> None:
 
 def _export(
     api: Api,
-    path: Path,
+    file: TextIO,
     export_format: ExportFormat,
     *,
     kind: str | None,
@@ -241,10 +267,7 @@ def _export(
     if shown:  # the total only feeds the progress bar: no count query when nobody watches
         total = api.run("InvocationCount", kind=kind, name=name, filter=filter)["invocationCount"]
     written = 0
-    with (
-        atomic_file(path) as file,
-        output.progress(total, description="exporting", enabled=shown) as advance,
-    ):
+    with output.progress(total, description="exporting", enabled=shown) as advance:
         writer = row_writer(file, export_format)
         after = None
         while True:

@@ -47,9 +47,12 @@ class ExportFormat(StrEnum):
     JSONL = "jsonl"
 
     @classmethod
-    def for_path(cls, path: Path) -> ExportFormat:
-        """The format a file name asks for: JSON Lines for .jsonl or .ndjson, else CSV."""
-        return cls.JSONL if path.suffix.lower() in (".jsonl", ".ndjson") else cls.CSV
+    def for_path(cls, path: Path) -> ExportFormat | None:
+        """The format a file name asks for (.csv, .jsonl or .ndjson); None for any other."""
+        return SUFFIXES.get(path.suffix.lower())
+
+
+SUFFIXES = {".csv": ExportFormat.CSV, ".jsonl": ExportFormat.JSONL, ".ndjson": ExportFormat.JSONL}
 
 
 def export_row(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,8 +60,8 @@ SinceOption = Annotated[
     typer.Option(
         "--since",
         metavar="DATE",
-        help="Only invocations started at or after this: YYYY-MM-DD or an ISO 8601 time "
-        "(without an offset, in --tz).",
+        help="Only invocations started at or after this: a date (YYYY-MM-DD, YYYYMMDD, today, "
+        "yesterday, midnight in --tz), a span back from now (24h, 7d, 2w) or an ISO 8601 time.",
     ),
 ]
 UntilOption = Annotated[
@@ -68,7 +69,7 @@ UntilOption = Annotated[
     typer.Option(
         "--until",
         metavar="DATE",
-        help="Only invocations started before this: YYYY-MM-DD or an ISO 8601 time.",
+        help="Only invocations started before this; the same forms as --since.",
     ),
 ]
 TzOption = Annotated[
@@ -84,6 +85,27 @@ PeriodOption = Annotated[
 ]
 
 
+DateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--date",
+        metavar="DATE",
+        help="A date in the period to report: YYYY-MM-DD, YYYYMMDD, today or yesterday "
+        "(default: today in --tz).",
+        show_default=False,
+    ),
+]
+
+WHEN_FORMS = (
+    "a date (YYYY-MM-DD, YYYYMMDD, today, yesterday), a span back from now (24h, 7d, 2w) or "
+    "an ISO 8601 time"
+)
+DAY_FORMS = "a date: YYYY-MM-DD, YYYYMMDD, today or yesterday"
+SPAN_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+_SPAN = re.compile(r"(\d{1,6})([hdw])")
+_COMPACT_DAY = re.compile(r"\d{8}")
+
+
 def usage_filter(
     *,
     project: str | None = None,
@@ -91,29 +113,76 @@ def usage_filter(
     until: str | None = None,
     tz: str = "UTC",
 ) -> dict[str, Any]:
-    """The `UsageFilterInput` variable of these options; dates are midnights in `tz`."""
+    """The `UsageFilterInput` variable of these options; dates are midnights in `tz`.
+
+    Raises typer.BadParameter (exit 2) for a value no form reads or a --since after --until.
+    """
     zone = ZoneInfo(tz)
+    start = _instant(since, zone, "--since")
+    end = _instant(until, zone, "--until")
+    if start is not None and end is not None and start > end:
+        raise typer.BadParameter(
+            f"--since is after --until ({start.isoformat()} > {end.isoformat()})",
+            param_hint="'--since'",
+        )
     variables: dict[str, Any] = {
         "projectId": project,
-        "since": _instant(since, zone, "--since"),
-        "until": _instant(until, zone, "--until"),
+        "since": start.isoformat() if start else None,
+        "until": end.isoformat() if end else None,
         "tz": tz,
     }
     return {key: value for key, value in variables.items() if value is not None}
 
 
-def _instant(value: str | None, zone: ZoneInfo, option: str) -> str | None:
+def parse_day(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> date | None:
+    """The day `value` names: YYYY-MM-DD, YYYYMMDD, today or yesterday (in `zone`); None when
+    it names none."""
+    word = value.strip().lower()
+    if word in ("today", "yesterday"):
+        today = (now or datetime.now(UTC)).astimezone(zone).date()
+        return today if word == "today" else today - timedelta(days=1)
+    try:
+        if _COMPACT_DAY.fullmatch(word):
+            return date(int(word[:4]), int(word[4:6]), int(word[6:]))
+        if len(word) == len("YYYY-MM-DD"):
+            return date.fromisoformat(word)
+    except ValueError:
+        return None
+    return None
+
+
+def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> datetime | None:
+    """The instant `value` names, aware: a day's midnight in `zone`, a span back from `now`
+    (24h, 7d, 2w), or an ISO 8601 time (without an offset, in `zone`); None when it names
+    none."""
+    day = parse_day(value, zone, now=now)
+    if day is not None:
+        return datetime.combine(day, time(), tzinfo=zone)
+    span = _SPAN.fullmatch(value.strip().lower())
+    if span:
+        amount, unit = span.groups()
+        return (now or datetime.now(UTC)) - timedelta(**{SPAN_UNITS[unit]: int(amount)})
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _instant(value: str | None, zone: ZoneInfo, option: str) -> datetime | None:
     if value is None:
         return None
-    try:
-        if len(value) == len("YYYY-MM-DD"):
-            moment = datetime.combine(date.fromisoformat(value), time(), tzinfo=zone)
-        else:
-            moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param_hint=f"'{option}'"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.isoformat()
+    moment = parse_when(value, zone)
+    if moment is None:
+        raise typer.BadParameter(f"{value!r} is not {WHEN_FORMS}", param_hint=f"'{option}'")
+    return moment
+
+
+def report_day(value: str | None, tz: str) -> str | None:
+    """The --date of a report as YYYY-MM-DD, read in `tz`. Raises typer.BadParameter."""
+    if value is None:
+        return None
+    day = parse_day(value, ZoneInfo(tz))
+    if day is None:
+        raise typer.BadParameter(f"{value!r} is not {DAY_FORMS}", param_hint="'--date'")
+    return day.isoformat()

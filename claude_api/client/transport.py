@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -158,25 +159,45 @@ class _HTTPTransport(HTTPXTransport):
         return super()._prepare_result(response)
 
 
+FILL_HINT = "run `claude-api import`, `claude-api hook install` or `claude-api demo`"
+
+
 class InProcessTransport(Transport):
     """A sync gql transport that executes documents against the server's schema in this process,
-    on the local database: migrations run when it connects, a tracker starts only if a mutation
-    needs one. Errors carry the same codes as over HTTP.
+    on the local database. The database opens on the first operation: a query only opens one
+    that exists (it never creates a SQLite file or its directory), a mutation may create it;
+    migrations run when it opens, a tracker starts only if a mutation needs one. Errors carry the
+    same codes as over HTTP.
     """
 
     def __init__(self, database_url: str) -> None:
-        from sqlalchemy.engine import make_url
-
         self.database_url = database_url
-        self.where = make_url(database_url).render_as_string(hide_password=True)
+        self.where = _readable_url(database_url)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._context: LocalContext | None = None
         self._schema: Any = None
 
     def connect(self) -> None:
+        pass  # the database opens with the first operation, which says whether it may create it
+
+    def _open(self, *, create: bool) -> None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         from claude_api.graph.schema import build_schema
         from claude_api.models.db import make_engine, upgrade
 
+        try:
+            parsed = make_url(self.database_url)
+        except (ArgumentError, ValueError):
+            raise ApiError(
+                f"CLAUDE_API_DATABASE_URL is not a database URL ({self.where!r}); expected e.g. "
+                "sqlite:////path/to/claude-api.db or postgresql+psycopg://user@host/db",
+                code="DATABASE_UNAVAILABLE",
+            ) from None
+        missing = _missing_sqlite_file(parsed)
+        if missing is not None and not create:
+            raise ApiError(f"no database at {missing} yet: {FILL_HINT}", code="NO_DATABASE")
         engine = None
         try:
             engine = make_engine(self.database_url)
@@ -199,7 +220,8 @@ class InProcessTransport(Transport):
         from claude_api.graph.errors import translate_error
 
         if self._loop is None:
-            raise RuntimeError("the in-process transport is not connected")
+            self._open(create=_is_mutation(request))
+        assert self._loop is not None
         result = self._loop.run_until_complete(
             self._schema.execute(
                 print_ast(request.document),
@@ -219,6 +241,37 @@ class InProcessTransport(Transport):
         if self._context is not None:
             self._context.close()
             self._context = None
+
+
+def _readable_url(database_url: str) -> str:
+    """The URL for messages, its password hidden; as given when it does not parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return database_url.split("@")[-1]  # whatever precedes an @ may hold a password
+
+
+def _missing_sqlite_file(parsed: Any) -> Path | None:
+    """The SQLite file `parsed` names when it does not exist yet; None for any other database."""
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path
+
+
+def _is_mutation(request: GraphQLRequest) -> bool:
+    from graphql import OperationDefinitionNode, OperationType
+
+    return any(
+        isinstance(node, OperationDefinitionNode) and node.operation is OperationType.MUTATION
+        for node in request.document.definitions
+    )
 
 
 class LocalContext:

@@ -13,14 +13,15 @@ from claude_api.client import output
 from claude_api.client.api import open_api
 from claude_api.client.options import MetricChoice, PeriodChoice, enum_name
 from claude_api.client.output import Column
+from claude_api.client.transport import FILL_HINT
 
 LIST_PAGE_SIZE = 200
 
 STATS_COLUMNS = [
     Column("name", "Name"),
-    Column("invocations", "Runs", output.count, numeric=True),
+    Column("invocations", "Runs", output.count, numeric=True, total=True),
     Column("successRate", "Success", output.percent, numeric=True),
-    Column("totalCostUsd", "Cost", output.money, numeric=True),
+    Column("totalCostUsd", "Cost", output.money, numeric=True, total=True),
     output.UNPRICED_COLUMN,
     Column("avgDurationSeconds", "Avg time", output.duration, numeric=True),
     Column("p95DurationSeconds", "p95 time", output.duration, numeric=True),
@@ -28,11 +29,12 @@ STATS_COLUMNS = [
 # Tokens as ccusage shows them: input, output, cache write, cache read and their total.
 TOKEN_COLUMNS = [
     Column("name", "Name"),
-    Column("inputTokens", "Input", output.tokens, numeric=True),
-    Column("outputTokens", "Output", output.tokens, numeric=True),
-    Column("cacheCreationTokens", "Cache write", output.tokens, numeric=True),
-    Column("cacheReadTokens", "Cache read", output.tokens, numeric=True),
-    Column("totalTokens", "Total", output.tokens, numeric=True),
+    Column("inputTokens", "Input", output.tokens, numeric=True, total=True),
+    Column("outputTokens", "Output", output.tokens, numeric=True, total=True),
+    Column("cacheCreationTokens", "Cache write", output.tokens, numeric=True, total=True),
+    Column("cacheReadTokens", "Cache read", output.tokens, numeric=True, total=True),
+    # The total goes last when the terminal is narrow.
+    Column("totalTokens", "Total", output.tokens, numeric=True, total=True, priority=0),
 ]
 ERROR_COLUMNS = [
     Column("count", "Failures", output.count, numeric=True),
@@ -142,10 +144,18 @@ def show_stats(
     if json_output:
         output.print_json(items)
     elif not items:
-        output.info(f"no {kind} invocation matches")
+        output.info(_nothing(kind, filter))
     else:
-        output.print_table(items, output.priced_columns(items, STATS_COLUMNS), title=f"{title}s")
-        output.print_table(items, TOKEN_COLUMNS, title="Tokens")
+        columns = output.priced_columns(items, STATS_COLUMNS)
+        output.print_table(items, columns, title=f"{title}s", totals=True)
+        output.print_table(items, TOKEN_COLUMNS, title="Tokens", totals=True)
+
+
+def _nothing(kind: str, filter: dict[str, Any]) -> str:
+    """Why a listing is empty: the options left everything out, or nothing is recorded yet."""
+    if set(filter) - {"tz"}:
+        return f"no {kind} invocation matches these options"
+    return f"no {kind} has been recorded yet: {FILL_HINT}"
 
 
 def sorted_by(items: list[dict[str, Any]], sort: SortChoice) -> list[dict[str, Any]]:
@@ -219,7 +229,7 @@ def show_leaderboard(
         output.print_json(entries)
         return
     if not entries:
-        output.info(f"no {kind} matches these options")
+        output.info(_nothing(kind, filter))
         return
     unit, header = METRIC_FORMATS[by]
     columns = [
