@@ -126,10 +126,17 @@ class Spool:
                     f"the spool is full ({waiting:,} bytes waiting, at most {self.max_bytes:,}); "
                     f"{len(events)} events not kept"
                 )
-            number = segments[-1][0] if segments else cursor[0]
-            if segments and segments[-1][1] >= SEGMENT_BYTES:
-                number += 1
-            self._append_line(self.directory / _SEGMENT.format(number), line)
+            self._append_record(line, segments, cursor)
+
+    def _append_record(
+        self, line: bytes, segments: list[tuple[int, int]], cursor: tuple[int, int]
+    ) -> None:
+        """Append a record's line to the last segment (a new one once it is full); the append
+        lock is held."""
+        number = segments[-1][0] if segments else cursor[0]
+        if segments and segments[-1][1] >= SEGMENT_BYTES:
+            number += 1
+        self._append_line(self.directory / _SEGMENT.format(number), line)
 
     def pending(self) -> bool:
         """Whether any record waits for delivery (cheap: a directory listing and a stat)."""
@@ -158,6 +165,27 @@ class Spool:
             status if status is not None else "-",
             reason,
         )
+
+    def requeue(self) -> int:
+        """Move the dead letters back into the spool, behind what waits (once the cause is
+        fixed: a new key, say); returns how many events. Raises SpoolFull, changing nothing,
+        when they do not fit."""
+        with self._locked("append"):
+            lines = [line for line, _end in _lines(self.directory / _DEAD, 0)]
+            records = []
+            for line in lines:
+                try:
+                    records.append(orjson.loads(line)["events"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+            encoded = [encode(events) + b"\n" for events in records]
+            segments, cursor = self._segments(), self._cursor()
+            if self._waiting_bytes(segments, cursor) + sum(map(len, encoded)) > self.max_bytes:
+                raise SpoolFull("the dead letters do not fit in the spool; nothing was moved")
+            for line in encoded:
+                self._append_record(line, self._segments(), cursor)
+            (self.directory / _DEAD).unlink(missing_ok=True)
+        return sum(len(events) for events in records)
 
     # ---- delivery --------------------------------------------------------------------------
 

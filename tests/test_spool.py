@@ -125,6 +125,18 @@ def test_dead_letters_are_kept_and_counted(tmp_path: Path) -> None:
     assert not spool.pending()
 
 
+def test_dead_letters_can_go_back_behind_what_waits(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append(_events("waiting", 1))
+    spool.dead_letter(_events("d", 3), status=401, reason="the API key is not valid")
+    spool.dead_letter(_events("e", 2), status=401, reason="the API key is not valid")
+
+    assert spool.requeue() == 5
+    assert spool.status().dead_events == 0
+    assert _deliver_all(spool) == [_events("waiting", 1), _events("d", 3), _events("e", 2)]
+    assert spool.requeue() == 0
+
+
 def _append_many(directory: str, name: str, count: int) -> None:
     spool = Spool(Path(directory))
     for index in range(count):

@@ -82,3 +82,21 @@ def spool_flush(
         output.error(f"stopped: {result.stopped}")
     if left.events and not result.busy:
         raise typer.Exit(code=1)
+
+
+@spool_app.command("requeue")
+def spool_requeue() -> None:
+    """Put the events the server refused (dead letters) back into the spool, e.g. after a
+    revoked key was replaced with `claude-api login`; `claude-api spool flush` then sends them.
+    Events refused because their ids belong to other invocations are refused again.
+
+    Example: claude-api spool requeue && claude-api spool flush
+    """
+    from claude_api.spool import SpoolFull
+
+    try:
+        moved = spool_of(Settings()).requeue()
+    except SpoolFull as error:
+        output.error(str(error))
+        raise typer.Exit(code=1) from None
+    output.info(f"moved {moved:,} events from the dead letters back into the spool")
