@@ -72,8 +72,9 @@ class SameOriginMiddleware:
         if not self.policy.required(scope) and not self.host_allowed(host):
             message = (
                 f"this server needs no API key, so it answers requests addressed to "
-                f"localhost, 127.0.0.1 or [::1] only, not to Host {_quoted(host)}; list other "
-                "host names in CLAUDE_API_ALLOWED_HOSTS"
+                f"localhost, 127.0.0.1 or [::1] only, not to Host {_quoted(host)}; behind a "
+                "proxy that other machines reach, require keys (CLAUDE_API_AUTH=required); "
+                "else list the host names in CLAUDE_API_ALLOWED_HOSTS"
             )
             status = HTTPStatus.MISDIRECTED_REQUEST
             return refusal(graphql, status, message, code=status.name)
