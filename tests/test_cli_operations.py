@@ -15,8 +15,9 @@ USED = {
     "AgentList", "AgentStats", "History", "InvocationCount", "Invocations", "Leaderboard",
     "Names", "PurgedInvocations", "Report", "SkillList", "SkillStats",
     "Budgets", "BudgetStatus", "SetBudget", "RemoveBudget", "Task", "TaskList", "UsageHistory",
+    "AlertRules", "AlertHistory", "AddAlertRule", "RemoveAlertRule",
 }  # fmt: skip
-MUTATIONS = {"SetBudget", "RemoveBudget"}
+MUTATIONS = {"SetBudget", "RemoveBudget", "AddAlertRule", "RemoveAlertRule"}
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import logging
 import typer
 
 from claude_api.client.agents import agents_app
+from claude_api.client.alerts import alerts_app
 from claude_api.client.analytics import analytics_app
 from claude_api.client.budgets import budgets_app
 from claude_api.client.db import db_app
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(agents_app, name="agents")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(skills_app, name="skills")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(budgets_app, name="budgets")

@@ -4,25 +4,22 @@ bound to a project sees and changes that project's only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import strawberry
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
+from claude_api.graph.alerts import AlertMutations, AlertQueries
 from claude_api.graph.scalars import Long
+from claude_api.graph.sessions import read, write
 from claude_api.graph.types import Kind, Period
 from claude_api.guardrails import verdicts
 from claude_api.models.budgets import remove_budget, set_budget
-from claude_api.models.db import write_engine
 from claude_api.models.events import Kind as KindEnum
 from claude_api.models.filters import Period as PeriodEnum
-from claude_api.models.keys import Scope
-from claude_api.models.queries._cache import mark_unkept
 from claude_api.models.queries.budgets import budget_statuses, check_budgets, list_budgets
 
 T = TypeVar("T")
@@ -141,8 +138,10 @@ class BudgetCheck:
     budgets: list[BudgetStatus]
 
 
-@strawberry.input(description="A budget to set; setting one of the same scope, period and unit "
-                  "again changes its limit, action and time zone.")  # fmt: skip
+@strawberry.input(
+    description="A budget to set; setting one of the same scope, period and unit again changes "
+    "its limit, action and time zone."
+)
 class BudgetInput:
     period: Period
     kind: Kind | None = strawberry.field(default=None, description="With name: one agent or skill.")
@@ -157,46 +156,13 @@ class BudgetInput:
     tz: str = "UTC"
 
 
-async def _read(info: Info, work: Callable[[Session, str | None], T]) -> T:
-    """`work(session, project)` in a worker thread for a caller allowed to read; `project` is
-    the one its key is bound to (None: every project)."""
-    principal = info.context.principal
-    principal.require(Scope.READ)
-    mark_unkept()  # budgets change without a data version change, and depend on the time
-    context = info.context
-
-    def run() -> T:
-        with context.session() as session:
-            return work(session, principal.project_id)
-
-    return await run_in_threadpool(run)
-
-
-async def _write(info: Info, work: Callable[[Session, Any], T]) -> T:
-    """`work(session, principal)` in a worker thread, committed, for an admin caller."""
-    principal = info.context.principal
-    principal.require(Scope.ADMIN)
-    mark_unkept()
-    engine = info.context.engine
-
-    def run() -> T:
-        with Session(write_engine(engine)) as session:
-            result = work(session, principal)
-            session.commit()
-            return result
-
-    return await run_in_threadpool(run)
-
-
 @strawberry.type
-class GuardrailQueries:
-    """Budget (and alert) fields of `Query`."""
+class GuardrailQueries(AlertQueries):
+    """Budget and alert fields of `Query`."""
 
     @strawberry.field(description="Every budget, in id order (a project-bound key: its own).")
     async def budgets(self, info: Info) -> list[Budget]:
-        found = await _read(
-            info, lambda session, project: list_budgets(session, project_id=project)
-        )
+        found = await read(info, lambda session, project: list_budgets(session, project_id=project))
         return [Budget.of(budget) for budget in found]
 
     @strawberry.field(
@@ -207,7 +173,7 @@ class GuardrailQueries:
         def work(session: Session, project: str | None) -> list[verdicts.BudgetState]:
             return budget_statuses(session, project_id=project, now=_aware(at))
 
-        return [BudgetStatus.of(state) for state in await _read(info, work)]
+        return [BudgetStatus.of(state) for state in await read(info, work)]
 
     @strawberry.field(
         description="Whether an invocation of an agent or skill in a project may start now: "
@@ -222,7 +188,7 @@ class GuardrailQueries:
         def work(session: Session, _: str | None) -> Any:
             return check_budgets(session, kind=kind.value, name=name, project_id=project)
 
-        decision, states = await _read(info, work)
+        decision, states = await read(info, work)
         return BudgetCheck(
             decision=DecisionEnum(decision.decision),
             reasons=list(decision.reasons),
@@ -231,8 +197,8 @@ class GuardrailQueries:
 
 
 @strawberry.type
-class GuardrailMutations:
-    """Budget (and alert) fields of `Mutation`."""
+class GuardrailMutations(AlertMutations):
+    """Budget and alert fields of `Mutation`."""
 
     @strawberry.mutation(description="Set a budget (admin); setting it again changes it.")
     async def set_budget(self, info: Info, budget: BudgetInput) -> Budget:
@@ -249,14 +215,14 @@ class GuardrailMutations:
                 tz=budget.tz,
             ).budget
 
-        return Budget.of(await _write(info, work))
+        return Budget.of(await write(info, work))
 
     @strawberry.mutation(description="Remove a budget (admin); answers the budget removed.")
     async def remove_budget(self, info: Info, id: int) -> Budget:
         def work(session: Session, principal: Any) -> verdicts.Budget:
             return remove_budget(session, id, project_id=principal.project_id)
 
-        return Budget.of(await _write(info, work))
+        return Budget.of(await write(info, work))
 
 
 def _number(value: float | int | None) -> float | None:

@@ -1,5 +1,5 @@
 """The Starlette app: `/graphql` (with GraphiQL), the REST shims, event ingest and health; and
-the daily purge of invocations past their retention."""
+the daily purge of invocations past their retention, and the alert evaluator."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from claude_api.graph.http import GraphQLApp, graphql_routes
 from claude_api.graph.schema import build_schema
 from claude_api.models.db import current_revision, head_revision
 from claude_api.models.retention import purge
+from claude_api.server.alerting import AlertEvaluator
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
 from claude_api.server.dashboard import dashboard_routes
@@ -75,11 +76,13 @@ def create_app(
                 started, delay=purge_delay, interval=purge_interval, stopping=stopping
             )
         )
+        alerting = asyncio.create_task(AlertEvaluator(started).run(stopping))
         try:
             yield
         finally:
             stopping.set()
             await purging  # at most the batch under way, before the engine is closed
+            await alerting
             if services is None:
                 await run_in_threadpool(started.close)
 

@@ -1,4 +1,4 @@
-"""The routes of budgets (and alert rules) under /v1, and their part of the OpenAPI document."""
+"""The routes of budgets and alert rules under /v1, and their part of the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from claude_api.server import budget_routes, endpoints
+from claude_api.server import alert_routes, budget_routes, endpoints
 from claude_api.server.endpoints import Endpoint
 
 
 def guardrail_endpoints() -> list[Endpoint]:
     """Every budget and alert endpoint, in routing order."""
-    return [*budget_routes.ENDPOINTS]
+    return [*budget_routes.ENDPOINTS, *alert_routes.ENDPOINTS]
 
 
 def guardrail_routes() -> list[BaseRoute]:
