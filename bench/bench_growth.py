@@ -1,0 +1,144 @@
+"""How the database grows: bytes of raw invocation rows and their indexes, and of the rollups,
+per million invocations, on SQLite and PostgreSQL.
+
+    python -m bench.bench_growth [--events 100000] [--database-url postgresql+psycopg://...]
+
+Each database is filled with `claude-api demo --events N` (realistic tasks: a main thread,
+subagents and skills, errors, tokens and costs over 90 days) and measured: on PostgreSQL with
+`pg_relation_size` (rows), `pg_indexes_size` and the TOAST of each table, on SQLite with the
+`dbstat` table (every b-tree page, the indexes' own). Raw rows grow linearly with invocations;
+the rollups grow with the distinct (hour, name, project, model, ...) combinations, so their
+figure holds for data spread like the demo's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from claude_api.models.db import make_engine, upgrade
+
+CLAUDE_API = Path(sys.executable).parent / "claude-api"
+RAW = ("agent_usage", "skill_usage")
+
+
+def fill(url: str, events: int) -> None:
+    env = {**os.environ, "CLAUDE_API_DATABASE_URL": url, "CLAUDE_API_RETENTION_DAYS": "0"}
+    subprocess.run(
+        [str(CLAUDE_API), "demo", "--events", str(events), "--days", "90", "--seed", "11"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def invocations(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        count = sum(
+            int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
+            for table in RAW
+        )
+    engine.dispose()
+    return count
+
+
+def sqlite_sizes(path: Path) -> dict[str, int]:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    indexes = {
+        name: table
+        for name, table in connection.execute(
+            "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index'"
+        )
+    }
+    sizes = {"rows": 0, "indexes": 0, "rollups": 0}
+    for name, size in connection.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+        table = indexes.get(name, name)
+        if table in RAW:
+            sizes["indexes" if name in indexes else "rows"] += size
+        elif table not in ("sqlite_schema",) and not table.startswith("sqlite_"):
+            sizes["rollups"] += size
+    connection.close()
+    return sizes
+
+
+def postgres_sizes(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    sizes = {"rows": 0, "indexes": 0, "rollups": 0}
+    with engine.connect() as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            )
+        ]
+        for table in tables:
+            index, total = connection.execute(
+                text(
+                    "SELECT pg_indexes_size(c.oid), "
+                    "pg_total_relation_size(c.oid) FROM pg_class c "
+                    "WHERE c.oid = to_regclass(:name)"
+                ),
+                {"name": table},
+            ).one()
+            if table in RAW:
+                sizes["rows"] += total - index  # the heap and its TOAST
+                sizes["indexes"] += index
+            elif table != "alembic_version":
+                sizes["rollups"] += total
+    engine.dispose()
+    return sizes
+
+
+def report(backend: str, count: int, sizes: dict[str, int]) -> None:
+    per_million = {name: size / count * 1_000_000 for name, size in sizes.items()}
+    raw = per_million["rows"] + per_million["indexes"]
+    rows, indexes = per_million["rows"] / 2**20, per_million["indexes"] / 2**20
+    print(
+        f"{backend:10} {count:>9,} invocations: per million, rows {rows:7.0f} MiB + indexes "
+        f"{indexes:6.0f} MiB = {raw / 2**20:7.0f} MiB ({raw / 1_000_000:5.0f} bytes each); "
+        f"rollups {per_million['rollups'] / 2**20:6.0f} MiB",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--database-url", help="a PostgreSQL database (a schema is made there)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "growth.db"
+        url = f"sqlite:///{path}"
+        fill(url, args.events)
+        report("SQLite", invocations(url), sqlite_sizes(path))
+    if args.database_url:
+        schema = f"bench_growth_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(args.database_url)
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        separator = "&" if "?" in args.database_url else "?"
+        url = f"{args.database_url}{separator}options=-csearch_path%3D{schema}"
+        try:
+            upgrade(make_engine(url))
+            fill(url, args.events)
+            engine = create_engine(url)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM ANALYZE"))
+            engine.dispose()
+            report("PostgreSQL", invocations(url), postgres_sizes(url))
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
