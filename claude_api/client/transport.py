@@ -52,9 +52,18 @@ class ApiError(Exception):
 class Api:
     """A connected gql session: `run(operation, **variables)` answers with the operation's data."""
 
-    def __init__(self, session: Any, where: str) -> None:
+    def __init__(self, session: Any, where: str, transport: Transport | None = None) -> None:
         self._session = session
         self.where = where  # the server's URL or the database's, for error messages
+        self._transport = transport
+
+    def local_engine(self) -> Engine | None:
+        """The local database's engine when this API runs in-process (opening the database,
+        which must exist), None when it is a server: what a command reads from directly when
+        GraphQL would cost more than the answer (an export's stream of rows)."""
+        if not isinstance(self._transport, InProcessTransport):
+            return None
+        return self._transport.engine(create=False)
 
     @classmethod
     @contextmanager
@@ -73,7 +82,7 @@ class Api:
             transport = InProcessTransport(settings.database_url)
             where = transport.where
         with Client(transport=transport) as session:
-            yield cls(session, where)
+            yield cls(session, where, transport)
 
     def run(self, operation: str, **variables: Any) -> dict[str, Any]:
         """Run the canned `operation` with `variables` (None values are left out)."""
@@ -180,6 +189,13 @@ class InProcessTransport(Transport):
     def connect(self) -> None:
         pass  # the database opens with the first operation, which says whether it may create it
 
+    def engine(self, *, create: bool) -> Engine:
+        """The database's engine, opened (and, with `create`, made) on first use."""
+        if self._context is None:
+            self._open(create=create)
+        assert self._context is not None
+        return self._context.engine
+
     def _open(self, *, create: bool) -> None:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -219,8 +235,7 @@ class InProcessTransport(Transport):
         """Execute `request` with the server's schema, its errors formatted as over HTTP."""
         from claude_api.graph.errors import translate_error
 
-        if self._loop is None:
-            self._open(create=_is_mutation(request))
+        self.engine(create=_is_mutation(request))
         assert self._loop is not None
         result = self._loop.run_until_complete(
             self._schema.execute(

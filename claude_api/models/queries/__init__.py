@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from claude_api.models.queries._cache import computing_afresh
 from claude_api.models.queries._pieces import reading_raw_rows
+from claude_api.models.queries.breakdowns import usage_by_model, usage_by_project
 from claude_api.models.queries.history import usage_by_period, usage_report
 from claude_api.models.queries.invocations import (
     InvocationRecord,
     count_invocations,
+    iter_invocations,
     list_invocations,
 )
 from claude_api.models.queries.stats import (
@@ -26,6 +28,7 @@ __all__ = [
     "computing_afresh",
     "count_invocations",
     "errors_by_name",
+    "iter_invocations",
     "leaderboard",
     "list_invocations",
     "list_names",
@@ -33,7 +36,9 @@ __all__ = [
     "list_tasks",
     "reading_raw_rows",
     "stats_by_name",
+    "usage_by_model",
     "usage_by_period",
+    "usage_by_project",
     "usage_report",
     "usage_stats",
 ]

@@ -1,9 +1,10 @@
-"""Every invocation, agents and skills alike, one page at a time in start order: the listing
-an export pages through in constant memory, and its count.
+"""Every invocation, agents and skills alike, in start order: one page at a time (the API's
+listing), all of them as a stream (what an export writes, in constant memory), and their count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from claude_api.models.queries._source import usage_fields, usage_rows
 from claude_api.models.results import InvocationRecord, Page
 
 _INVOCATIONS_LISTING = "invocations"
+STREAM_BATCH = 5000  # rows read per statement by iter_invocations: memory stays this flat
 
 
 @dataclass(frozen=True)
@@ -48,23 +50,9 @@ def list_invocations(
     """
     check_limit(limit)
     key = _decode(after) if after is not None else None
-    kinds = [filter.kind] if filter.kind is not None else list(Kind)
-    found = (_branch(filter, kind, key, limit) for kind in kinds)
-    branches = [branch for branch in found if branch is not None]
-    if not branches:
+    statement = _statement(filter, key, limit + 1)
+    if statement is None:
         return Page(items=(), next_cursor=None)
-    if len(branches) == 1:
-        statement = branches[0]
-    else:
-        # Each branch is already ordered and cut to limit + 1 rows, so merging them sorts at most
-        # 2 * (limit + 1) rows instead of both tables' remainders.
-        merged = sa.union_all(*(sa.select(branch.subquery()) for branch in branches))
-        page = merged.subquery("page")
-        statement = (
-            sa.select(page)
-            .order_by(page.c.timestamp, page.c.kind, page.c.event_id)
-            .limit(limit + 1)
-        )
     items = [_record(row) for row in session.execute(statement)]
     return make_page(
         items,
@@ -74,14 +62,52 @@ def list_invocations(
     )
 
 
+def iter_invocations(
+    session: Session, *, filter: UsageFilter = UsageFilter(), batch: int = STREAM_BATCH
+) -> Iterator[InvocationRecord]:
+    """Every invocation matching `filter`, in the order of `list_invocations`, read `batch` rows
+    at a time along the same keyset (each statement resumes after the last row of the one
+    before), so memory stays flat however many rows there are and no statement holds a cursor
+    open for long. Rows recorded meanwhile with a later start than the last row read are
+    included."""
+    key = None
+    while True:
+        statement = _statement(filter, key, batch)
+        if statement is None:
+            return
+        rows = session.execute(statement).all()
+        for row in rows:
+            yield _record(row)
+        if len(rows) < batch:
+            return
+        last = rows[-1]
+        key = _Key(last.timestamp, Kind(last.kind), last.event_id)
+
+
+def _statement(filter: UsageFilter, key: _Key | None, rows: int) -> sa.Select[Any] | None:
+    """The next `rows` invocations after `key` in listing order; None when none can follow."""
+    kinds = [filter.kind] if filter.kind is not None else list(Kind)
+    found = (_branch(filter, kind, key, rows) for kind in kinds)
+    branches = [branch for branch in found if branch is not None]
+    if not branches:
+        return None
+    if len(branches) == 1:
+        return branches[0]
+    # Each branch is already ordered and cut to `rows`, so merging them sorts at most twice
+    # that instead of both tables' remainders.
+    merged = sa.union_all(*(sa.select(branch.subquery()) for branch in branches))
+    page = merged.subquery("page")
+    return sa.select(page).order_by(page.c.timestamp, page.c.kind, page.c.event_id).limit(rows)
+
+
 def count_invocations(session: Session, *, filter: UsageFilter = UsageFilter()) -> int:
     """How many invocations match `filter`: the rows `list_invocations` pages through."""
     rows = usage_rows(filter)
     return int(session.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one())
 
 
-def _branch(filter: UsageFilter, kind: Kind, key: _Key | None, limit: int) -> sa.Select[Any] | None:
-    """One table's next `limit + 1` rows after `key`, or None when none can follow it."""
+def _branch(filter: UsageFilter, kind: Kind, key: _Key | None, rows: int) -> sa.Select[Any] | None:
+    """One table's next `rows` rows after `key`, or None when none can follow it."""
     scope = filter.replace(kind=kind)
     if key is not None:
         if scope.until is not None and key.timestamp >= scope.until:
@@ -89,19 +115,19 @@ def _branch(filter: UsageFilter, kind: Kind, key: _Key | None, limit: int) -> sa
         if scope.since is None or key.timestamp > scope.since:
             # The cursor's start as the lower bound of the range, where the index serves it.
             scope = scope.replace(since=key.timestamp)
-    rows = usage_rows(scope)
-    statement = sa.select(rows)
+    table = usage_rows(scope)
+    statement = sa.select(table)
     if key is not None and kind.value <= key.kind.value:
         # Rows starting at the cursor's instant follow it only if they sort after it by kind,
         # then event id; a later kind follows at any instant from the cursor's on.
-        later = rows.c.timestamp > key.timestamp
+        later = table.c.timestamp > key.timestamp
         if kind is key.kind:
             same_instant = sa.and_(
-                rows.c.timestamp == key.timestamp, rows.c.event_id > key.event_id
+                table.c.timestamp == key.timestamp, table.c.event_id > key.event_id
             )
             later = sa.or_(later, same_instant)
         statement = statement.where(later)
-    return statement.order_by(rows.c.timestamp, rows.c.event_id).limit(limit + 1)
+    return statement.order_by(table.c.timestamp, table.c.event_id).limit(rows)
 
 
 def _decode(cursor: str) -> _Key:
