@@ -191,8 +191,29 @@ class Query(GuardrailQueries):
         return types.History.of(history)
 
     @strawberry.field(
-        description="A day, week or month (the one holding `date`, default today in the "
-        "filter's time zone) against the previous one."
+        description="Invocations per model, with the totals of them all (both kinds when kind "
+        "is null)."
+    )
+    async def models(
+        self, info: Info, kind: types.Kind | None = None, filter: UsageFilterInput | None = None
+    ) -> types.ModelBreakdown:
+        scope = to_filter(filter, kind=kind)
+        return types.ModelBreakdown.of(await _query(info, queries.usage_by_model, filter=scope))
+
+    @strawberry.field(
+        description="Invocations per project, with the totals of them all (both kinds when "
+        "kind is null); a key bound to a project sees that project only."
+    )
+    async def projects(
+        self, info: Info, kind: types.Kind | None = None, filter: UsageFilterInput | None = None
+    ) -> types.ProjectBreakdown:
+        scope = to_filter(filter, kind=kind)
+        return types.ProjectBreakdown.of(await _query(info, queries.usage_by_project, filter=scope))
+
+    @strawberry.field(
+        description="A day, week or month (the one holding `date`; without one, the current "
+        "period so far, or the latest period with invocations when the current one has none "
+        "yet) in the filter's time zone, against the same stretch of the one before."
     )
     async def report(
         self,

@@ -179,6 +179,48 @@ class ReportRow(Totals, FromResult):
     name: str
 
 
+@strawberry.type(description="The invocations of one model.")
+class ModelUsage(Totals, FromResult):
+    model: str | None = strawberry.field(description="Null for invocations that name no model.")
+
+
+@strawberry.type(description="The invocations of one project.")
+class ProjectUsage(Totals, FromResult):
+    project_id: str | None = strawberry.field(
+        description="Null for invocations outside any project."
+    )
+
+
+@strawberry.type(
+    description="Invocations per model, most costly first (unknown cost last), then most run."
+)
+class ModelBreakdown:
+    models: list[ModelUsage]
+    totals: UsageTotals = strawberry.field(description="Every model together.")
+
+    @classmethod
+    def of(cls, breakdown: results.Breakdown) -> ModelBreakdown:
+        return cls(
+            models=[ModelUsage.from_result(row) for row in breakdown.rows],
+            totals=UsageTotals.from_result(breakdown.totals),
+        )
+
+
+@strawberry.type(
+    description="Invocations per project, most costly first (unknown cost last), then most run."
+)
+class ProjectBreakdown:
+    projects: list[ProjectUsage]
+    totals: UsageTotals = strawberry.field(description="Every project together.")
+
+    @classmethod
+    def of(cls, breakdown: results.Breakdown) -> ProjectBreakdown:
+        return cls(
+            projects=[ProjectUsage.from_result(row) for row in breakdown.rows],
+            totals=UsageTotals.from_result(breakdown.totals),
+        )
+
+
 @strawberry.type(description="A period against the previous one: delta and delta / previous.")
 class PeriodChange(FromResult):
     invocations_delta: Long
@@ -198,6 +240,22 @@ class Report(FromResult):
     period_start: date
     start_at: datetime
     end_at: datetime
+    so_far: bool = strawberry.field(
+        description="The period is not over: totals cover startAt to untilAt (now), and "
+        "previousTotals the same stretch of the period before."
+    )
+    until_at: datetime = strawberry.field(description="The end of what totals cover.")
+    previous_start_at: datetime = strawberry.field(
+        description="The start of what previousTotals cover."
+    )
+    previous_end_at: datetime = strawberry.field(
+        description="The end of what previousTotals cover: the same day and time of day as "
+        "untilAt, one period back (clipped to that period's end)."
+    )
+    empty_period_start: date | None = strawberry.field(
+        description="Set when the current period had no invocation yet and the report is of "
+        "the latest period with some instead: the first date of the empty current period."
+    )
     totals: UsageTotals
     previous_totals: UsageTotals
     change: PeriodChange

@@ -128,6 +128,29 @@ class ReportRow(UsageTotals):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelUsage(UsageTotals):
+    """The invocations of one model; `model` None for those that name none."""
+
+    model: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectUsage(UsageTotals):
+    """The invocations of one project; `project_id` None for those outside any project."""
+
+    project_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Breakdown:
+    """Invocations per model or per project (`rows`, most costly first, then most run; unknown
+    cost last) and the `totals` of them all."""
+
+    rows: tuple[ModelUsage, ...] | tuple[ProjectUsage, ...]
+    totals: UsageTotals
+
+
+@dataclass(frozen=True, kw_only=True)
 class PeriodChange:
     """A period against the previous one: `_delta` is current - previous (None when either is
     unknown), `_relative` is the delta divided by the previous value (None when the previous
@@ -153,6 +176,15 @@ class Report:
     period_start: date
     start_at: datetime
     end_at: datetime
+    # A period not over yet is reported so far: its totals cover start_at to until_at (the
+    # report's "now"), and the previous ones the same stretch of the period before.
+    so_far: bool
+    until_at: datetime
+    previous_start_at: datetime
+    previous_end_at: datetime
+    # Set when the current period had no invocation yet and the report shows the latest period
+    # with some instead: the first date of that empty current period.
+    empty_period_start: date | None
     totals: UsageTotals
     previous_totals: UsageTotals
     change: PeriodChange

@@ -21,9 +21,10 @@ from claude_api.models.types import UTCDateTime
 PART = {
     name: sa.column(name, UTCDateTime() if name in ("at", "first_seen", "last_seen") else None)
     for name in (
-        "kind", "name", "at", "invocations", "completed", "failed", "running", "cost_count",
-        "cost_sum", "duration_count", "duration_sum", "input_count", "input_sum", "output_count",
-        "output_sum", "cache_read_count", "cache_read_sum", "cache_creation_count",
+        "kind", "name", "at", "model", "project", "invocations", "completed", "failed",
+        "running", "cost_count", "cost_sum", "duration_count", "duration_sum", "input_count",
+        "input_sum", "output_count", "output_sum", "cache_read_count", "cache_read_sum",
+        "cache_creation_count",
         "cache_creation_sum", "first_seen", "last_seen",
     )
 }  # fmt: skip

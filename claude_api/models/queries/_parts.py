@@ -102,7 +102,8 @@ def usage_parts(
     filter: Filter, pieces: Pieces | None = None, *, by: Sequence[str] = ("kind", "name")
 ) -> sa.Subquery:
     """Partial aggregates of the invocations matching `filter`, with the columns `by` (any of
-    `kind`, `name` and `at`, a bucket's or an invocation's start) and PART_COLUMNS; each
+    `kind`, `name`, `at`, a bucket's or an invocation's start, `model` and `project`, NULL
+    for none) and PART_COLUMNS; each
     source is already grouped by `by`, so callers sum a few rows per group.
 
     `pieces` may cut the filter's range finer (a history's buckets); each piece must lie in it.
@@ -140,9 +141,12 @@ def _raw_branch(rows: sa.Subquery, by: Sequence[str], where: Sequence[Any] = ())
 # more than running these queries over the rollups.
 
 
+_RAW_KEY_COLUMNS = {"at": "timestamp", "project": "project_id"}
+
+
 @cache
 def _raw_keys(by: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple((ROW["timestamp"] if key == "at" else ROW[key]).label(key) for key in by)
+    return tuple(ROW[_RAW_KEY_COLUMNS.get(key, key)].label(key) for key in by)
 
 
 @cache
@@ -198,9 +202,9 @@ def _rollup_branches(
 
 def _rollup_table(filter: Filter, by: Sequence[str]) -> sa.Table:
     """The rollup table with the fewest rows that tells apart what `filter` and `by` ask."""
-    if filter.model is not None or filter.status is not None:
+    if filter.model is not None or filter.status is not None or "model" in by:
         return ModelRollup.__table__  # several times the rows: read only when needed
-    if filter.name is None and filter.project_id is None and "name" not in by:
+    if filter.name is None and filter.project_id is None and not {"name", "project"} & {*by}:
         return KindRollup.__table__
     return UsageRollup.__table__
 
@@ -211,6 +215,10 @@ def _rollup_columns(
 ) -> tuple[list[Any], list[Any]]:
     c = table.c
     column = {"kind": sa.cast(c.kind, sa.String(16)), "at": c.bucket_start}
+    if "project" in by:  # '' is the key of "no project", NULL in the raw rows
+        column["project"] = sa.func.nullif(c.project_key, "")
+    if "model" in by:
+        column["model"] = sa.func.nullif(c.model_key, "")
     keys = [(c.name if key == "name" else column[key]).label(key) for key in by]
     measures = [
         sa.func.sum(c[name]).label(name) if name != "running" else _zero().label(name)

@@ -110,6 +110,7 @@ def usage_by_period(
 
 
 _KINDS_ROW = -1  # the `bucket` of the row that holds a name's recorded kinds
+_KEYS = ("kind", "name", "model", "project")  # the columns of `usage_parts` that are not `by`
 
 
 @statements
@@ -129,7 +130,7 @@ def _history_read(shape: Shape, edges: int, scope: Shape | None) -> Any:
     index = _bucket_index(PART["at"], starts)
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
-    columns = [column for name, column in PART.items() if name not in ("kind", "name")]
+    columns = [column for name, column in PART.items() if name not in _KEYS]
     indexed = sa.select(*columns, index.label("bucket")).select_from(parts).subquery("indexed")
     totals = (
         sa.select(indexed.c.bucket, *totals_columns())
@@ -197,8 +198,15 @@ def usage_report(
     now: datetime | None = None,
 ) -> Report:
     """A report of the day, ISO week or month in `filter.tz` holding the local date `on`
-    (default: the date of `now`, itself defaulting to the current time), against the period
-    before it.
+    (default: the date of `now`, itself defaulting to the current time), against the same
+    stretch of the period before it.
+
+    Like is compared with like: a period not over at `now` is reported so far (`so_far`, its
+    totals up to `now`) and compared with the period before up to the same day and time of
+    day (the month to the 7th at 10:00 against the month before to the 7th at 10:00, clipped
+    to that month's end); a finished period is compared with the whole period before.
+    Without `on`, when the current period has no invocation yet, the report is of the latest
+    period that has some (`empty_period_start` names the empty one).
 
     Totals, a row per agent and per skill, the `top_failures` most frequent (name, error
     message) failures, and the change in invocations, total cost and success rate. The filter
@@ -213,11 +221,22 @@ def usage_report(
     zone = filter.zone
     if isinstance(on, datetime):
         on = local_date(_aware(on, "on"), zone)
-    day = on if on is not None else local_date(_now(now), zone)
+    moment = _now(now)
+    day = on if on is not None else local_date(moment, zone)
+    empty_period_start = None
+    if on is None:
+        latest = _latest_start(session, filter, period_range(day, period, zone)[1], moment)
+        if latest is not None:
+            empty_period_start = period_start(day, period)
+            day = local_date(latest, zone)
     first_day, start_at, end_at = period_range(day, period, zone)
-    _, previous_start_at, _ = period_range(day, period, zone, offset=-1)
-    current = filter.replace(since=start_at, until=end_at)
-    previous = filter.replace(since=previous_start_at, until=start_at)
+    _, previous_start_at, previous_end_at = period_range(day, period, zone, offset=-1)
+    so_far = start_at <= moment < end_at
+    until_at = moment if so_far else end_at
+    if so_far:
+        previous_end_at = _same_point_before(moment, first_day, period, zone)
+    current = filter.replace(since=start_at, until=until_at)
+    previous = filter.replace(since=previous_start_at, until=previous_end_at)
 
     shape, values = bind(current, plan(current))
     previous_shape, previous_values = bind(previous, plan(previous), prefix="previous_")
@@ -239,6 +258,11 @@ def usage_report(
         period_start=first_day,
         start_at=start_at,
         end_at=end_at,
+        so_far=so_far,
+        until_at=until_at,
+        previous_start_at=previous_start_at,
+        previous_end_at=previous_end_at,
+        empty_period_start=empty_period_start,
         totals=totals,
         previous_totals=previous_totals,
         change=_change(previous_totals, totals),
@@ -249,6 +273,39 @@ def usage_report(
 
 
 _TOTALS, _PREVIOUS_TOTALS, _BY_NAME = 0, 1, 2
+
+
+def _same_point_before(moment: datetime, first_day: date, period: Period, zone: Any) -> datetime:
+    """The instant as far into the period before as `moment` is into the period starting on
+    `first_day`: the same count of days and the same local time of day, clipped to that
+    period's end (March 31 maps to the end of February)."""
+    local = moment.astimezone(zone)
+    day = shift(first_day, period, -1) + (local.date() - first_day)
+    if day >= first_day:
+        return local_midnight(first_day, zone)
+    return datetime.combine(day, local.time(), tzinfo=zone).astimezone(UTC)
+
+
+def _latest_start(
+    session: Session, filter: UsageFilter, period_start_at: datetime, moment: datetime
+) -> datetime | None:
+    """When nothing matching `filter` started between `period_start_at` and `moment`, the
+    start of the latest invocation before `period_start_at`; None otherwise (or when there is
+    none at all), so the current period is reported."""
+    whole = filter.replace(since=None, until=moment)
+    shape, values = bind(whole, plan(whole))
+    latest = session.execute(_latest_read(shape), values).scalar_one_or_none()
+    if latest is None or latest >= period_start_at:
+        return None
+    return latest
+
+
+@statements
+def _latest_read(shape: Shape) -> sa.Select[Any]:
+    """The start of the latest invocation in the range, in one row (NULL for none)."""
+    filter, pieces = shape.bound()
+    parts = usage_parts(filter, pieces, by=())
+    return sa.select(sa.func.max(PART["last_seen"]).label("latest")).select_from(parts)
 
 
 @statements
