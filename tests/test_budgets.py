@@ -150,7 +150,7 @@ def test_spend_is_what_the_invocations_of_the_period_cost(engine: Engine, zone: 
             start, end = period_bounds(now, period, ZoneInfo(zone))
             for scope in SCOPES:
                 spend = read_spend(reader, scope, start, end)
-                assert vars(spend) == _spent_in(events, scope, start, end), (period, scope)
+                assert spend._asdict() == _spent_in(events, scope, start, end), (period, scope)
                 stats = usage_stats(
                     session,
                     filter=UsageFilter(

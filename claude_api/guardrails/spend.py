@@ -4,13 +4,14 @@ edges, and the running invocations, which the rollups do not hold until they fin
 
 Standard library only: the statement is text with named parameters for the database's own
 driver, so the PreToolUse hook runs it on a bare sqlite3 or psycopg connection, and the service
-on its SQLAlchemy session (`exec_driver_sql`), with the same answer.
+on its SQLAlchemy session (`exec_driver_sql`), with the same answer. Its records are named
+tuples: importing dataclasses (and inspect with it) would cost the hook's start a third more.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from claude_api.guardrails.periods import Range, split
@@ -38,26 +39,21 @@ _RAW_TOKENS = (
 )
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(namedtuple("Scope", "kind name project_id", defaults=(None, None, None))):
     """Whose invocations count: one agent or skill (`kind` and `name`), in one project or in
-    all (`project_id` None); with neither kind nor name, every agent and skill."""
+    all (`project_id` None); with neither kind nor name, every agent and skill. Each field is
+    text or None."""
 
-    kind: str | None = None
-    name: str | None = None
-    project_id: str | None = None
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Spend:
-    """What the invocations of a scope spent: `cost_usd` sums the costs they report (None when
-    there are invocations and none reports one; `unpriced_invocations` says how many report
-    none); `tokens` is input + output + cache read + cache creation tokens."""
+class Spend(namedtuple("Spend", "invocations cost_usd unpriced_invocations tokens")):
+    """What the invocations of a scope spent: `cost_usd` (float) sums the costs they report
+    (None when there are invocations and none reports one; `unpriced_invocations` says how
+    many report none); `tokens` is input + output + cache read + cache creation tokens. The
+    counts are ints."""
 
-    invocations: int
-    cost_usd: float | None
-    unpriced_invocations: int
-    tokens: int
+    __slots__ = ()
 
 
 def read_spend(reader: Reader, scope: Scope, start: datetime, end: datetime) -> Spend:

@@ -7,13 +7,13 @@ functions with a `Reader` over its SQLAlchemy session, so both give one answer.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from claude_api.guardrails.periods import SPOKEN, period_bounds
-from claude_api.guardrails.spend import Scope, Spend, read_spend
+from claude_api.guardrails.spend import Scope, read_spend
 
 TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
 if TYPE_CHECKING:
@@ -30,21 +30,14 @@ ALLOW = "allow"
 BUDGET_COLUMNS = "id, kind, name, project_key, period, unit, limit_usd, limit_tokens, action, tz"
 
 
-@dataclass(frozen=True)
-class Budget:
-    """A limit on what a scope may spend per day, ISO week or month of its time zone: in USD
-    or in tokens. `action` deny stops new subagents and skills it covers once it is spent;
-    warn lets them run and says so."""
+class Budget(namedtuple("Budget", "id kind name project_id period unit limit action tz")):
+    """A limit on what a scope may spend per `period` (day, ISO week or month) of its time
+    zone `tz`: `limit` USD (a float) or tokens (an int), as `unit` says. `kind` (agent or skill)
+    and `name` name one; both None: every agent and skill; `project_id` None: every project.
+    `action` deny stops new subagents and skills it covers once it is spent; warn lets them
+    run and says so. `id` is its row's."""
 
-    id: int
-    kind: str | None  # agent or skill; None with name None: every agent and skill
-    name: str | None
-    project_id: str | None  # None: every project
-    period: str
-    unit: str
-    limit: float | int
-    action: str
-    tz: str
+    __slots__ = ()
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> Budget:
@@ -84,15 +77,11 @@ class Budget:
         return money(value) if self.unit == USD else f"{count(value)} tokens"
 
 
-@dataclass(frozen=True)
-class BudgetState:
-    """A budget in its current period [start_at, end_at) at `now`, with what was spent."""
+class BudgetState(namedtuple("BudgetState", "budget start_at end_at now spend")):
+    """A `budget` in its current period [start_at, end_at) at `now` (aware datetimes), with
+    what its scope spent (`spend`, a `Spend`)."""
 
-    budget: Budget
-    start_at: datetime
-    end_at: datetime
-    now: datetime
-    spend: Spend
+    __slots__ = ()
 
     @property
     def spent(self) -> float | int | None:
@@ -142,13 +131,12 @@ class BudgetState:
         return f"budget '{budget.label}' of {limit} has {left} left: {spent}"
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What a call covered by budgets gets: `deny` when a deny budget is spent, `warn` when
-    only warn budgets are, else `allow`; `reasons` say which, in words Claude reads."""
+class Decision(namedtuple("Decision", "decision reasons", defaults=((),))):
+    """What a call covered by budgets gets: `decision` deny when a deny budget is spent, warn
+    when only warn budgets are, else allow; `reasons` (a tuple of texts) say which, in words
+    Claude reads."""
 
-    decision: str
-    reasons: tuple[str, ...] = ()
+    __slots__ = ()
 
     def hook_output(self) -> dict[str, Any] | None:
         """The PreToolUse hook's answer on stdout; None (print nothing) to allow."""
