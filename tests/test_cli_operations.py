@@ -15,7 +15,7 @@ USED = {
     "AgentList", "AgentStats", "History", "InvocationCount", "Invocations", "Leaderboard",
     "Names", "PurgedInvocations", "Report", "SkillList", "SkillStats",
     "Budgets", "BudgetStatus", "SetBudget", "RemoveBudget", "Task", "TaskList", "UsageHistory",
-    "AlertRules", "AlertHistory", "AddAlertRule", "RemoveAlertRule",
+    "AlertRules", "AlertHistory", "AddAlertRule", "RemoveAlertRule", "Models", "Projects",
 }  # fmt: skip
 MUTATIONS = {"SetBudget", "RemoveBudget", "AddAlertRule", "RemoveAlertRule"}
 

@@ -37,6 +37,7 @@ from claude_api.client.options import (
 )
 from claude_api.client.output import Column
 from claude_api.client.purge import analytics_purge
+from claude_api.client.report_window import fallback_note, report_title
 from claude_api.client.transport import Api, ApiError
 from claude_api.client.trends import analytics_history
 
@@ -75,7 +76,6 @@ FAILURE_COLUMNS = [
     Column("count", "Failures", output.count, numeric=True),
     Column("errorMessage", "Error"),
 ]
-PERIOD_TITLES = {PeriodChoice.DAY: "Day", PeriodChoice.WEEK: "Week of", PeriodChoice.MONTH: "Month"}
 
 
 @analytics_app.command("report")
@@ -88,9 +88,13 @@ def analytics_report(
     url: UrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show a day, week or month against the one before it.
+    """Show a day, week or month against the same stretch of the one before it.
 
-    Totals and their change, every agent and skill, and the most frequent failures.
+    Totals and their change, every agent and skill, and the most frequent failures. Without
+    --date: the current period so far (today so far, the week or month to now), compared
+    with the period before up to the same day and time ("1-7 Nov, to 10:00"); when the
+    current period has nothing yet, the latest period that has invocations, said so. A past
+    period is compared with the whole period before.
 
     Example: claude-api analytics report --period week --date 2026-05-04 --tz Europe/Paris
     """
@@ -105,8 +109,9 @@ def analytics_report(
     if json_output:
         output.print_json(report)
         return
-    start = report["periodStart"]
-    label = start[:7] if period is PeriodChoice.MONTH else start
+    note = fallback_note(report, period.value)
+    if note:
+        output.info(note)
     output.print_table(
         _totals_rows(report),
         [
@@ -115,8 +120,7 @@ def analytics_report(
             Column("previous", "Previous", numeric=True),
             Column("change", "Change", numeric=True),
         ],
-        title=f"{PERIOD_TITLES[period]} {label} ({report['tz']}), against the {period.value} "
-        "before",
+        title=report_title(report, period.value),
     )
     for rows, title in ((report["agents"], "Agents"), (report["skills"], "Skills")):
         if rows:

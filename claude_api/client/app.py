@@ -43,6 +43,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Fill the database (CLAUDE_API_DATABASE_URL) with synthetic Claude Code tasks.",
     ),
+    "models": (
+        "claude_api.client.breakdowns",
+        "models_list",
+        "Show usage per model, most costly first, with a totals row.",
+    ),
+    "projects": (
+        "claude_api.client.breakdowns",
+        "projects_list",
+        "Show usage per project, most costly first, with a totals row.",
+    ),
     "login": (
         "claude_api.client.login",
         "login",

@@ -1,0 +1,138 @@
+"""`claude-api models` and `claude-api projects`: one row per model or project with a totals
+row, over HTTP and in-process, on a narrow terminal, and for a key bound to one project."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from claude_api.models.events import Status, UsageEvent
+from tests import expected
+from tests.auth_support import secured_server
+from tests.cli_support import SURFACES, Cli, assert_fits, cli, table_row
+from tests.factories import BASE_TIME, add_events, make_event
+
+__all__ = ["cli"]
+
+RANGE = ("--since", "2026-04-28", "--until", "2026-05-08")
+LONG_MODEL = "claude-opus-4-5-20251101-with-a-very-long-deployment-suffix"
+
+
+def spread() -> list[UsageEvent]:
+    """Three models (one long-named, one unpriced) and none, two projects and none."""
+    models = ["claude-sonnet-4-5", LONG_MODEL, "local-llm", None]
+    projects = ["web", "api", None]
+    return [
+        make_event(
+            timestamp=BASE_TIME + timedelta(hours=4 * i, minutes=7),
+            name=f"agent-{i % 3}",
+            kind="skill" if i % 5 == 0 else "agent",
+            model=models[i % 4],
+            project_id=projects[i % 3],
+            status=Status.FAILED if i % 7 == 0 else Status.COMPLETED,
+            cost_usd=None if i % 4 == 2 else 0.125 * (i + 1),
+            cache_read_tokens=1_000 * i,
+            cache_creation_tokens=10 * i,
+        )
+        for i in range(36)
+    ]
+
+
+def _groups(events: list[UsageEvent], field: str) -> dict[str | None, list[UsageEvent]]:
+    groups: dict[str | None, list[UsageEvent]] = {}
+    for event in events:
+        groups.setdefault(getattr(event, field), []).append(event)
+    return groups
+
+
+def _ranked(groups: dict[str | None, list[UsageEvent]]) -> list[str | None]:
+    def key(name: str | None) -> tuple:
+        cost = expected.totals(groups[name])["total_cost_usd"]
+        return (cost is None, -(cost or 0.0), -len(groups[name]), name is None, name or "")
+
+    return sorted(groups, key=key)
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+@pytest.mark.parametrize(
+    ("command", "field", "key"),
+    [("models", "model", "model"), ("projects", "project_id", "projectId")],
+)
+def test_one_row_each_with_totals(
+    cli: Cli, surface: str, command: str, field: str, key: str
+) -> None:
+    events = spread()
+    add_events(cli.engine, *events, make_event(timestamp=datetime(2026, 5, 9, tzinfo=UTC)))
+    groups = _groups(events, field)
+    found = cli.json(surface, command, *RANGE)
+    rows = found["models" if command == "models" else "projects"]
+    assert [row[key] for row in rows] == _ranked(groups)
+    for row in rows:
+        wanted = expected.totals(groups[row[key]])
+        assert row["invocations"] == wanted["invocations"]
+        assert row["unpricedInvocations"] == wanted["unpriced_invocations"]
+        assert row["cacheReadTokens"] == wanted["cache_read_tokens"]
+        if wanted["total_cost_usd"] is None:
+            assert row["totalCostUsd"] is None
+        else:
+            assert row["totalCostUsd"] == pytest.approx(wanted["total_cost_usd"])
+    whole = expected.totals(events)
+    assert found["totals"]["invocations"] == len(events)
+    assert found["totals"]["totalCostUsd"] == pytest.approx(whole["total_cost_usd"])
+
+    printed = cli.ok(surface, command, *RANGE).stdout
+    assert_fits(printed)
+    total = table_row(printed, "Total")
+    assert total[1] == f"{len(events):,}"
+    assert f"${whole['total_cost_usd']:,.2f}" in total
+    # The unpriced model's cost is unknown, not zero; the rows without a key are "(none)".
+    if command == "models":
+        assert table_row(printed, "local-llm")[3] == "-"
+    assert table_row(printed, "(none)")[1] == f"{len(groups[None]):,}"
+
+
+def test_models_of_one_project_and_kind(cli: Cli) -> None:
+    events = spread()
+    add_events(cli.engine, *events)
+    chosen = [e for e in events if e.project_id == "web" and e.kind.value == "agent"]
+    found = cli.both_json("models", *RANGE, "--project", "web", "--kind", "agent")
+    assert {row["model"] for row in found["models"]} == {e.model for e in chosen}
+    assert found["totals"]["invocations"] == len(chosen)
+
+
+def test_a_narrow_terminal_keeps_the_name(cli: Cli) -> None:
+    add_events(cli.engine, *spread())
+    result = cli.run("in-process", "models", *RANGE, COLUMNS="60")
+    assert result.exit_code == 0, result.stdout
+    assert_fits(result.stdout, 60)
+    assert "Model" in result.stdout and "Runs" in result.stdout
+    assert table_row(result.stdout, "Total")
+    assert any(line.strip().startswith("claude-opus-4-5") for line in result.stdout.splitlines())
+
+
+def test_an_empty_range_says_so(cli: Cli) -> None:
+    result = cli.run("in-process", "projects", *RANGE)
+    assert result.exit_code == 0
+    assert "no invocations" in result.stderr and result.stdout == ""
+
+
+def test_a_project_key_sees_its_project_only(engine: Engine) -> None:
+    events = spread()
+    add_events(engine, *events)
+    web = [e for e in events if e.project_id == "web"]
+    with secured_server(engine) as server:
+        key = server.key("read", project="web")
+        env = {"CLAUDE_API_URL": server.url, "CLAUDE_API_KEY": key}
+        projects = Cli(engine, server.url).run("http", "projects", "--json", **env)
+        models = Cli(engine, server.url).run("http", "models", "--json", **env)
+    assert projects.exit_code == 0, projects.stdout
+    found = json.loads(projects.stdout)
+    assert [(row["projectId"], row["invocations"]) for row in found["projects"]] == [
+        ("web", len(web))
+    ]
+    by_model = json.loads(models.stdout)
+    assert by_model["totals"]["invocations"] == len(web)
+    assert sum(row["invocations"] for row in by_model["models"]) == len(web)
