@@ -242,3 +242,12 @@ def test_claude_api_run_stops_at_its_max_cost(fake: FakeClaude, tmp_path: Path) 
         ("main", "failed"), ("code-reviewer", "failed"),
     }  # fmt: skip
     assert sum(cost for _, _, cost in found) > 0.02  # what it spent is kept
+
+
+def test_a_first_run_on_a_new_database_has_no_budget_to_warn_about(
+    fake: FakeClaude, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'cli.db'}"
+    done = claude_api(fake, sc.success(), "Fix lint", database_url=url)
+    assert done.returncode == 0, done.stderr
+    assert "budgets not checked" not in done.stderr

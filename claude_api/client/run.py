@@ -58,12 +58,12 @@ def task_run(
     Example: claude-api run "Review src/ and fix lint" --agent code-reviewer --timeout 600
     """
     settings = Settings()
-    refusal = task_refusal(settings, agent=agent, project=project)
-    if refusal is not None:
-        output.error(f"{refusal}; nothing was run")
-        raise typer.Exit(code=2)
-    tracker, engine = open_tracker(settings)
+    tracker, engine = open_tracker(settings)  # a new database is made (and migrated) first
     try:
+        refusal = task_refusal(settings, agent=agent, project=project)
+        if refusal is not None:
+            output.error(f"{refusal}; nothing was run")
+            raise typer.Exit(code=2)
         result = run_task(
             prompt,
             tracker=tracker,
