@@ -4,7 +4,7 @@ firing and resolution once, whichever server process sees it first.
 A rule watches one measure of an agent or skill (or of everything), optionally in one project,
 over a rolling window: the failure rate (with a minimum sample), the cost, or the p95 duration.
 The server evaluates the rules (`claude_api.server.alerting`) and delivers each firing and
-resolution to the rule's webhook.
+resolution to the rule's webhook (`claude_api.models.alert_deliveries`).
 """
 
 from __future__ import annotations
@@ -365,50 +365,6 @@ def note_evaluation(session: Session, rule_id: int, *, value: float | None, now:
     """Remember a rule's last measure and when it was taken (its state unchanged)."""
     session.execute(
         sa.update(_RULES).where(_RULES.c.id == rule_id).values(value=value, evaluated_at=now)
-    )
-
-
-def claim_deliveries(session: Session, *, limit: int = 100) -> list[AlertEvent]:
-    """Events whose webhook delivery is pending, claimed for this process (marked `sending`
-    one by one, so two server processes never deliver the same event); the caller commits."""
-    pending = session.execute(
-        sa.select(_EVENTS.c.id)
-        .where(_EVENTS.c.delivery == Delivery.PENDING.value)
-        .order_by(_EVENTS.c.id)
-        .limit(limit)
-    ).scalars()
-    claimed = []
-    for event_id in list(pending):
-        taken = session.execute(
-            sa.update(_EVENTS)
-            .where(_EVENTS.c.id == event_id, _EVENTS.c.delivery == Delivery.PENDING.value)
-            .values(delivery=Delivery.SENDING.value)
-        )
-        if taken.rowcount == 1:
-            row = session.execute(sa.select(_EVENTS).where(_EVENTS.c.id == event_id)).one()
-            claimed.append(event_of(row))
-    return claimed
-
-
-def finish_delivery(
-    session: Session,
-    event_id: int,
-    *,
-    delivered: bool,
-    attempts: int,
-    error: str | None,
-    now: datetime,
-) -> None:
-    """Record how the delivery of a claimed event ended; the caller commits."""
-    session.execute(
-        sa.update(_EVENTS)
-        .where(_EVENTS.c.id == event_id)
-        .values(
-            delivery=(Delivery.DELIVERED if delivered else Delivery.FAILED).value,
-            attempts=attempts,
-            delivered_at=now if delivered else None,
-            last_error=error[:MAX_MESSAGE_LENGTH] if error else None,
-        )
     )
 
 

@@ -19,14 +19,13 @@ from functools import partial
 import httpx
 from sqlmodel import Session
 
+from claude_api.models.alert_deliveries import claim_deliveries, finish_delivery
 from claude_api.models.alerts import (
     METRIC_WORDS,
     AlertEvent,
     AlertRule,
     AlertState,
     Change,
-    claim_deliveries,
-    finish_delivery,
     note_evaluation,
     record_change,
     window_text,
