@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claude_api.client import analytics, output
 from claude_api.client.export import EXPORT_COLUMNS, atomic_file, escape_formula
@@ -250,11 +250,21 @@ def test_escape_formula_leaves_other_cells_alone() -> None:
 
 
 def dying_after(app: ASGIApp, requests: int) -> ASGIApp:
-    """`app` behind a proxy whose backend dies after `requests` GraphQL requests: 502 from then."""
+    """`app` behind a proxy whose backend dies after `requests` GraphQL requests (502 from then)
+    and in the middle of every export it streams (the connection cut after its first chunk)."""
     seen = 0
 
     async def proxy(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal seen
+        if scope["type"] == "http" and scope["path"] == "/v1/invocations/export":
+
+            async def cut(message: Message) -> None:
+                await send({**message, "more_body": True} if "body" in message else message)
+                if message["type"] == "http.response.body":
+                    raise ConnectionResetError("backend gone")
+
+            await app(scope, receive, cut)
+            return
         if scope["type"] == "http" and scope["path"] == "/graphql":
             seen += 1
             if seen > requests:
@@ -284,7 +294,7 @@ def test_a_server_dying_midway_leaves_no_file(cli: Cli, dying_url: str, tmp_path
     target = folder / "stats.csv"
     result = cli.run("http", "analytics", "export", "-o", str(target), CLAUDE_API_URL=dying_url)
     assert result.exit_code == 1
-    assert f"the server at {dying_url}/graphql failed (HTTP 502)" in result.stderr
+    assert f"the server at {dying_url}/v1/invocations/export stopped" in result.stderr
     assert list(folder.iterdir()) == []
 
     target.write_text("the previous export\n")

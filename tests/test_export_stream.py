@@ -1,17 +1,27 @@
 """The export's stream from the query layer: every invocation exactly once, in the listing's
-order, across batch boundaries (ties on an instant included), with the listing's filters."""
+order, across batch boundaries (ties on an instant included), with the listing's filters; the
+server's export endpoint (keys, projects, bad input) and the CLI through it."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from claude_api.client.app import app
+from claude_api.exports import COLUMNS
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import iter_invocations, list_invocations
-from tests.factories import add_events, make_event
+from claude_api.server.export_routes import EXPORT_PATH
+from tests.auth_support import add_two_projects, database_url, secured_server
+from tests.factories import add_events, make_event, make_events
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -72,3 +82,64 @@ def test_the_stream_is_the_listing(engine: Engine, mixed: list, scope: UsageFilt
     assert len(streamed) == len(wanted)
     order = [(r.timestamp, r.kind.value, r.event_id) for r in streamed]
     assert order == sorted(order)
+
+
+# ---- the server's export stream --------------------------------------------------------------
+
+
+def test_the_endpoint_streams_a_projects_rows_to_its_key(engine: Engine) -> None:
+    add_two_projects(engine)
+    with Session(engine) as session:
+        web = [
+            str(r.event_id) for r in iter_invocations(session, filter=UsageFilter(project_id="web"))
+        ]
+    with secured_server(engine) as server:
+        assert server.get(EXPORT_PATH).status_code == 401
+        bound = server.key("read", project="web")
+        answer = server.get(EXPORT_PATH, bound, format="jsonl")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("application/x-ndjson")
+        rows = [json.loads(line) for line in answer.text.splitlines()]
+        assert [row["event_id"] for row in rows] == web
+        assert list(rows[0]) == list(COLUMNS)
+        assert server.get(EXPORT_PATH, bound, project="api").status_code == 403
+        reader = server.key("read")
+        assert server.get(EXPORT_PATH, reader, format="xml").status_code == 400
+        assert (
+            server.get(EXPORT_PATH, reader, since="2026-05-02", until="2026-05-01").status_code
+            == 400
+        )
+        everything = server.get(EXPORT_PATH, reader)
+        table = list(csv.DictReader(io.StringIO(everything.text)))
+        with Session(engine) as session:
+            assert [row["event_id"] for row in table] == [
+                str(r.event_id) for r in iter_invocations(session)
+            ]
+
+
+def test_the_cli_exports_through_the_endpoint(engine: Engine, tmp_path: Path) -> None:
+    # An error message on two lines and a formula-like name: a CSV row that spans lines.
+    add_events(
+        engine,
+        *make_events(7, name="=cmd()", status="failed", error_message="first\nsecond"),
+        *make_events(5, kind="skill", name="pdf"),
+    )
+    with secured_server(engine, auth="off") as server:
+        for name in ("a.csv", "a.jsonl"):
+            env = {"COLUMNS": "80", "CLAUDE_API_URL": server.url, "CLAUDE_API_KEY": None}
+            remote = CliRunner().invoke(
+                app, ["analytics", "export", "-o", str(tmp_path / name)], env=env
+            )
+            assert remote.exit_code == 0, remote.stderr
+            assert "exported 12 invocations" in remote.stderr
+            local_env = {
+                **env,
+                "CLAUDE_API_URL": None,
+                "CLAUDE_API_DATABASE_URL": database_url(engine),
+            }
+            local = CliRunner().invoke(
+                app, ["analytics", "export", "-o", str(tmp_path / f"local-{name}")], env=local_env
+            )
+            assert local.exit_code == 0, local.stderr
+            assert (tmp_path / name).read_bytes() == (tmp_path / f"local-{name}").read_bytes()
+        assert "'=cmd()" in (tmp_path / "a.csv").read_text()

@@ -16,9 +16,8 @@ from claude_api.client import output
 from claude_api.client.api import open_api
 from claude_api.client.export import (
     ExportFormat,
+    RowCounter,
     atomic_file,
-    export_row,
-    row_writer,
     write_records,
 )
 from claude_api.client.options import (
@@ -41,7 +40,8 @@ from claude_api.client.report_window import fallback_note, report_title
 from claude_api.client.transport import Api, ApiError
 from claude_api.client.trends import analytics_history
 
-EXPORT_PAGE_SIZE = 1000  # the API's largest page (fewer round trips); progress steps
+EXPORT_PAGE_SIZE = 1000  # rows per step of the progress bar
+EXPORT_PATH = "/v1/invocations/export"
 
 analytics_app = typer.Typer(
     help="Reports over a day, week or month, exports of every invocation, and purges of old ones.",
@@ -76,8 +76,6 @@ FAILURE_COLUMNS = [
     Column("count", "Failures", output.count, numeric=True),
     Column("errorMessage", "Error"),
 ]
-
-
 @analytics_app.command("report")
 def analytics_report(
     period: PeriodOption = PeriodChoice.DAY,
@@ -281,7 +279,7 @@ def _export(
         engine = api.local_engine()
         if engine is not None:
             return _export_local(engine, file, export_format, advance, kind, name, filter)
-        return _export_pages(api, file, export_format, advance, kind, name, filter)
+        return _export_stream(api, file, export_format, advance, kind, name, filter)
 
 
 def _export_local(
@@ -329,7 +327,7 @@ def _counted(records: Iterator[Any], advance: Any) -> Iterator[Any]:
         advance(count % every)
 
 
-def _export_pages(
+def _export_stream(
     api: Api,
     file: TextIO,
     export_format: ExportFormat,
@@ -338,22 +336,18 @@ def _export_pages(
     name: str | None,
     filter: dict[str, Any],
 ) -> int:
-    """The rows page by page from the GraphQL API."""
-    written = 0
-    writer = row_writer(file, export_format)
-    after = None
-    while True:
-        page = api.run(
-            "Invocations",
-            kind=kind,
-            name=name,
-            filter=filter,
-            first=EXPORT_PAGE_SIZE,
-            after=after,
-        )["invocations"]
-        writer.write(export_row(item) for item in page["items"])
-        written += len(page["items"])
-        advance(len(page["items"]))
-        if not page["hasNext"]:
-            return written
-        after = page["nextCursor"]
+    """The server's export stream, written as it arrives; how many rows it held."""
+    params = {
+        "format": export_format.value,
+        "kind": kind.lower() if kind else None,
+        "name": name,
+        "project": filter.get("projectId"),
+        "since": filter.get("since"),
+        "until": filter.get("until"),
+    }
+    counter = RowCounter(export_format)
+    with api.stream(EXPORT_PATH, {k: v for k, v in params.items() if v is not None}) as chunks:
+        for chunk in chunks:
+            file.write(chunk)
+            advance(counter.add(chunk))
+    return counter.rows

@@ -21,6 +21,7 @@ from claude_api.exports import (
 __all__ = [
     "EXPORT_COLUMNS",
     "ExportFormat",
+    "RowCounter",
     "atomic_file",
     "escape_formula",
     "export_row",
@@ -60,6 +61,35 @@ def export_row(item: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(row[column], str):
             row[column] = row[column].lower()
     return row
+
+
+class RowCounter:
+    """Counts the rows of an export's text as it arrives in chunks: lines, less the CSV header,
+    a CSV line break inside a quoted cell (an error message on two lines) not counted."""
+
+    def __init__(self, format: ExportFormat) -> None:
+        self._csv = format is ExportFormat.CSV
+        self._quoted = False  # whether the text so far ends inside a quoted CSV cell
+        self._lines = 0
+
+    def add(self, chunk: str) -> int:
+        """Count `chunk`; how many rows it ended."""
+        before = self.rows
+        if not self._csv:
+            self._lines += chunk.count("\n")
+            return self.rows - before
+        # Between two quote characters the text is inside a cell (a doubled quote closes and
+        # reopens it, which changes nothing), so a line ends only in the pieces outside.
+        for index, piece in enumerate(chunk.split('"')):
+            if index:
+                self._quoted = not self._quoted
+            if not self._quoted:
+                self._lines += piece.count("\n")
+        return self.rows - before
+
+    @property
+    def rows(self) -> int:
+        return max(self._lines - 1, 0) if self._csv else self._lines
 
 
 @contextmanager

@@ -84,6 +84,41 @@ class Api:
         with Client(transport=transport) as session:
             yield cls(session, where, transport)
 
+    @contextmanager
+    def stream(self, path: str, params: dict[str, str]) -> Iterator[Iterator[str]]:
+        """The text of the server's GET `path` (e.g. /v1/invocations/export) as it arrives.
+
+        Raises ApiError when the server cannot be reached or refuses the request (its problem's
+        message and field), or when this API runs in-process.
+        """
+        import httpx
+
+        if not isinstance(self._transport, _HTTPTransport):
+            raise ApiError(f"{path} is a server's route: ask one with --url")
+        url = self._transport.url.removesuffix(GRAPHQL_PATH) + path
+        started = False
+        try:
+            with (
+                httpx.Client(headers=self._transport.auth_headers, timeout=HTTP_TIMEOUT) as client,
+                client.stream("GET", url, params=params) as response,
+            ):
+                if response.status_code != 200:
+                    response.read()
+                    raise _refusal(response, url)
+                started = True
+                yield response.iter_text()
+        except httpx.TransportError as error:
+            if started:
+                raise ApiError(
+                    f"the server at {url} stopped before the end of its answer ({error})",
+                    code="SERVER_ERROR",
+                ) from None
+            raise ApiError(
+                f"cannot reach the claude-api server at {url} ({error}); is it running? "
+                "Check --url or CLAUDE_API_URL",
+                code="UNREACHABLE",
+            ) from None
+
     def run(self, operation: str, **variables: Any) -> dict[str, Any]:
         """Run the canned `operation` with `variables` (None values are left out)."""
         request = GraphQLRequest(
@@ -137,6 +172,32 @@ def _query_error(error: TransportQueryError) -> ApiError:
     )
 
 
+def _refusal(response: Any, where: str) -> ApiError:
+    """A REST route's error answer as an ApiError: its problem's message and first field."""
+    if response.status_code in AUTH_STATUSES:
+        error = TransportServerError(f"HTTP {response.status_code}", response.status_code)
+        return _server_error(error, where)
+    if response.status_code in (404, 405):
+        return ApiError(
+            f"there is no claude-api route at {where} (HTTP {response.status_code}); check --url "
+            "or CLAUDE_API_URL",
+            code="PROTOCOL",
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    message = first.get("message") or body.get("message")
+    return ApiError(
+        str(message or f"the server at {where} failed (HTTP {response.status_code})"),
+        code="BAD_USER_INPUT" if response.status_code == 400 else "SERVER_ERROR",
+        field=first.get("field"),
+    )
+
+
 def _server_error(error: TransportServerError, where: str) -> ApiError:
     if error.code in AUTH_STATUSES:
         return ApiError(
@@ -159,6 +220,7 @@ class _HTTPTransport(HTTPXTransport):
     def __init__(self, url: str, *, api_key: str | None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         super().__init__(url=url, headers=headers, timeout=HTTP_TIMEOUT)
+        self.auth_headers = headers
 
     def _prepare_result(self, response: Any) -> ExecutionResult:
         # A server may explain a refusal in a GraphQL error body, which gql would pass on as an

@@ -27,6 +27,7 @@ from claude_api.server.alerting import AlertEvaluator
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
 from claude_api.server.dashboard import dashboard_routes
+from claude_api.server.export_routes import export_routes
 from claude_api.server.guardrails import guardrail_routes
 from claude_api.server.ingest import post_events
 from claude_api.server.kept import KeptResponses
@@ -92,6 +93,7 @@ def create_app(
     routes = [
         *graphql_routes(graphql),
         *rest_routes(),
+        *export_routes(),
         *guardrail_routes(),
         Route("/v1/events", post_events, methods=["POST"]),
         Route("/v1/task", post_task, methods=["POST"]),

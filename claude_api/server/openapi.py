@@ -21,7 +21,7 @@ from starlette.responses import Response
 from claude_api import __version__
 from claude_api.executor import TaskResult
 from claude_api.models.events import UsageEvent
-from claude_api.server import guardrails, ingest, tasks
+from claude_api.server import export_routes, guardrails, ingest, tasks
 from claude_api.server.responses import JSONResponse
 from claude_api.server.tasks import TaskRequest
 
@@ -133,6 +133,7 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
     paths["/v1/task"] = {"post": _post_task(schemas)}
     paths["/healthz"] = {"get": _healthz(schemas)}
     paths.update(guardrails.openapi_paths(schemas.ref, schemas.ref(Problem)))
+    paths.update(export_routes.openapi_paths(schemas.ref(Problem)))
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi",
