@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from platformdirs import user_data_dir
@@ -22,12 +22,14 @@ from sqlalchemy import Engine
 
 from claude_api.config import APP_NAME, Settings
 from claude_api.models.db import make_engine, upgrade
-from claude_api.plugins.http_sink import SINK_NAME, HttpSink
 from claude_api.plugins.manager import get_plugin_manager
 from claude_api.plugins.recorder import RECORDER_NAME, Recorder
-from claude_api.sender import BULK_POLICY, DeliveryPolicy, Sender
-from claude_api.spool import Spool
 from claude_api.tracking import DEFAULT_RETRY_DELAYS, Tracker
+
+if TYPE_CHECKING:  # the HTTP side (httpx, tenacity) is imported only in team mode
+    from claude_api.plugins.http_sink import HttpSink
+    from claude_api.sender import DeliveryPolicy
+    from claude_api.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +49,18 @@ def state_database_url() -> str:
 
 def spool_of(settings: Settings) -> Spool:
     """The spool of this machine's producers."""
+    from claude_api.spool import Spool
+
     return Spool(data_directory() / SPOOL_DIRECTORY, max_bytes=settings.spool_max_bytes)
 
 
-def sink_of(settings: Settings, policy: DeliveryPolicy = BULK_POLICY) -> HttpSink:
-    """An HTTP sink to the configured server (one that only spools when none is configured)."""
+def sink_of(settings: Settings, policy: DeliveryPolicy | None = None) -> HttpSink:
+    """An HTTP sink to the configured server (one that only spools when none is configured);
+    `policy` defaults to the bulk policy (an import, a run)."""
+    from claude_api.plugins.http_sink import HttpSink
+    from claude_api.sender import BULK_POLICY, Sender
+
+    policy = policy or BULK_POLICY
     sender = None
     if settings.url:
         key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -103,7 +112,7 @@ def open_producer(
     settings: Settings,
     *,
     remote: bool | None = None,
-    policy: DeliveryPolicy = BULK_POLICY,
+    policy: DeliveryPolicy | None = None,
     queue_size: int | None = None,
     retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
     engine_options: dict[str, Any] | None = None,
@@ -124,6 +133,8 @@ def open_producer(
         manager = _plugin_manager()
         sink = None
         if remote:
+            from claude_api.plugins.http_sink import SINK_NAME
+
             sink = sink_of(settings, policy)
             manager.register(sink, name=SINK_NAME)
             store = SINK_NAME

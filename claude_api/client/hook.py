@@ -81,14 +81,16 @@ def hook_run(
 def _work(payload: dict[str, Any], done: threading.Event, remote: bool | None) -> None:
     from claude_api.importer.hook import handle_hook
     from claude_api.producers import open_producer
-    from claude_api.sender import HOOK_POLICY
 
     try:
         settings = Settings()
         url = settings.database_url
         options = {"connect_args": {"connect_timeout": 2}} if url.startswith("postgresql") else {}
+        policy = None
+        if remote or settings.url:  # team mode: short timeouts, a bounded delivery of the spool
+            from claude_api.sender import HOOK_POLICY as policy
         producer = open_producer(
-            settings, remote=remote, policy=HOOK_POLICY, retry_delays=(), engine_options=options
+            settings, remote=remote, policy=policy, retry_delays=(), engine_options=options
         )
         try:
             producer.deliver_spool()
