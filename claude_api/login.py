@@ -13,11 +13,11 @@ from platformdirs import user_config_dir
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from claude_api.config import APP_NAME
 from claude_api.files import atomic_write, private_directory
 
 logger = logging.getLogger(__name__)
 
-APP_NAME = "claude-api"  # the same as claude_api.config.APP_NAME (which imports this module)
 LOGIN_FILE = "login.json"
 
 
