@@ -323,7 +323,7 @@ def test_analytics_report(
 def test_the_report_of_the_first_of_may(cli: Cli) -> None:
     """Spelled out once from the scenario: May 1st against April 30th."""
     printed = cli.both("analytics", "report", "--date", "2026-05-01")
-    assert printed.startswith("Day 2026-05-01 (UTC), against the day before")
+    assert printed.startswith("Day 2026-05-01 (UTC), compared with 30 Apr")
     assert table_row(printed, "Invocations")[1:4] == ["6", "1", "+5 (+500.0%)"]
     assert table_row(printed, "Total cost")[1:3] == ["$1.02", "$2.00"]
     assert table_row(printed, "code-reviewer")[1:3] == ["2", "100.0%"]
