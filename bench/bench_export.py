@@ -6,22 +6,31 @@ Fills two temporary SQLite files through the write path (agents and skills, batc
 then runs the console script in a subprocess on each, in-process (no server): the baseline and the
 full export. Prints rows/s and each run's peak RSS; bounded memory means the ratio of the peak RSS
 of the full export to the baseline's stays near 1, whatever the number of rows.
+
+On the full database it then times a plain dump of both usage tables with `sqlite3` and `csv`
+(no filters, no order, no escaping: the floor of any export) and the console script against a
+`claude-api serve` on loopback (`--url`, the streaming endpoint), and prints each export's time
+against the plain dump's, measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from sqlmodel import Session
 
 from claude_api.models.db import make_engine, upgrade, write_engine
@@ -90,11 +99,13 @@ class Run:
         return self.rows / self.seconds
 
 
-def export(database: Path, target: Path, export_format: str) -> Run:
-    """Run the console script on `database`; its own peak RSS comes from wait4."""
+def export(database: Path, target: Path, export_format: str, url: str | None = None) -> Run:
+    """Run the console script on `database` (or against the server at `url`); its own peak RSS
+    comes from wait4."""
     env = {**os.environ, "CLAUDE_API_DATABASE_URL": f"sqlite:///{database}"}
     env.pop("CLAUDE_API_URL", None)
     command = [str(CLAUDE_API), "analytics", "export", "-o", str(target), "--format", export_format]
+    command += ["--url", url] if url else []
     began = time.perf_counter()
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
@@ -107,6 +118,50 @@ def export(database: Path, target: Path, export_format: str) -> Run:
         lines = sum(1 for _ in file)
     rows = lines - 1 if export_format == "csv" else lines
     return Run(rows, seconds, usage.ru_maxrss / 1024, target.stat().st_size / 2**20)
+
+
+def plain_dump(database: Path, target: Path) -> Run:
+    """Both usage tables written with `sqlite3` and `csv` in a subprocess, as they are stored."""
+    script = (
+        "import csv, sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1])\n"
+        "with open(sys.argv[2], 'w', newline='') as f:\n"
+        "    w = csv.writer(f)\n"
+        "    for table in ('agent_usage', 'skill_usage'):\n"
+        "        w.writerows(db.execute(f'SELECT * FROM {table}'))\n"
+    )
+    began = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", script, str(database), str(target)])
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the plain dump failed")
+    with target.open("rb") as file:
+        rows = sum(1 for _ in file)
+    return Run(rows, seconds, usage.ru_maxrss / 1024, target.stat().st_size / 2**20)
+
+
+@contextmanager
+def server(database: Path) -> Iterator[str]:
+    """`claude-api serve` on `database` at a free loopback port, until the block ends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "CLAUDE_API_DATABASE_URL": f"sqlite:///{database}"}
+    command = [str(CLAUDE_API), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def report(label: str, run: Run) -> None:
@@ -134,10 +189,21 @@ def main() -> None:
             expected = rows
             if runs[label].rows != expected:
                 raise SystemExit(f"{label}: exported {runs[label].rows:,} rows, not {expected:,}")
+            if label == "full":
+                runs["plain"] = plain_dump(database, folder / "plain.csv")
+                with server(database) as url:
+                    runs["http"] = export(
+                        database, folder / f"http.{arguments.format}", arguments.format, url
+                    )
             database.unlink()
-        print()
+        print(f"$ {shlex.join([sys.executable, '-m', 'bench.bench_export', *sys.argv[1:]])}")
         for label, run in runs.items():
             report(label, run)
+        for label in ("full", "http"):
+            print(
+                f"{label} export time / plain sqlite3+csv dump time: "
+                f"{runs[label].seconds / runs['plain'].seconds:.2f}"
+            )
         ratio = runs["full"].peak_rss_mb / runs["baseline"].peak_rss_mb
         scale = runs["full"].rows / runs["baseline"].rows
         print(f"peak RSS full / baseline: {ratio:.2f} for {scale:,.0f}x the rows")

@@ -8,12 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
-from enum import Enum, StrEnum
+from collections.abc import Iterable, Iterator
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TextIO
-from uuid import UUID
+from typing import Any, TextIO
 
 # The exported columns: the usage event's wire names, so that a JSON line reads like the event
 # that recorded it.
@@ -57,22 +55,6 @@ SUFFIXES = {".csv": ExportFormat.CSV, ".jsonl": ExportFormat.JSONL, ".ndjson": E
 MEDIA_TYPES = {ExportFormat.CSV: "text/csv", ExportFormat.JSONL: "application/x-ndjson"}
 
 
-def record_row(record: Any) -> dict[str, Any]:
-    """An `InvocationRecord` of the query layer as an exported row: enums as their wire values,
-    ids as text, times in ISO 8601 with their offset."""
-    return {column: _plain(getattr(record, column)) for column in COLUMNS}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    return value
-
-
 def escape_formula(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula, made plain text with a quote."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
@@ -80,51 +62,46 @@ def escape_formula(value: Any) -> Any:
     return value
 
 
-class RowWriter(Protocol):
-    def write(self, rows: Iterable[Mapping[str, Any]]) -> None: ...
+# The text columns a spreadsheet could read as a formula; ids, enums, times and numbers cannot.
+_TEXT_INDEXES = tuple(
+    COLUMNS.index(column)
+    for column in ("name", "task_id", "project_id", "model", "error_message", "source")
+)
 
 
-class CsvWriter:
-    """CSV with a header row; empty cells for missing values."""
-
-    def __init__(self, file: TextIO) -> None:
-        self._writer = csv.writer(file)
-        self._writer.writerow(COLUMNS)
-
-    def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        self._writer.writerows([escape_formula(value) for value in row.values()] for row in rows)
-
-
-class JsonLinesWriter:
-    """One JSON object per line; null for missing values."""
-
-    def __init__(self, file: TextIO) -> None:
-        self._file = file
-
-    def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        self._file.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-
-
-def row_writer(file: TextIO, format: ExportFormat) -> RowWriter:
-    return CsvWriter(file) if format is ExportFormat.CSV else JsonLinesWriter(file)
-
-
-def write_records(records: Iterable[Any], file: TextIO, format: ExportFormat) -> int:
-    """Write query-layer records to `file` as `format`, header included; how many rows."""
-    writer = row_writer(file, format)
+def write_rows(
+    rows: Iterable[list[Any]], file: TextIO, format: ExportFormat, *, header: bool = True
+) -> int:
+    """Write rows of plain values in COLUMNS order (the query layer's `iter_invocation_rows`)
+    to `file` as `format`: CSV with a header row (unless `header` is false), empty cells for
+    missing values and formula-like text escaped, or JSON Lines with null for missing values.
+    Returns how many rows."""
     written = 0
-    for chunk in _chunks(records):
-        writer.write(record_row(record) for record in chunk)
+    writer = csv.writer(file) if format is ExportFormat.CSV else None
+    if writer is not None and header:
+        writer.writerow(COLUMNS)
+    for chunk in _chunks(rows):
+        if writer is not None:
+            for values in chunk:
+                for index in _TEXT_INDEXES:
+                    values[index] = escape_formula(values[index])
+            writer.writerows(chunk)
+        else:
+            file.writelines(
+                json.dumps(dict(zip(COLUMNS, values, strict=True)), ensure_ascii=False) + "\n"
+                for values in chunk
+            )
         written += len(chunk)
     return written
 
 
-def stream_records(records: Iterable[Any], format: ExportFormat) -> Iterator[str]:
-    """The text of the export of `records` as `format`, in chunks of STREAM_ROWS rows."""
+def stream_rows(rows: Iterable[list[Any]], format: ExportFormat) -> Iterator[str]:
+    """The text `write_rows` would write, in chunks of STREAM_ROWS rows."""
     buffer = io.StringIO(newline="")
-    writer = row_writer(buffer, format)
-    for chunk in _chunks(records):
-        writer.write(record_row(record) for record in chunk)
+    if format is ExportFormat.CSV:
+        csv.writer(buffer).writerow(COLUMNS)
+    for chunk in _chunks(rows):
+        write_rows(chunk, buffer, format, header=False)
         yield _drain(buffer)
     rest = _drain(buffer)
     if rest:

@@ -8,7 +8,9 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from sqlalchemy import Engine
@@ -18,7 +20,7 @@ from typer.testing import CliRunner
 from claude_api.client.app import app
 from claude_api.exports import COLUMNS
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries import iter_invocations, list_invocations
+from claude_api.models.queries import iter_invocation_rows, iter_invocations, list_invocations
 from claude_api.server.export_routes import EXPORT_PATH
 from tests.auth_support import add_two_projects, database_url, secured_server
 from tests.factories import add_events, make_event, make_events
@@ -82,6 +84,21 @@ def test_the_stream_is_the_listing(engine: Engine, mixed: list, scope: UsageFilt
     assert len(streamed) == len(wanted)
     order = [(r.timestamp, r.kind.value, r.event_id) for r in streamed]
     assert order == sorted(order)
+    with Session(engine) as session:
+        plain = list(iter_invocation_rows(session, filter=scope, batch=batch))
+    assert plain == [
+        [
+            value.value
+            if isinstance(value, Enum)
+            else value.isoformat()
+            if isinstance(value, datetime)
+            else str(value)
+            if isinstance(value, UUID)
+            else value
+            for value in (getattr(record, column) for column in COLUMNS)
+        ]
+        for record in streamed
+    ]
 
 
 # ---- the server's export stream --------------------------------------------------------------

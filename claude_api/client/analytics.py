@@ -18,7 +18,7 @@ from claude_api.client.export import (
     ExportFormat,
     RowCounter,
     atomic_file,
-    write_records,
+    write_rows,
 )
 from claude_api.client.options import (
     DateOption,
@@ -296,7 +296,7 @@ def _export_local(
 
     from claude_api.errors import InvalidFilter
     from claude_api.models.filters import UsageFilter
-    from claude_api.models.queries import iter_invocations
+    from claude_api.models.queries import iter_invocation_rows
 
     def instant(key: str) -> datetime | None:
         return datetime.fromisoformat(filter[key]) if key in filter else None
@@ -312,8 +312,8 @@ def _export_local(
     except InvalidFilter as error:
         raise ApiError(error.message, code="BAD_USER_INPUT", field=error.field) from None
     with Session(engine) as session:
-        records = _counted(iter_invocations(session, filter=scope), advance)
-        return write_records(records, file, export_format)
+        rows = _counted(iter_invocation_rows(session, filter=scope), advance)
+        return write_rows(rows, file, export_format)
 
 
 def _counted(records: Iterator[Any], advance: Any) -> Iterator[Any]:

@@ -11,12 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from claude_api.exports import (
-    ExportFormat,
-    escape_formula,
-    row_writer,
-    write_records,
-)
+from claude_api.exports import ExportFormat, escape_formula, write_rows
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -25,8 +20,7 @@ __all__ = [
     "atomic_file",
     "escape_formula",
     "export_row",
-    "row_writer",
-    "write_records",
+    "write_rows",
 ]
 
 # GraphQL field of an `InvocationRecord` -> the exported column (`claude_api.exports.COLUMNS`).

@@ -17,10 +17,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from claude_api.errors import Forbidden, InvalidFilter
-from claude_api.exports import MEDIA_TYPES, ExportFormat, stream_records
+from claude_api.exports import MEDIA_TYPES, ExportFormat, stream_rows
 from claude_api.models.filters import UsageFilter, to_enum
 from claude_api.models.keys import Scope
-from claude_api.models.queries import iter_invocations
+from claude_api.models.queries import iter_invocation_rows
 from claude_api.server.auth import principal_of
 from claude_api.server.responses import forbidden, problem
 from claude_api.server.rest_params import FILTERS, KIND, _text
@@ -80,7 +80,7 @@ def _rows(services: Services, scope: UsageFilter, chosen: ExportFormat) -> Itera
     # event loop. No deadline: an export takes as long as its rows.
     with services.session() as session:
         try:
-            yield from stream_records(iter_invocations(session, filter=scope), chosen)
+            yield from stream_rows(iter_invocation_rows(session, filter=scope), chosen)
         except InvalidFilter as error:  # after the 200: the client sees a cut stream
             logger.error("export stopped: %s", error)
             raise

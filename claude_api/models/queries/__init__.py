@@ -11,6 +11,7 @@ from claude_api.models.queries.history import usage_by_period, usage_report
 from claude_api.models.queries.invocations import (
     InvocationRecord,
     count_invocations,
+    iter_invocation_rows,
     iter_invocations,
     list_invocations,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "computing_afresh",
     "count_invocations",
     "errors_by_name",
+    "iter_invocation_rows",
     "iter_invocations",
     "leaderboard",
     "list_invocations",

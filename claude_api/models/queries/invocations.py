@@ -4,7 +4,8 @@ listing), all of them as a stream (what an export writes, in constant memory), a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter
+from claude_api.exports import COLUMNS
 from claude_api.models.events import Kind
 from claude_api.models.filters import UsageFilter, check_limit, to_enum
 from claude_api.models.queries._pagination import decode_cursor, make_page
@@ -70,14 +72,42 @@ def iter_invocations(
     before), so memory stays flat however many rows there are and no statement holds a cursor
     open for long. Rows recorded meanwhile with a later start than the last row read are
     included."""
+    for rows in _batches(session, filter, batch):
+        yield from map(_record, rows)
+
+
+def iter_invocation_rows(
+    session: Session, *, filter: UsageFilter = UsageFilter(), batch: int = STREAM_BATCH
+) -> Iterator[list[Any]]:
+    """The invocations of `iter_invocations` as the export writes them: a list of plain values
+    per invocation, in the order of `claude_api.exports.COLUMNS`, enums as their wire values,
+    ids as text and times in ISO 8601 with their offset. Building no record per row, it is
+    several times faster, which an export of millions of rows feels."""
+    for rows in _batches(session, filter, batch):
+        for row in rows:
+            values = list(_export_values(row))
+            for index in _ID_INDEXES:
+                if values[index] is not None:
+                    values[index] = str(values[index])
+            for index in _TIME_INDEXES:
+                if values[index] is not None:
+                    values[index] = values[index].isoformat()
+            yield values
+
+
+_export_values = operator.attrgetter(*COLUMNS)
+_ID_INDEXES = (COLUMNS.index("event_id"), COLUMNS.index("parent_id"))
+_TIME_INDEXES = (COLUMNS.index("timestamp"), COLUMNS.index("finished_at"))
+
+
+def _batches(session: Session, filter: UsageFilter, batch: int) -> Iterator[Sequence[Any]]:
     key = None
     while True:
         statement = _statement(filter, key, batch)
         if statement is None:
             return
         rows = session.execute(statement).all()
-        for row in rows:
-            yield _record(row)
+        yield rows
         if len(rows) < batch:
             return
         last = rows[-1]
