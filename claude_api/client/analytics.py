@@ -76,6 +76,8 @@ FAILURE_COLUMNS = [
     Column("count", "Failures", output.count, numeric=True),
     Column("errorMessage", "Error"),
 ]
+
+
 @analytics_app.command("report")
 def analytics_report(
     period: PeriodOption = PeriodChoice.DAY,
