@@ -333,7 +333,8 @@ def test_the_report_of_the_first_of_may(cli: Cli) -> None:
 def test_an_empty_database_prints_empty_answers(cli: Cli) -> None:
     for surface in ("http", "in-process"):
         result = cli.ok(surface, "agents", "stats")
-        assert result.stdout == "" and "no agent invocation matches" in result.stderr
+        assert result.stdout == "" and "no agent has been recorded yet" in result.stderr
+        assert "claude-api demo" in result.stderr
         assert cli.json(surface, "skills", "leaderboard") == []
         report = cli.json(surface, "analytics", "report")
         assert report["totals"]["invocations"] == 0
