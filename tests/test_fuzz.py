@@ -544,18 +544,7 @@ NUL = "a\x00b"
 
 # Problems these tests found that are being fixed elsewhere, per database: case -> pending fix.
 # A case that no longer fails fails its test until it is removed from here.
-BUDGETS_NUL = (
-    "the budgets feature passes a NUL to PostgreSQL (psycopg DataError, a 500); pending: its "
-    "REST handlers and GraphQL resolvers refusing NUL as a client error"
-)
-PENDING_NUL_FIXES: dict[str, dict[str, str]] = {
-    "postgresql": {
-        "GET /v1/agents/{name}/budgets name": BUDGETS_NUL,
-        "GET /v1/skills/{name}/budgets name": BUDGETS_NUL,
-        'budgetCheck(name: "a\\u0000b")': BUDGETS_NUL,
-        'budgetCheck(projectId: "a\\u0000b")': BUDGETS_NUL,
-    },
-}
+PENDING_NUL_FIXES: dict[str, dict[str, str]] = {}
 
 
 def fresh_connections(live: Live) -> httpx.Client:

@@ -68,7 +68,7 @@ class UsageFilter:
         if self.status is not None:
             object.__setattr__(self, "status", to_enum(Status, self.status, field="status"))
         for field in ("name", "task_id", "project_id", "model"):
-            _check_text(field, getattr(self, field))
+            check_text(field, getattr(self, field))
         for field in ("since", "until"):
             value = getattr(self, field)
             if value is not None:
@@ -114,7 +114,8 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_text(field: str, value: object) -> None:
+def check_text(field: str, value: object) -> None:
+    """Raise InvalidFilter unless `value` is None or a name a usage row can hold."""
     if value is None:
         return
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_LENGTH:

@@ -19,6 +19,7 @@ from claude_api.models.events import MAX_NAME_LENGTH
 from claude_api.models.keys import Scope
 from claude_api.models.queries.alerts import alert_history, list_rules
 from claude_api.server.endpoints import (
+    MAX_ROW_ID,
     Endpoint,
     QueryParam,
     Refused,
@@ -210,7 +211,7 @@ async def delete_rule(request: Request) -> Response:
 def _whole(text: str | None, field: str) -> int | None:
     if text is None:
         return None
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_ROW_ID:
         if field == "id":
             return None
         message = f"must be a whole number, got {text[:40]!r}"

@@ -23,6 +23,7 @@ from claude_api.models.keys import Scope
 from claude_api.models.queries.budgets import budget_statuses, check_budgets, list_budgets
 from claude_api.models.task_sessions import registered_names
 from claude_api.server.endpoints import (
+    MAX_ROW_ID,
     Endpoint,
     QueryParam,
     Refused,
@@ -263,7 +264,7 @@ async def delete_budget(request: Request) -> Response:
 
 
 def _id(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_ROW_ID:
         raise Refused(problem(404, f"no budget {text[:40]!r}"))
     return int(text)
 

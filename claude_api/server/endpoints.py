@@ -33,6 +33,10 @@ M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
 
 
+# Rows are numbered by 32-bit integer keys on PostgreSQL: a larger id names no row.
+MAX_ROW_ID = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class QueryParam:
     """A path or query parameter as the OpenAPI document describes it."""

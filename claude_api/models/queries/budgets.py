@@ -23,6 +23,7 @@ from claude_api.guardrails.verdicts import (
     budget_state,
     check_call,
 )
+from claude_api.models.filters import check_text
 
 
 class SessionReader:
@@ -73,6 +74,8 @@ def check_budgets(
 ) -> tuple[Decision, list[BudgetState]]:
     """Whether an invocation of the `kind` named `name` in `project_id` may start now, and the
     budgets that cover it: its own, its project's and everything's."""
+    check_text("name", name)
+    check_text("project_id", project_id)
     reader = SessionReader(session)
     return check_call(
         reader, kind=kind, name=name, project_id=project_id, now=now or datetime.now(UTC)
