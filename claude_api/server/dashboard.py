@@ -33,11 +33,12 @@ SECURITY_HEADERS = {
 
 def dashboard_routes() -> list[BaseRoute]:
     """The routes of the dashboard: every page (one HTML shell; its script draws the page the
-    path names), the assets and the data version."""
+    path names), the assets and the data version. None of them is part of the REST API, so the
+    OpenAPI document leaves them out."""
     pages = ["/", "/tasks", "/agents/{name:path}", "/skills/{name:path}", "/tasks/{id:path}"]
     return [
-        *(Route(path, page, methods=["GET", "HEAD"]) for path in pages),
-        Route(VERSION_PATH, data_version, methods=["GET"]),
+        *(Route(path, page, methods=["GET", "HEAD"], include_in_schema=False) for path in pages),
+        Route(VERSION_PATH, data_version, methods=["GET"], include_in_schema=False),
         Mount(STATIC_URL, app=_Assets(directory=FILES), name="dashboard-static"),
     ]
 
