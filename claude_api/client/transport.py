@@ -174,6 +174,10 @@ def _query_error(error: TransportQueryError) -> ApiError:
 
 def _refusal(response: Any, where: str) -> ApiError:
     """A REST route's error answer as an ApiError: its problem's message and first field."""
+    message, field = _problem(response)
+    if response.status_code == 403 and message:
+        # A valid key refused what it asked (another project's rows): the server says why.
+        return ApiError(str(message), code=AUTH_STATUSES[403], field=field)
     if response.status_code in AUTH_STATUSES:
         error = TransportServerError(f"HTTP {response.status_code}", response.status_code)
         return _server_error(error, where)
@@ -183,6 +187,15 @@ def _refusal(response: Any, where: str) -> ApiError:
             "or CLAUDE_API_URL",
             code="PROTOCOL",
         )
+    return ApiError(
+        str(message or f"the server at {where} failed (HTTP {response.status_code})"),
+        code="BAD_USER_INPUT" if response.status_code == 400 else "SERVER_ERROR",
+        field=field,
+    )
+
+
+def _problem(response: Any) -> tuple[Any, Any]:
+    """The message and first field of a REST error body, None where it has none."""
     try:
         body = response.json()
     except ValueError:
@@ -190,12 +203,7 @@ def _refusal(response: Any, where: str) -> ApiError:
     body = body if isinstance(body, dict) else {}
     errors = body.get("errors") if isinstance(body.get("errors"), list) else []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
-    message = first.get("message") or body.get("message")
-    return ApiError(
-        str(message or f"the server at {where} failed (HTTP {response.status_code})"),
-        code="BAD_USER_INPUT" if response.status_code == 400 else "SERVER_ERROR",
-        field=first.get("field"),
-    )
+    return first.get("message") or body.get("message"), first.get("field")
 
 
 def _server_error(error: TransportServerError, where: str) -> ApiError:
