@@ -27,13 +27,14 @@ def serve(
         "with the others).",
     ),
 ) -> None:
-    """Start the API server: GraphQL and GraphiQL at /graphql, REST under /v1, /healthz.
+    """Start the API server: the dashboard at /, GraphQL and GraphiQL at /graphql, REST under
+    /v1, /healthz.
 
     It uses CLAUDE_API_DATABASE_URL (default: a SQLite file in your data directory) and
     applies pending migrations when it starts. On any address but loopback every request needs
     an API key (`claude-api keys create`); CLAUDE_API_AUTH=required asks for one on loopback too.
 
-    Example: claude-api serve --port 8000, then open http://127.0.0.1:8000/graphql
+    Example: claude-api serve --port 8000, then open http://127.0.0.1:8000/
     """
     import uvicorn
 
@@ -49,7 +50,8 @@ def serve(
         raise typer.Exit(1) from None
     keys = "required" if AuthPolicy.of(settings, host).required({}) else "off"
     output.info(
-        f"serving on http://{host}:{port}/graphql (database: {_safe(settings.database_url)}, "
+        f"serving the dashboard on http://{host}:{port}/ and GraphQL on /graphql "
+        f"(database: {_safe(settings.database_url)}, "
         f"API keys: {keys}{f', {workers} workers' if workers > 1 else ''})"
     )
     if workers == 1:

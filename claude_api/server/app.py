@@ -167,16 +167,8 @@ async def purge_periodically(
             continue
         if result.skipped:
             continue  # another server on the same database is purging it (logged by purge)
-        logger.info(
-            "purged %d agent and %d skill invocations started before %s, and %d rollup rows "
-            "of buckets ending by %s%s",
-            result.agent_rows,
-            result.skill_rows,
-            result.raw_before or "(kept)",
-            result.rollup_rows,
-            result.rollups_before or "(kept)",
-            " (stopped early)" if result.stopped else "",
-        )
+        if result.stopped:
+            logger.info("the purge stopped early: the server is stopping")
 
 
 async def _set_within(event: asyncio.Event, seconds: float) -> bool:
