@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from claude_api.graph.alerts import webhook_origin
 from claude_api.models import alerts
 from claude_api.models.alerts import add_rule, remove_rule
-from claude_api.models.events import MAX_NAME_LENGTH
+from claude_api.models.events import OptionalName
 from claude_api.models.keys import Scope
 from claude_api.models.queries.alerts import alert_history, list_rules
 from claude_api.server.endpoints import (
@@ -35,19 +35,6 @@ from claude_api.server.responses import JSONResponse, problem
 TAG = "alerts"
 
 
-def _no_nul(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Name = Annotated[
-    str | None,
-    Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH),
-    AfterValidator(_no_nul),
-]
-
-
 class AlertRuleRequest(BaseModel):
     """An alert rule to add: the `metric` of an agent or skill (`kind` and `name`), a project,
     or everything, over a rolling window of `window_seconds`; it fires when the metric passes
@@ -60,8 +47,8 @@ class AlertRuleRequest(BaseModel):
     threshold: float = Field(strict=True, allow_inf_nan=False)
     window_seconds: int = Field(strict=True)
     kind: Literal["agent", "skill"] | None = None
-    name: Name = None
-    project_id: Name = None
+    name: OptionalName = None
+    project_id: OptionalName = None
     min_sample: int = Field(default=1, strict=True)
     webhook_url: str | None = Field(default=None, max_length=alerts.MAX_URL_LENGTH)
 

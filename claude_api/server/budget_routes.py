@@ -9,16 +9,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from claude_api.executor import DEFAULT_AGENT
 from claude_api.guardrails.verdicts import DENY, USD, WARN, Budget, BudgetState, Decision
 from claude_api.models.budgets import remove_budget, set_budget
-from claude_api.models.events import MAX_NAME_LENGTH
+from claude_api.models.events import OptionalName
 from claude_api.models.keys import Scope
 from claude_api.models.queries.budgets import budget_statuses, check_budgets, list_budgets
 from claude_api.models.task_sessions import registered_names
@@ -43,19 +43,6 @@ logger = logging.getLogger(__name__)
 TAG = "budgets"
 
 
-def _no_nul(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Name = Annotated[
-    str | None,
-    Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH),
-    AfterValidator(_no_nul),
-]
-
-
 class BudgetRequest(BaseModel):
     """A budget to set: its scope (`kind` and `name`, `project_id`, or neither: everything),
     its period in `tz`, and its limit in USD or in tokens (exactly one). Setting a budget of the
@@ -65,8 +52,8 @@ class BudgetRequest(BaseModel):
 
     period: Literal["day", "week", "month"]
     kind: Literal["agent", "skill"] | None = None
-    name: Name = None
-    project_id: Name = None
+    name: OptionalName = None
+    project_id: OptionalName = None
     usd: float | None = Field(default=None, strict=True, allow_inf_nan=False)
     tokens: int | None = Field(default=None, strict=True)
     action: Literal["warn", "deny"] = "deny"
