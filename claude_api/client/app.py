@@ -64,7 +64,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Forget the server of `claude-api login`: the producers write the local database again.",
     ),
     "agents": (
-        "claude_api.client.agents",
+        "claude_api.client.usage_commands",
         "agents_app",
         "Agents: their statistics, leaderboards and history.",
     ),
@@ -75,7 +75,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rolling window.",
     ),
     "skills": (
-        "claude_api.client.skills",
+        "claude_api.client.usage_commands",
         "skills_app",
         "Skills: their statistics, leaderboards and history.",
     ),
