@@ -297,8 +297,8 @@ def test_hook_install_adds_the_budget_hook_that_claude_code_runs(
     # Claude Code runs the command through the shell, the JSON on stdin.
     result = run_hook(AGENT_CALL, env, command=["sh", "-c", handler["command"]])
     assert json.loads(result.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
-    # The events the import records are still hooked as before, by `claude-api hook`.
-    assert hooks["PostToolUse"][0]["hooks"][0]["command"].endswith(" hook")
+    # The events that are recorded run the same script, which keeps them for its worker.
+    assert hooks["PostToolUse"][0]["hooks"][0]["command"] == handler["command"]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from claude_api.models.db import make_engine
 from claude_api.models.tables import AgentUsage, SkillUsage
 from tests.fake_claude import FakeClaude
 from tests.fake_claude import scenarios as sc
+from tests.hook_helpers import hook_log, wait_drained
 
 
 def _console_script() -> str:
@@ -259,6 +260,9 @@ def test_run_then_import_then_hook_record_the_task_once(
     )
     assert hooked.returncode == 0, hooked.stderr
     assert hooked.stderr == ""
+    hook_env = {"HOME": str(tmp_path / "home")}
+    wait_drained(hook_env)  # the worker the hook started records the session
+    assert hook_log(hook_env) == ""
 
     agents = rows(cli_engine, AgentUsage.__table__)
     skills = rows(cli_engine, SkillUsage.__table__)

@@ -35,6 +35,7 @@ from claude_api.sender import BULK_POLICY, Sender
 from claude_api.spool import Spool
 from claude_api.tracking import Tracker, build_tracker
 from tests.factories import add_events, make_event
+from tests.hook_helpers import wait_drained
 from tests.import_helpers import TOKEN_FIELDS, agents, run_import, skills, truth_of
 from tests.server_process import ServerProcess, free_port
 from tests.test_import_corpus import Corpus, compose_corpus
@@ -106,8 +107,9 @@ def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Com
 
 
 def hook(env: dict[str, str], payload: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """`claude-api hook --remote` as Claude Code runs it."""
-    return subprocess.run(
+    """`claude-api hook --remote` as Claude Code runs it, then the wait for the worker it
+    starts to record the payload."""
+    result = subprocess.run(
         [str(CLAUDE_API), "hook", "--remote"],
         input=json.dumps(payload),
         env=env,
@@ -116,6 +118,8 @@ def hook(env: dict[str, str], payload: dict[str, Any]) -> subprocess.CompletedPr
         timeout=60,
         check=False,
     )
+    wait_drained(env)
+    return result
 
 
 def spool_status(env: dict[str, str]) -> dict[str, Any]:
@@ -205,7 +209,7 @@ def test_login_checks_the_key_and_keeps_it_private(team: Team, tmp_path: Path) -
         for group in groups
         for handler in group["hooks"]
     ]
-    assert commands and all(command.endswith(" hook --remote") for command in commands)
+    assert commands and all(command.endswith("claude-api-hook --remote") for command in commands)
 
 
 # ---- exactly once ------------------------------------------------------------------------------

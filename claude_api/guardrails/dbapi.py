@@ -8,12 +8,12 @@ import than the whole budget check takes to run.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 
 TYPE_CHECKING = False  # importing typing would cost the hook's start-up time
 if TYPE_CHECKING:
+    import sqlite3
     from typing import Any
 
 APP_NAME = "claude-api"  # the data directory's name, as `claude_api.config.APP_NAME`
@@ -118,6 +118,8 @@ def sqlite_path(rest: str) -> str | None:
 
 
 def _sqlite(rest: str, timeout: float) -> sqlite3.Connection:
+    import sqlite3  # here: the hook's other paths (the inbox) need no database
+
     path = sqlite_path(rest)
     if path is None:
         raise DatabaseUnavailable("an in-memory database holds no budgets")

@@ -1,16 +1,16 @@
-"""`claude-api-hook`: the PreToolUse hook that enforces budgets when Claude Code is about to
-launch a subagent (Agent/Task) or a skill.
+"""The PreToolUse hook that enforces budgets when Claude Code is about to launch a subagent
+(Agent/Task) or a skill; the `claude-api-hook` console script (`claude_api.hook_script`) runs it
+for PreToolUse payloads.
 
-It reads the hook's JSON on stdin, finds the budgets that cover the call (its agent or skill,
-its project, everything) and prints Claude Code's answer: a denial with the budget's reason when
-a `deny` budget is spent, the warning as context when a `warn` budget is, nothing otherwise. It
-always exits 0. When the database (or the server at CLAUDE_API_URL) cannot be reached it lets the
-call go on and logs why to stderr and to hook.log in the data directory.
+It finds the budgets that cover the call (its agent or skill, its project, everything) and
+prints Claude Code's answer: a denial with the budget's reason when a `deny` budget is spent,
+the warning as context when a `warn` budget is, nothing otherwise. It always exits 0. When the
+database (or the server at CLAUDE_API_URL) cannot be reached it lets the call go on and logs why
+to stderr and to hook.log in the data directory.
 
-A separate console script, not `claude-api hook`: Claude Code waits for it before every such
-call, and `claude-api` loads Typer and every command first (about a second); this module
-imports the standard library only (psycopg for PostgreSQL), so the whole process takes tens of
-milliseconds.
+Claude Code waits for it before every such call, and `claude-api` loads Typer and every
+command first; this module imports the standard library only (psycopg for PostgreSQL), so the
+whole process takes tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sys
 import threading
 from datetime import datetime
 
+from claude_api import hook_inbox
 from claude_api.guardrails import dbapi
 from claude_api.guardrails.launch import launch_decision
 from claude_api.names import AGENT_TOOLS, SKILL_TOOL, agent_name, project_of, skill_name
@@ -32,11 +33,11 @@ if TYPE_CHECKING:
 EVENT = "PreToolUse"
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 DEADLINE_SECONDS = 5.0  # then the call goes on: a budget check never holds a session up
-LOG_FILE = "hook.log"  # shared with `claude-api hook`
 
 
 def main() -> None:
-    """Entry point of the `claude-api-hook` console script."""
+    """The budget check alone (`python -m claude_api.guardrails.pretool`); the `claude-api-hook`
+    console script (`claude_api.hook_script`) runs `respond` for PreToolUse payloads."""
     try:
         payload = json.loads(sys.stdin.buffer.read(MAX_PAYLOAD_BYTES))
     except (OSError, ValueError) as error:
@@ -45,6 +46,11 @@ def main() -> None:
     if not isinstance(payload, dict):
         _log("hook input is not a JSON object")
         return
+    respond(payload)
+
+
+def respond(payload: dict[str, Any]) -> None:
+    """Print Claude Code's answer to a PreToolUse `payload`, within `DEADLINE_SECONDS`."""
     answer: list[dict[str, Any] | None] = []
     worker = threading.Thread(target=lambda: answer.append(answer_for(payload)), daemon=True)
     worker.start()
@@ -101,17 +107,8 @@ def _text(value: Any) -> str | None:
 
 
 def _log(message: str) -> None:
-    """To stderr and to hook.log in the data directory (as `claude-api hook` logs)."""
-    line = f"claude-api-hook: {message}"
-    print(line, file=sys.stderr)
-    try:
-        directory = dbapi.data_directory()
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
-        with open(os.path.join(directory, LOG_FILE), "a", encoding="utf-8") as log:
-            log.write(f"{stamp} WARNING claude_api.guardrails.pretool: {message}\n")
-    except OSError:
-        pass
+    """To stderr and to hook.log in the data directory (as the recording hook logs)."""
+    hook_inbox.log(message, name=__name__)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class HookOutcome:
     session_id: str | None
     events: int = 0
     skipped: str | None = None  # why nothing was imported, if so
+    busy: bool = False  # another process held the session past the lock's timeout
 
 
 def iso(moment: datetime) -> str:
@@ -114,6 +115,7 @@ def handle_hook(
     with session_lock(session, lock_timeout) as locked:
         if not locked:
             outcome.skipped = "the session is being imported by another process"
+            outcome.busy = True
             return outcome
         result = import_session(
             session,

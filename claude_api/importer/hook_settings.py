@@ -1,10 +1,12 @@
-"""Install `claude-api hook` into a Claude Code settings.json, keeping everything already there.
+"""Install the hooks into a Claude Code settings.json, keeping everything already there.
 
-The entries: SubagentStart, SubagentStop, PostToolUse and PostToolUseFailure (matcher
-`Agent|Task|Skill`) run in the background (`async`), so the session never waits for them;
-SessionEnd runs in the foreground with its own timeout, since Claude Code exits after it.
-PreToolUse (`Agent|Task|Skill`) runs the budget check (`claude-api-hook`) in the foreground:
-Claude Code waits for its decision before the subagent or skill starts.
+The entries run `claude-api-hook`, which keeps each payload in the hook inbox and returns in
+milliseconds: SubagentStart, SubagentStop, PostToolUse and PostToolUseFailure (matcher
+`Agent|Task|Skill`) run in the background (`async`); SessionEnd runs in the foreground with its
+own timeout, since Claude Code exits after it. PreToolUse (`Agent|Task|Skill`) runs the budget
+check (the same script) in the foreground: Claude Code waits for its decision before the
+subagent or skill starts. An entry of an earlier install (`claude-api hook`, or the script
+from elsewhere) is replaced, so that no payload is recorded twice.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,12 +44,14 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Installed:
-    """Where the hooks went: the settings file, its backup (None when there was no file), and
-    how many entries were added (0: all were there already)."""
+    """Where the hooks went: the settings file, its backup (None when there was no file), how
+    many entries were added (0: all were there already) and how many of an earlier install
+    now run the new command."""
 
     path: Path
     backup: Path | None
     added: int
+    replaced: int = 0
 
 
 def settings_path(*, project: Path | None = None, user: bool = False) -> Path:
@@ -60,21 +65,24 @@ def settings_path(*, project: Path | None = None, user: bool = False) -> Path:
 
 def merge_hooks(
     settings: dict[str, Any], command: str, *, budget_command: str | None = None
-) -> int:
+) -> tuple[int, int]:
     """Add the hook entries running `command` (and the PreToolUse budget check running
-    `budget_command`, when given) to `settings` (in place); returns how many were added. An
-    event that already runs its command under the same matcher is left alone."""
+    `budget_command`, when given) to `settings` (in place); returns how many were added and
+    how many were replaced. An event that already runs its command under the same matcher is
+    left alone; one that runs an earlier claude-api hook command there runs the new one."""
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise SettingsError("`hooks` is not an object")
     entries = [(event, matcher, background, command) for event, matcher, background in HOOK_EVENTS]
     if budget_command is not None:
         entries.append((BUDGET_EVENT, TOOL_MATCHER, False, budget_command))
-    added = 0
+    added = replaced = 0
     for event, matcher, background, runs in entries:
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):
             raise SettingsError(f"`hooks.{event}` is not a list")
+        if _replace_earlier(groups, matcher, runs):
+            replaced += 1
         if any(_runs(group, matcher, runs) for group in groups):
             continue
         handler: dict[str, Any] = {
@@ -91,7 +99,61 @@ def merge_hooks(
             group = {"matcher": matcher, **group}
         groups.append(group)
         added += 1
-    return added
+    return added, replaced
+
+
+def is_claude_api_hook(command: str) -> bool:
+    """Whether `command` runs a claude-api hook: `claude-api hook [--remote]`, the
+    `claude-api-hook` script (with `--remote` or not), or their modules run by a Python."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    if words[-1:] == ["--remote"]:
+        words = words[:-1]
+    if not words:
+        return False
+    if len(words) == 1:
+        return os.path.basename(words[0]) == "claude-api-hook"
+    if words[-1] == "hook" and len(words) == 2:
+        return os.path.basename(words[0]) == "claude-api"
+    if words[-1] == "hook":
+        words, modules = words[:-1], {"claude_api.client"}
+    else:
+        modules = {"claude_api.hook_script", "claude_api.guardrails.pretool"}
+    return len(words) >= 3 and words[-2] == "-m" and words[-1] in modules
+
+
+def _replace_earlier(groups: list[Any], matcher: str | None, command: str) -> bool:
+    """Make the handlers of an earlier install under `matcher` (claude-api hook commands other
+    than `command`) run `command`: the first of them is changed, the others are removed."""
+    if not is_claude_api_hook(command):
+        return False  # a command of the user's own: nothing of ours to replace
+    present = any(_runs(group, matcher, command) for group in groups)
+    changed = False
+    for group in list(groups):
+        if not isinstance(group, dict) or group.get("matcher") != matcher:
+            continue
+        handlers = group.get("hooks")
+        if not isinstance(handlers, list):
+            continue
+        for handler in list(handlers):
+            if not isinstance(handler, dict) or handler.get("type", "command") != "command":
+                continue
+            earlier = handler.get("command")
+            if not isinstance(earlier, str) or earlier == command:
+                continue
+            if not is_claude_api_hook(earlier):
+                continue
+            if present:
+                handlers.remove(handler)
+            else:
+                handler["command"] = command
+                present = True
+            changed = True
+        if not handlers:
+            groups.remove(group)
+    return changed
 
 
 def install_hooks(
@@ -118,10 +180,10 @@ def install_hooks(
     current = _read(target, shown=path)
     settings = _parse(current.data, shown=path) if current is not None else {}
     try:
-        added = merge_hooks(settings, command, budget_command=budget_command)
+        added, replaced = merge_hooks(settings, command, budget_command=budget_command)
     except SettingsError as error:
         raise SettingsError(f"{path}: {error}") from None
-    if not added:
+    if not added and not replaced:
         return Installed(path, None, 0)
     backup = None
     if current is not None:
@@ -132,7 +194,7 @@ def install_hooks(
             _refuse_link(path.parent)  # a link made while we looked is refused all the same
     with atomic_write(target, mode=current.mode if current is not None else PRIVATE) as file:
         file.write(json.dumps(settings, indent=2) + "\n")
-    return Installed(path, backup, added)
+    return Installed(path, backup, added, replaced)
 
 
 @dataclass(frozen=True)
