@@ -298,6 +298,8 @@ def test_analytics_report(
     arguments = ["analytics", "report", "--period", period.value, "--date", on.isoformat()]
 
     answer = cli.both_json(*arguments, *options)
+    # Beside the report, the budgets and open alerts covering it: none here.
+    assert (answer.pop("budgets"), answer.pop("openAlerts")) == ([], [])
     assert_matches(answer, report)
 
     printed = cli.both(*arguments, *options)

@@ -68,7 +68,8 @@ def threshold_of(metric: MetricChoice, text: str) -> float:
     return value / 100 if percent else value
 
 
-def _shown(rule: dict[str, Any], value: float | None) -> str:
+def shown_value(rule: dict[str, Any], value: float | None) -> str:
+    """A measure of `rule` (an `AlertRule` answer) as its metric reads: 20.0%, $5.00, 12.5s."""
     if value is None:
         return output.MISSING
     if rule["metric"] == "FAILURE_RATE":
@@ -158,7 +159,7 @@ def alerts_list(url: UrlOption = None, json_output: JsonOption = False) -> None:
         output.info("no alert rules yet: claude-api alerts add --metric failure-rate ...")
     else:
         rows = [
-            {**rule, "state": rule["state"].lower(), "now": _shown(rule, rule["value"])}
+            {**rule, "state": rule["state"].lower(), "now": shown_value(rule, rule["value"])}
             for rule in rules
         ]
         output.print_table(rows, RULE_COLUMNS, title="Alert rules")

@@ -36,6 +36,7 @@ from claude_api.client.options import (
 )
 from claude_api.client.output import Column
 from claude_api.client.purge import analytics_purge
+from claude_api.client.report_guardrails import print_guardrails
 from claude_api.client.report_window import fallback_note, report_title
 from claude_api.client.transport import Api, ApiError
 from claude_api.client.trends import analytics_history
@@ -96,18 +97,26 @@ def analytics_report(
     current period has nothing yet, the latest period that has invocations, said so. A past
     period is compared with the whole period before.
 
+    Then the budgets that cover its agents, skills and project, in their current period
+    (spent ones first, with what they stop), and the alerts firing on them: their rule, its
+    measure now and since when. --json holds them as `budgets` and `openAlerts`.
+
     Example: claude-api analytics report --period week --date 2026-05-04 --tz Europe/Paris
     """
     with open_api(url) as api:
-        report = api.run(
+        answer = api.run(
             "Report",
             period=enum_name(period),
             date=report_day(on, tz),
             kind=kind.variable(),
             filter=usage_filter(project=project, tz=tz),
-        )["report"]
+            projectId=project,
+        )
+    report = answer["report"]
     if json_output:
-        output.print_json(report)
+        output.print_json(
+            {**report, "budgets": answer["budgets"], "openAlerts": answer["openAlerts"]}
+        )
         return
     note = fallback_note(report, period.value)
     if note:
@@ -127,6 +136,7 @@ def analytics_report(
             output.print_table(rows, output.priced_columns(rows, ROW_COLUMNS), title=title)
     if report["topFailures"]:
         output.print_table(report["topFailures"], FAILURE_COLUMNS, title="Most frequent failures")
+    print_guardrails(answer["budgets"], answer["openAlerts"], report["tz"])
 
 
 def _totals_rows(report: dict[str, Any]) -> list[dict[str, str]]:

@@ -66,13 +66,14 @@ BUDGET_COLUMNS = [
     Column("action", "Action"),
     Column("tz", "Time zone"),
 ]
+# Narrow terminals lose what is left and the forecast first, the state last.
 STATUS_COLUMNS = [
-    Column("label", "Budget"),
-    Column("limit", "Limit", numeric=True),
-    Column("spent", "Spent", numeric=True),
-    Column("remaining", "Left", numeric=True),
-    Column("forecast", "Forecast", numeric=True),
-    Column("state", "State"),
+    Column("label", "Budget", keep=True),
+    Column("limit", "Limit", numeric=True, priority=3),
+    Column("spent", "Spent", numeric=True, priority=2),
+    Column("remaining", "Left", numeric=True, priority=5),
+    Column("forecast", "Forecast", numeric=True, priority=4),
+    Column("state", "State", priority=1),
 ]
 
 
@@ -173,8 +174,9 @@ def budgets_list(url: UrlOption = None, json_output: JsonOption = False) -> None
 
 @budgets_app.command("status")
 def budgets_status(url: UrlOption = None, json_output: JsonOption = False) -> None:
-    """Show each budget in its current period: spent so far (running subagents and skills
-    included), what is left, and the forecast of the period's end at its pace so far.
+    """Show each budget in its current period, spent ones first: spent so far (running
+    subagents and skills included), what is left, and the forecast of the period's end at its
+    pace so far.
 
     Example: claude-api budgets status --json
     """
@@ -186,14 +188,27 @@ def budgets_status(url: UrlOption = None, json_output: JsonOption = False) -> No
     if not statuses:
         output.info("no budgets yet: claude-api budgets set --agent NAME --per day --usd 20")
         return
-    output.print_table([_status_row(s) for s in statuses], STATUS_COLUMNS, title="Budgets")
+    print_statuses(statuses, title="Budgets")
+
+
+def print_statuses(statuses: list[dict[str, Any]], *, title: str) -> None:
+    """Budget statuses (`BudgetStatus` answers) as a table, then a line for each spent one
+    saying what it stops."""
+    output.print_table([_status_row(s) for s in statuses], STATUS_COLUMNS, title=title)
     for status in statuses:
         if status["exhausted"]:
             what = "denies" if status["budget"]["action"] == "DENY" else "warns of"
             output.print_line(f"{status['message']} ({what} new subagents, skills and tasks)")
-    unpriced = sum(s["unpricedInvocations"] for s in statuses if s["budget"]["unit"] == "USD")
+    # Per budget: budgets overlap (everything's holds a project's), so a sum would count twice.
+    unpriced = [
+        f"{s['unpricedInvocations']:,} of '{s['budget']['label']}'"
+        for s in statuses
+        if s["budget"]["unit"] == "USD" and s["unpricedInvocations"]
+    ]
     if unpriced:
-        output.info(f"{unpriced:,} invocations report no cost: USD spends leave them out")
+        output.info(
+            f"invocations that report no cost are left out of USD spends: {', '.join(unpriced)}"
+        )
 
 
 @budgets_app.command("remove")

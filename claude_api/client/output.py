@@ -391,6 +391,11 @@ def print_fields(fields: Sequence[tuple[str, str]], *, title: str | None = None)
     _console(stderr=False).print(result)
 
 
+def print_heading(text: str) -> None:
+    """Print a section's heading on stdout, bold as table titles are."""
+    _console(stderr=False).print(safe_text(text), style="bold", highlight=False)
+
+
 def print_line(text: str = "") -> None:
     """Print a line of data on stdout, as is."""
     _console(stderr=False).print(safe_text(text), highlight=False)

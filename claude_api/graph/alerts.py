@@ -15,6 +15,7 @@ from strawberry.types import Info
 from claude_api.graph.scalars import Long
 from claude_api.graph.sessions import read, write
 from claude_api.graph.types import Kind
+from claude_api.guardrails.spend import Scope
 from claude_api.models import alerts
 from claude_api.models.alerts import add_rule, remove_rule
 from claude_api.models.events import Kind as KindEnum
@@ -37,6 +38,17 @@ def webhook_origin(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def covered_scope(
+    info: Info, kind: Kind | None, name: str | None, project_id: str | None
+) -> Scope | None:
+    """The invocations whose budgets or alert rules a query asks for (None: any), its project
+    the caller's own for a key bound to one (FORBIDDEN when it names another)."""
+    project = info.context.principal.project(project_id, field="projectId")
+    if kind is None and name is None and project is None:
+        return None
+    return Scope(kind=kind.value if kind is not None else None, name=name, project_id=project)
 
 
 @strawberry.type(
@@ -126,10 +138,25 @@ class AlertRuleInput:
 class AlertQueries:
     """Alert fields of `Query`."""
 
-    @strawberry.field(description="Every alert rule, in id order (a project-bound key: its own).")
-    async def alert_rules(self, info: Info) -> list[AlertRule]:
-        found = await read(info, lambda session, project: list_rules(session, project_id=project))
-        return [AlertRule.of(rule) for rule in found]
+    @strawberry.field(
+        description="Every alert rule, in id order (a project-bound key: its own). With state: "
+        "those in it (FIRING: the open alerts). With kind, name or projectId: only the rules "
+        "watching some of those invocations, as budgets cover them (see budgetStatus)."
+    )
+    async def alert_rules(
+        self,
+        info: Info,
+        state: AlertState | None = None,
+        kind: Kind | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+    ) -> list[AlertRule]:
+        covering = covered_scope(info, kind, name, project_id)
+
+        def work(session: Session, project: str | None) -> list[alerts.AlertRule]:
+            return list_rules(session, project_id=project, state=state, covering=covering)
+
+        return [AlertRule.of(rule) for rule in await read(info, work)]
 
     @strawberry.field(description="Firings and resolutions, the most recent first.")
     async def alert_history(

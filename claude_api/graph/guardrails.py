@@ -12,7 +12,7 @@ import strawberry
 from sqlmodel import Session
 from strawberry.types import Info
 
-from claude_api.graph.alerts import AlertMutations, AlertQueries
+from claude_api.graph.alerts import AlertMutations, AlertQueries, covered_scope
 from claude_api.graph.scalars import Long
 from claude_api.graph.sessions import read, write
 from claude_api.graph.types import Kind, Period
@@ -167,11 +167,23 @@ class GuardrailQueries(AlertQueries):
 
     @strawberry.field(
         description="Every budget in its current period: spent so far (running invocations "
-        "included), remaining and the forecast of the period's end at its pace so far."
+        "included), remaining and the forecast of the period's end at its pace so far; spent "
+        "ones first, then in id order. With kind, name or projectId: only the budgets that "
+        "cover some of those invocations (a project's, one agent's in every project and "
+        "everything's cover that project's agents; a key bound to a project sees its own only)."
     )
-    async def budget_status(self, info: Info, at: datetime | None = None) -> list[BudgetStatus]:
+    async def budget_status(
+        self,
+        info: Info,
+        at: datetime | None = None,
+        kind: Kind | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+    ) -> list[BudgetStatus]:
+        covering = covered_scope(info, kind, name, project_id)
+
         def work(session: Session, project: str | None) -> list[verdicts.BudgetState]:
-            return budget_statuses(session, project_id=project, now=_aware(at))
+            return budget_statuses(session, project_id=project, covering=covering, now=_aware(at))
 
         return [BudgetStatus.of(state) for state in await read(info, work)]
 

@@ -16,13 +16,14 @@ from claude_api.models.alerts import (
     AlertEventRow,
     AlertRule,
     AlertRuleRow,
+    AlertState,
     Delivery,
     Metric,
     event_of,
     rule_of,
 )
 from claude_api.models.filters import MAX_PAGE_SIZE, UsageFilter, check_limit
-from claude_api.models.queries.budgets import SessionReader
+from claude_api.models.queries.budgets import SessionReader, covers
 from claude_api.models.queries.stats import usage_stats
 
 _RULES = AlertRuleRow.__table__
@@ -41,11 +42,23 @@ class Measure:
         return self.value is not None and self.value > rule.threshold
 
 
-def list_rules(session: Session, *, project_id: str | None = None) -> list[AlertRule]:
-    """Every rule in id order; with `project_id`, only those of that project."""
+def list_rules(
+    session: Session,
+    *,
+    project_id: str | None = None,
+    state: AlertState | None = None,
+    covering: Scope | None = None,
+) -> list[AlertRule]:
+    """Every rule in id order; with `project_id`, only those of that project; with `state`,
+    those in it (FIRING: the open alerts); with `covering`, those watching some of its
+    invocations (as budgets cover them: `covers`)."""
     query = sa.select(_RULES).order_by(_RULES.c.id)
     if project_id is not None:
         query = query.where(_RULES.c.project_key == project_id)
+    if state is not None:
+        query = query.where(_RULES.c.state == AlertState(state).value)
+    if covering is not None:
+        query = query.where(covers(_RULES, covering))
     return [rule_of(row) for row in session.execute(query)]
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter
+from claude_api.guardrails.spend import Scope
 from claude_api.guardrails.verdicts import (
     BUDGET_COLUMNS,
     Budget,
@@ -23,7 +24,10 @@ from claude_api.guardrails.verdicts import (
     budget_state,
     check_call,
 )
+from claude_api.models.budgets import BudgetRow
 from claude_api.models.filters import check_text
+
+_BUDGETS = BudgetRow.__table__
 
 
 class SessionReader:
@@ -37,31 +41,54 @@ class SessionReader:
         return self._session.connection().exec_driver_sql(sql, params).all()
 
 
-def list_budgets(session: Session, *, project_id: str | None = None) -> list[Budget]:
-    """Every budget, in id order; with `project_id`, only those of that project."""
-    sql = f"SELECT {BUDGET_COLUMNS} FROM budgets"
-    params: dict[str, Any] = {}
+def list_budgets(
+    session: Session, *, project_id: str | None = None, covering: Scope | None = None
+) -> list[Budget]:
+    """Every budget, in id order; with `project_id`, only those of that project; with
+    `covering`, only those that cover some of its invocations (see `covers`)."""
+    query = sa.select(*(_BUDGETS.c[name] for name in BUDGET_COLUMNS.split(", ")))
     if project_id is not None:
-        sql += " WHERE project_key = :project"
-        params["project"] = project_id
-    rows = session.execute(sa.text(sql + " ORDER BY id"), params).all()
+        query = query.where(_BUDGETS.c.project_key == project_id)
+    if covering is not None:
+        query = query.where(covers(_BUDGETS, covering))
+    rows = session.execute(query.order_by(_BUDGETS.c.id)).all()
     return [Budget.of_row(tuple(row)) for row in rows]
 
 
+def covers(table: sa.Table, scope: Scope) -> sa.ColumnElement[bool]:
+    """The rows of `table` (budgets or alert_rules) whose scope shares invocations with
+    `scope`: each of their kind, name and project is '' (any) or, where `scope` names one, the
+    same. The agents of project web are covered by the budgets of web, of one agent in every
+    project and of everything; not by a skill's, nor by project api's."""
+    check_text("name", scope.name)
+    check_text("project_id", scope.project_id)
+    named = (("kind", scope.kind), ("name", scope.name), ("project_key", scope.project_id))
+    return sa.and_(
+        sa.true(),
+        *(table.c[column].in_(("", str(value))) for column, value in named if value is not None),
+    )
+
+
 def budget_statuses(
-    session: Session, *, project_id: str | None = None, now: datetime | None = None
+    session: Session,
+    *,
+    project_id: str | None = None,
+    covering: Scope | None = None,
+    now: datetime | None = None,
 ) -> list[BudgetState]:
-    """Each budget (of `project_id` when given) in its current period at `now`: what its scope
-    has spent so far, running invocations included, what is left and the forecast."""
+    """Each budget (of `project_id`, and covering `covering`, when given: see `list_budgets`)
+    in its current period at `now`: what its scope has spent so far, running invocations
+    included, what is left and the forecast. Spent ones first, then in id order."""
     moment = now or datetime.now(UTC)
     reader = SessionReader(session)
     try:
-        return [
+        states = [
             budget_state(reader, budget, moment)
-            for budget in list_budgets(session, project_id=project_id)
+            for budget in list_budgets(session, project_id=project_id, covering=covering)
         ]
     except (OverflowError, ValueError):  # a period next to the ends of the calendar
         raise InvalidFilter("at", "is out of the supported date range") from None
+    return sorted(states, key=lambda state: not state.exhausted)
 
 
 def check_budgets(
