@@ -16,7 +16,6 @@ Standard library only: Claude Code runs the hook on every subagent and skill cal
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -64,7 +63,13 @@ def configuration(environ: Mapping[str, str] | None = None, *, remote: bool) -> 
 
 def key_of(config: Mapping[str, Any]) -> str:
     """The inbox's name for a configuration: a digest, since the variables may hold a key."""
-    from hashlib import sha256
+    try:  # the built-in SHA-256: hashlib loads OpenSSL, a tenth of the hook's start-up
+        from _sha2 import sha256  # Python 3.12 and later
+    except ImportError:
+        try:
+            from _sha256 import sha256
+        except ImportError:
+            from hashlib import sha256
 
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return sha256(text.encode()).hexdigest()[:24]
@@ -180,8 +185,10 @@ class Inbox:
         try:
             with os.scandir(self.pending_directory) as scan:
                 for item in scan:
-                    with contextlib.suppress(FileNotFoundError):  # recorded meanwhile
+                    try:
                         total += item.stat(follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        continue  # recorded meanwhile
         except FileNotFoundError:
             return 0
         return total
@@ -192,8 +199,10 @@ class Inbox:
 
     def remove(self, entry: Entry) -> None:
         """`entry` is recorded (or given up): forget it."""
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(os.path.join(self.pending_directory, entry.name))
+        except FileNotFoundError:
+            return
         _sync_directory(self.pending_directory)
 
     def failed(self, entry: Entry) -> Entry:
@@ -328,7 +337,7 @@ def receive(
         entry = inbox.put(data, arrived_ns, limit=max_bytes())
     except InboxFull as error:
         count = inbox.count_dropped()
-        raise InboxFull(f"{error}; {count:,} payloads dropped so far") from None
+        raise InboxFull(f"{error}; {count:,} dropped so far") from None
     lock = inbox.try_lock()
     if lock is not None:  # else the worker recording this inbox records it before it stops
         try:
@@ -370,8 +379,7 @@ def log(message: str, *, source: str = "claude-api-hook", name: str = __name__) 
 
 
 def _private_directory(path: str) -> None:
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
+    os.makedirs(path, 0o700, exist_ok=True)  # only `path` itself: its parent exists
 
 
 def _write_new(path: str, data: bytes) -> None:

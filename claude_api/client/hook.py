@@ -13,8 +13,6 @@ from pathlib import Path
 import typer
 
 from claude_api.client import output
-from claude_api.config import Settings
-from claude_api.importer.hook_settings import SettingsError, install_hooks, settings_path
 
 HOOK_SCRIPT = "claude-api-hook"
 
@@ -136,6 +134,10 @@ def hook_install(
 
     Example: claude-api hook install --project .
     """
+    # Imported here: `claude-api hook` itself, which earlier installs run, needs none of it.
+    from claude_api.config import Settings
+    from claude_api.importer.hook_settings import SettingsError, install_hooks, settings_path
+
     if project is not None and user:
         output.error("give --project or --user, not both")
         raise typer.Exit(code=2)
