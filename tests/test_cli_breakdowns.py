@@ -136,3 +136,23 @@ def test_a_project_key_sees_its_project_only(engine: Engine) -> None:
     by_model = json.loads(models.stdout)
     assert by_model["totals"]["invocations"] == len(web)
     assert sum(row["invocations"] for row in by_model["models"]) == len(web)
+
+
+def test_the_totals_row_is_set_apart_from_a_project_named_total(cli: Cli) -> None:
+    add_events(
+        cli.engine,
+        make_event(project_id="Total", cost_usd=5.0),
+        make_event(project_id="web", cost_usd=2.0),
+    )
+    for surface in SURFACES:
+        printed = cli.ok(surface, "projects", *RANGE).stdout
+        lines = [line.strip() for line in printed.splitlines()]
+        named_total = [i for i, line in enumerate(lines) if line.split()[:1] == ["Total"]]
+        # The project's own row among the rows, and the totals after a blank line, last.
+        assert len(named_total) == 2, printed
+        project, totals = named_total
+        assert lines[project].split()[1:2] == ["1"] and "$5.00" in lines[project]
+        assert lines[project + 1].startswith("web")
+        assert lines[totals].split()[1:2] == ["2"] and "$7.00" in lines[totals]
+        assert lines[totals - 1] == "" and totals == project + 3
+        assert not any(lines[totals + 1 :]), printed

@@ -96,9 +96,10 @@ def _show(
         output.info(f"no invocations in this range: no {header.lower()} to show")
         return
     named = [{**row, key: NONE_LABEL if row[key] is None else row[key]} for row in rows]
-    table = [*named, {**found["totals"], key: "Total"}]
+    totals = {**found["totals"], key: "Total"}
     output.print_table(
-        table,
-        output.priced_columns(table, breakdown_columns(key, header)),
+        named,
+        output.priced_columns([*named, totals], breakdown_columns(key, header)),
         title=f"Usage per {header.lower()}, most costly first",
+        footer=totals,
     )

@@ -219,23 +219,27 @@ def table(
     title: str | None = None,
     caption: str | None = None,
     totals: bool = False,
+    footer: Mapping[str, Any] | None = None,
 ) -> FittedTable:
     """A table of `rows` (mappings such as GraphQL results) in `columns`, fitted to the width
     it is printed at: one line per row, long names shortened with an ellipsis, and when even
     that is too wide, the least important columns left out (never the name). With `totals`, a
-    last row sums the columns marked `total` over `rows`."""
+    last row sums the columns marked `total` over `rows`; `footer` is that last row as given
+    (totals the API computed), set apart from the rows so no row passes for it."""
     rows = list(rows)
     cells = [[format_cell(column, row.get(column.key)) for column in columns] for row in rows]
-    footer = None
-    if totals and rows and any(column.total for column in columns):
+    footer_cells = None
+    if footer is not None:
+        footer_cells = [format_cell(column, footer.get(column.key)) for column in columns]
+    elif totals and rows and any(column.total for column in columns):
         sums = totals_row(rows, columns)
-        footer = [
+        footer_cells = [
             format_cell(column, sums[column.key]) if column.total else "" for column in columns
         ]
         name = _name_index(columns)
-        if not footer[name]:
-            footer[name] = "Total"
-    return FittedTable(list(columns), cells, footer, title=title, caption=caption)
+        if not footer_cells[name]:
+            footer_cells[name] = "Total"
+    return FittedTable(list(columns), cells, footer_cells, title=title, caption=caption)
 
 
 def format_cell(column: Column, value: Any) -> str:
@@ -367,9 +371,12 @@ def print_table(
     title: str | None = None,
     caption: str | None = None,
     totals: bool = False,
+    footer: Mapping[str, Any] | None = None,
 ) -> None:
     """Print a table of `rows` on stdout, fitted to the terminal (see `table`)."""
-    _console(stderr=False).print(table(rows, columns, title=title, caption=caption, totals=totals))
+    _console(stderr=False).print(
+        table(rows, columns, title=title, caption=caption, totals=totals, footer=footer)
+    )
 
 
 def print_fields(fields: Sequence[tuple[str, str]], *, title: str | None = None) -> None:

@@ -95,8 +95,9 @@ def analytics_history(
     first, last = buckets[0]["periodStart"], buckets[-1]["periodStart"]
     what = "agent and skill" if kind is HistoryKind.ALL else kind.value
     output.print_table(
-        [*buckets, totals],
+        buckets,
         columns,
         title=f"Every {what} per {period.value}, {first} to {last}",
         caption=f"time zone {history['tz']}",
+        footer=totals,
     )
