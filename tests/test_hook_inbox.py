@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from claude_api.hook_worker import arrival_time
+from claude_api.hook_drain import arrival_time
 from claude_api.importer.hook import handle_hook
 from claude_api.models.db import make_engine, upgrade
 from claude_api.tracking import Tracker, build_tracker

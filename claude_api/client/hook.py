@@ -77,7 +77,7 @@ def hook_drain(
 
     Example: claude-api hook drain
     """
-    from claude_api.hook_worker import drain_all
+    from claude_api.hook_drain import drain_all
 
     reports = drain_all(timeout=timeout)
     if json_output:
