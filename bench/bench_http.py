@@ -2,7 +2,7 @@
 same app that returns the same JSON bytes (the ceiling).
 
     python -m bench.bench_http [--events 100000] [--duration 10] [--connections 10]
-                               [--database-url URL] [--stub-query]
+                               [--database-url URL] [--stub-query] [--no-store]
 
 One uvicorn worker serves the app on loopback (auth off) from a database filled with
 `claude-api demo` data; the load comes from wrk (`apt-get install wrk` on Debian and Ubuntu,
@@ -11,16 +11,22 @@ and httpx, in a process of its own) makes the load; it saturates well below the 
 figures only bound the ratios. On a machine with two cores or more the server runs on the first
 and the load generator on the second.
 
-Every request of a load is the same question and no write happens while it runs, so past the
-first each is answered from the response kept for it (`claude_api.server.kept`): the figures
-are those of a dashboard polling an unchanged database. What an answer costs to compute is the
-"query layer alone" line, and `bench.bench_queries`.
+Every request of a load is the same question (without If-None-Match) and no write happens
+while it runs, so past the first each is answered from the encoded answer the HTTP edge stored
+under its ETag (`claude_api.server.response_cache`): the figures are those of a dashboard
+polling an unchanged database. What an answer costs to compute is the "query layer alone"
+line, and `bench.bench_queries`.
 
 `--stub-query` measures the HTTP stack in isolation: the query layer's `leaderboard`, which both
 endpoints call, is replaced by a function that returns its answer computed once beforehand. The
 figures then say what parsing, validation, sessions, middleware and encoding cost per request;
 they are labelled as such, and the default run stays real. The stand-in keeps no answers, so
-no response is kept either: every request goes the whole way, as a first one does.
+no response is stored either: every request goes the whole way, as a first one does.
+
+The "revalidation" lines send the answer's ETag in If-None-Match, as a browser or a polling
+client that keeps what it was sent does: each is answered 304 without a body. `--no-store`
+measures the edge with ETags only, no stored answers: what a request without If-None-Match
+costs when it goes through the gateway's answer cache, a worker thread and the encoding.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from claude_api.models.events import Kind
 from claude_api.models.filters import LeaderboardMetric, UsageFilter
 from claude_api.models.results import LeaderboardEntry
 from claude_api.server.app import create_app
+from claude_api.server.response_cache import ResponseCacheMiddleware
 
 HOST = "127.0.0.1"
 CEILING_PATH = "/bench/ceiling"
@@ -81,6 +88,7 @@ class Load:
     method: str
     path: str
     body: bytes | None = None
+    etag: str | None = None  # sent as If-None-Match
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,8 @@ def wrk(base_url: str, load: Load, *, seconds: float, connections: int) -> Resul
         if load.body is not None:
             script.write(f"wrk.body = {json.dumps(load.body.decode())}\n")
             script.write('wrk.headers["Content-Type"] = "application/json"\n')
+        if load.etag is not None:
+            script.write(f'wrk.headers["If-None-Match"] = {json.dumps(load.etag)}\n')
     try:
         command = [
             "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
@@ -177,11 +187,14 @@ def _python_load(
                 nonlocal errors
                 while time.monotonic() < stop:
                     started = time.perf_counter()
+                    headers = dict(JSON_HEADERS)
+                    if load.etag is not None:
+                        headers["If-None-Match"] = load.etag
                     response = await client.request(
-                        load.method, load.path, content=load.body, headers=JSON_HEADERS
+                        load.method, load.path, content=load.body, headers=headers
                     )
                     latencies.append(time.perf_counter() - started)
-                    errors += response.status_code >= 300
+                    errors += response.status_code >= 400
 
             await asyncio.gather(*(worker() for _ in range(connections)))
         return len(latencies), latencies, errors
@@ -246,6 +259,11 @@ def main() -> None:
         action="store_true",
         help="isolation measurement: the query layer's leaderboard returns a precomputed answer",
     )
+    parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="isolation measurement: ETags only, no encoded answers stored at the HTTP edge",
+    )
     args = parser.parse_args()
 
     if shutil.which("wrk"):
@@ -269,6 +287,10 @@ def main() -> None:
             return Response(ceiling_body[0], media_type="application/json")
 
         app.router.add_route(CEILING_PATH, ceiling, methods=["GET"])
+        if args.no_store:
+            for middleware in app.user_middleware:
+                if middleware.cls is ResponseCacheMiddleware:
+                    middleware.kwargs["store_bytes"] = 0
         stub = stubbed_leaderboard(url) if args.stub_query else nullcontext()
         with stub, serve(app) as base_url:
             rest = httpx.get(base_url + REST_PATH)
@@ -284,6 +306,11 @@ def main() -> None:
                 Load("REST leaderboard", "GET", REST_PATH),
                 Load("GraphQL leaderboard", "POST", "/graphql", body),
             ]
+            if "etag" in rest.headers and "etag" in graphql.headers:
+                loads += [
+                    Load("REST revalidation", "GET", REST_PATH, etag=rest.headers["etag"]),
+                    Load("GraphQL revalidation", "POST", "/graphql", body, graphql.headers["etag"]),
+                ]
             results = {}
             for load in loads:
                 warm_up = min(2.0, args.duration)
@@ -293,6 +320,8 @@ def main() -> None:
                 )
         alone = query_alone(url)
 
+    if args.no_store:
+        print("ISOLATION MEASUREMENT (--no-store): ETags only, no answers stored at the HTTP edge")
     if args.stub_query:
         print(
             "ISOLATION MEASUREMENT (--stub-query): the query layer's leaderboard returned a "

@@ -15,7 +15,12 @@ class TrackingError(ClaudeApiError):
 
 
 class NotFound(ClaudeApiError):
-    """The named agent, skill or task has no recorded invocation."""
+    """The named agent, skill or task has no recorded invocation; `suggestions` are the close
+    names of a name looked up (None for a task)."""
+
+    def __init__(self, message: str, *, suggestions: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions
 
 
 class InvalidFilter(ClaudeApiError):

@@ -135,7 +135,8 @@ ZONES = [
 @given(
     start=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1)),
     minutes=st.integers(min_value=1, max_value=400 * 24 * 60),
-    period=st.sampled_from(list(Period)),
+    # Calendar periods: hours over such ranges pass the 1,000 buckets (test_queries_hours.py).
+    period=st.sampled_from([Period.DAY, Period.WEEK, Period.MONTH]),
     tz=st.sampled_from(ZONES),
 )
 def test_buckets_tile_the_range_on_local_calendar_edges(

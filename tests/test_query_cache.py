@@ -13,7 +13,7 @@ from sqlmodel import Session
 from claude_api.models import data_version, queries
 from claude_api.models.db import write_engine
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
-from claude_api.models.queries._cache import keeps_answers, mark_unkept, recording
+from claude_api.models.gateway import caches_answers, mark_uncacheable, recording
 from claude_api.models.results import LeaderboardEntry, UsageStats
 from claude_api.models.retention import purge
 from claude_api.models.write import store_events
@@ -126,6 +126,24 @@ def test_a_recording_names_the_version_of_kept_answers_only(engine: Engine) -> N
     assert afresh.version is None
     with recording() as unkept, Session(engine) as session:
         queries.list_tasks(session, filter=UsageFilter())
-        mark_unkept()  # what a caller does for a function that keeps no answers
-    assert not unkept.all_kept and unkept.version is None
-    assert not keeps_answers(queries.list_tasks) and keeps_answers(queries.leaderboard)
+        mark_uncacheable()  # what a caller does for a function that caches no answers
+    assert not unkept.all_cached and unkept.version is None
+    assert not caches_answers(queries.list_tasks) and caches_answers(queries.leaderboard)
+
+
+def test_a_cached_list_is_a_callers_own(engine: Engine) -> None:
+    add_events(engine, *make_events(2), make_event(name="debugger"))
+    first = leaderboard(engine)
+    assert [entry.name for entry in first] == ["code-reviewer", "debugger"]
+    first.clear()  # what one caller does with its answer is its own business
+    first_names = names(engine)
+    first_names.append("nobody")
+    again = leaderboard(engine)
+    assert [entry.name for entry in again] == ["code-reviewer", "debugger"]
+    assert again is not first
+    assert names(engine) == ["code-reviewer", "debugger"]
+
+
+def names(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return queries.list_names(session)

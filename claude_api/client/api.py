@@ -4,7 +4,6 @@ on stderr with exit code 1, with the closest names for an unknown agent or skill
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,10 +12,9 @@ import typer
 from claude_api.client import output
 from claude_api.client.transport import Api, ApiError
 from claude_api.config import Settings
+from claude_api.models.suggestions import close_names
 
 NOT_FOUND = "NOT_FOUND"
-MAX_SUGGESTIONS = 3
-SIMILAR = 0.5  # difflib's similarity ratio from which a name is worth suggesting
 
 # GraphQL argument or filter field -> the option that sets it, to name it in an error.
 OPTIONS = {
@@ -71,7 +69,7 @@ def _with_suggestions(api: Api, error: ApiError, kind: str, name: str) -> str:
         names = api.run("Names", kind=kind.upper())["names"]
     except ApiError:
         return error.message  # the suggestions are a courtesy; the error itself stands
-    close = closest(name, names)
+    close = close_names(name, names)
     if close:
         return f"{error.message}; did you mean {_either(close)}?"
     if names:
@@ -79,13 +77,6 @@ def _with_suggestions(api: Api, error: ApiError, kind: str, name: str) -> str:
     return f"{error.message}; no {kind} has been recorded yet"
 
 
-def closest(name: str, names: list[str]) -> list[str]:
-    """Up to MAX_SUGGESTIONS of `names` that look like `name`, the closest first, then by name."""
-    scored = [(difflib.SequenceMatcher(None, name, known).ratio(), known) for known in names]
-    ranked = sorted((-score, known) for score, known in scored if score >= SIMILAR)
-    return [known for _, known in ranked[:MAX_SUGGESTIONS]]
-
-
-def _either(names: list[str]) -> str:
+def _either(names: tuple[str, ...]) -> str:
     quoted = [repr(name) for name in names]
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"

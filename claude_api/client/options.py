@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
+from claude_api.models.local_time import parse_instant
+
 
 class PeriodChoice(StrEnum):
     DAY = "day"
@@ -163,10 +165,9 @@ def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> da
         amount, unit = span.groups()
         return (now or datetime.now(UTC)) - timedelta(**{SPAN_UNITS[unit]: int(amount)})
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return parse_instant(value.strip(), zone).astimezone(zone)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 def _instant(value: str | None, zone: ZoneInfo, option: str) -> datetime | None:

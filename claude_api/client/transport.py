@@ -29,7 +29,6 @@ from claude_api.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-    from sqlmodel import Session
 
     from claude_api.tracking import Tracker
 
@@ -360,25 +359,22 @@ def _is_mutation(request: GraphQLRequest) -> bool:
 
 
 class LocalContext:
-    """The GraphQL context of in-process execution: what the server's `Services` give resolvers.
+    """The GraphQL context of in-process execution: what the server's `Services` give resolvers,
+    the same read gateway included, without a deadline.
 
     Its caller has full access, as the server without authentication: whoever can open the
     database owns it.
     """
 
+    deadline = None
+
     def __init__(self, engine: Engine) -> None:
         from claude_api.access import FULL_ACCESS
+        from claude_api.models.gateway import Gateway
 
         self.engine = engine
+        self.gateway = Gateway(engine, threads=4)
         self.principal = FULL_ACCESS
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A read session for one resolver."""
-        from sqlmodel import Session
-
-        with Session(self.engine) as session:
-            yield session
 
     @cached_property
     def tracker(self) -> Tracker:
@@ -388,6 +384,7 @@ class LocalContext:
         return build_tracker(self.engine)
 
     def close(self) -> None:
+        self.gateway.close()
         if "tracker" in self.__dict__:
             self.tracker.close()
         self.engine.dispose()

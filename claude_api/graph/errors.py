@@ -1,9 +1,9 @@
 """Turn exceptions raised by resolvers into GraphQL errors that say whose fault they are.
 
 `InvalidFilter` and `InvalidEvents` become `BAD_USER_INPUT` (naming the field, or listing the
-problems), `NotFound` becomes `NOT_FOUND`, `Forbidden` `FORBIDDEN`, `EventConflict` `CONFLICT`
-(listing the events), `QueryTimeout` `QUERY_TIMEOUT`, and any other exception is masked as
-"internal error".
+problems), `NotFound` becomes `NOT_FOUND` (with `suggestions`, the close names of an unknown
+name), `Forbidden` `FORBIDDEN`, `EventConflict` `CONFLICT` (listing the events), `QueryTimeout`
+`QUERY_TIMEOUT`, and any other exception is masked as "internal error".
 """
 
 from __future__ import annotations
@@ -81,7 +81,10 @@ def translate_error(error: GraphQLError) -> GraphQLError:
         code = {"code": BAD_USER_INPUT, "problems": original.problems}
         return _rebuild(error, str(original), code, original)
     if isinstance(original, NotFound):
-        return _rebuild(error, str(original), {"code": NOT_FOUND}, original)
+        extensions = {"code": NOT_FOUND}
+        if original.suggestions is not None:
+            extensions["suggestions"] = list(original.suggestions)
+        return _rebuild(error, str(original), extensions, original)
     if isinstance(original, Forbidden):
         extensions: dict[str, Any] = {"code": FORBIDDEN}
         if original.field is not None:

@@ -11,12 +11,12 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from http import HTTPStatus
 from os import PathLike, stat_result
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException, parse_content_type
@@ -45,7 +45,7 @@ from claude_api.graph.errors import (
     translate_error,
 )
 from claude_api.graph.limits import MAX_JSON_DEPTH, limit_extensions, nested_deeper
-from claude_api.models.queries._cache import Record, mark_unkept, recording
+from claude_api.models.gateway import mark_uncacheable
 
 logger = logging.getLogger(__name__)
 
@@ -83,30 +83,18 @@ _EXACT = 2
 ContextGetter = Callable[[Request], Awaitable[Any] | Any]
 
 
-class ResponseKeeper(Protocol):
-    """Keeps the bodies of successful responses: `KeptResponses` on the server."""
-
-    async def find(self, request: Request, key: Hashable) -> bytes | None:
-        """The body kept for `key` and the request's caller, if the data is unchanged."""
-        ...
-
-    def keep(self, request: Request, key: Hashable, body: bytes, record: Record) -> None:
-        """Keep `body` for `key` and the request's caller, if `record` allows it."""
-        ...
-
-
 class QueriesOnly(SchemaExtension):
-    """Marks the response of anything but a query as one that must not be kept."""
+    """Marks the response of anything but a query as one that must not be cached."""
 
     def on_execute(self) -> Iterator[None]:
         if self.execution_context.operation_type is not OperationType.QUERY:
-            mark_unkept()
+            mark_uncacheable()
         yield
 
 
 def schema_extensions(*, cache_size: int = 128) -> list[Callable[[], SchemaExtension]]:
     """Extensions for `strawberry.Schema(..., extensions=...)`: limits on a document's tokens,
-    depth and aliases, parse and validation caches, errors, and no kept mutation responses.
+    depth and aliases, parse and validation caches, errors, and no cached mutation responses.
 
     Factories, so every request gets its own extension objects; Strawberry shares the caches
     themselves between requests (keyed by size). `cache_size` bounds the distinct documents kept.
@@ -181,25 +169,6 @@ def localize_graphiql_page(page: str, static_url: str) -> str:
     return page
 
 
-def _query_key(body: bytes) -> Hashable | None:
-    """What a POSTed GraphQL request's answer depends on besides its caller and the data: the
-    document, the variables and the operation name; None for anything unusual (request
-    extensions, a malformed body), which is then neither looked up nor kept."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or data.keys() - {"query", "variables", "operationName"}:
-        return None
-    query, variables = data.get("query"), data.get("variables")
-    operation = data.get("operationName")
-    if not isinstance(query, str) or not isinstance(operation, str | None):
-        return None
-    if not isinstance(variables, dict | None) or nested_deeper(variables, MAX_JSON_DEPTH):
-        return None  # too deep to encode: `GraphQLApp.decode_json` refuses it
-    return ("graphql", query, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS), operation)
-
-
 def _error_body(message: str, code: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
@@ -207,14 +176,11 @@ def _error_body(message: str, code: str) -> dict[str, Any]:
 def _json_response(
     body: object, status_code: int, media_type: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return _json_body_response(orjson.dumps(body), status_code, media_type, headers)
-
-
-def _json_body_response(
-    body: bytes, status_code: int, media_type: str, headers: Mapping[str, str] | None = None
-) -> Response:
     return Response(
-        body, status_code=status_code, headers=headers, media_type=f"{media_type}; charset=utf-8"
+        orjson.dumps(body),
+        status_code=status_code,
+        headers=headers,
+        media_type=f"{media_type}; charset=utf-8",
     )
 
 
@@ -241,15 +207,12 @@ class GraphQLApp(GraphQL[Any, None]):
         graphiql: bool = True,
         static_url: str = GRAPHIQL_STATIC_URL,
         allow_queries_via_get: bool = True,
-        responses: ResponseKeeper | None = None,
     ) -> None:
         """Serve `schema`; `context_getter(request)` (sync or async) makes each request's context.
 
         The getter runs for every request, the GraphiQL page included: keep it cheap (hand out a
         session factory, not an open session). Without one the context is Strawberry's dict of
         request and response. `static_url` is where `graphiql_static_routes` mounts the assets.
-        With `responses`, a POSTed query answered with success is kept there and its body sent
-        again, without executing it, while the data it was read from is unchanged.
         """
         super().__init__(
             schema,
@@ -259,7 +222,6 @@ class GraphQLApp(GraphQL[Any, None]):
         )
         self.context_getter = context_getter
         self.static_url = static_url
-        self.responses = responses
         self._graphiql_page = get_graphql_ide_html("graphiql") if graphiql else ""
         if graphiql:
             localize_graphiql_page(self._graphiql_page, static_url)  # fail at start-up, not later
@@ -283,7 +245,7 @@ class GraphQLApp(GraphQL[Any, None]):
                 raise HTTPException(
                     406, f"Acceptable response media types: {GRAPHQL_RESPONSE_JSON}, {JSON}."
                 )
-            response = await self._answer(request, media_type or JSON)
+            response = await self.run(request)
         except HTTPException as exc:
             response = self._error_response(request, exc, media_type or JSON)
         except Exception:
@@ -292,28 +254,6 @@ class GraphQLApp(GraphQL[Any, None]):
             response = _json_response(body, 500, media_type or JSON)
         response.headers.add_vary_header("Accept")
         await response(scope, receive, send)
-
-    async def _answer(self, request: Request, media_type: str) -> Response:
-        """The response: a kept body when there is one, else the operation's, kept if it may be."""
-        key = await self._key(request) if self.responses is not None else None
-        if key is None or self.responses is None:
-            return await self.run(request)
-        body = await self.responses.find(request, key)
-        if body is not None:
-            return _json_body_response(body, 200, media_type)
-        with recording() as record:
-            response = await self.run(request)
-        if response.status_code == 200:
-            self.responses.keep(request, key, bytes(response.body), record)
-        return response
-
-    async def _key(self, request: Request) -> Hashable | None:
-        if request.method != "POST":
-            return None
-        media_type, params = parse_content_type(request.headers.get("content-type", ""))
-        if media_type != JSON or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
-            return None
-        return _query_key(await request.body())
 
     def _error_response(self, request: Request, exc: HTTPException, media_type: str) -> Response:
         status, code, headers = exc.status_code, None, {}
@@ -418,7 +358,7 @@ class GraphQLApp(GraphQL[Any, None]):
         """
         if not result.errors:
             return await super().process_result(request, result)
-        mark_unkept()
+        mark_uncacheable()
         errors = [translate_error(error) for error in result.errors]
         request_error = result.data is None and all(error.path is None for error in errors)
         formatted = []

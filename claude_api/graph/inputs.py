@@ -12,6 +12,7 @@ import strawberry
 from claude_api.graph.scalars import Long
 from claude_api.graph.types import Kind, Status
 from claude_api.models.filters import UsageFilter
+from claude_api.models.local_time import in_zone, zone_of
 
 
 @strawberry.input(description="Narrows the invocations a question looks at; empty matches all.")
@@ -20,18 +21,29 @@ class UsageFilterInput:
     model: str | None = None
     status: Status | None = None
     since: datetime | None = strawberry.field(
-        default=None, description="Invocations started at or after this instant."
+        default=None,
+        description="Invocations started at or after this instant; without an offset, a local "
+        "time in tz.",
     )
     until: datetime | None = strawberry.field(
-        default=None, description="Invocations started before this instant."
+        default=None,
+        description="Invocations started before this instant; without an offset, a local time "
+        "in tz.",
     )
     tz: str = strawberry.field(
-        default="UTC", description="IANA time zone in which days, weeks and months are counted."
+        default="UTC",
+        description="IANA time zone in which days, weeks and months are counted and since/until "
+        "without an offset are read.",
     )
 
     def to_filter(self, **fixed: Any) -> UsageFilter:
         """The query layer's filter, with `fixed` fields (kind, name) set by the field asked."""
-        return UsageFilter(**{**dataclasses.asdict(self), **fixed})
+        fields = {**dataclasses.asdict(self), **fixed}
+        zone = zone_of(self.tz)
+        for bound in ("since", "until"):
+            if fields[bound] is not None:
+                fields[bound] = in_zone(fields[bound], zone)
+        return UsageFilter(**fields)
 
 
 def to_filter(filter: UsageFilterInput | None, **fixed: Any) -> UsageFilter:

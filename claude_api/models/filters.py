@@ -23,11 +23,14 @@ E = TypeVar("E", bound=StrEnum)
 
 
 class Period(StrEnum):
-    """A calendar period in the filter's time zone; weeks are ISO weeks, starting on Monday."""
+    """A calendar period in the filter's time zone; weeks are ISO weeks, starting on Monday.
+    An hour runs from one local hh:00 to the next (histories only: a report covers a day, a
+    week or a month)."""
 
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
+    HOUR = "hour"
 
 
 class LeaderboardMetric(StrEnum):

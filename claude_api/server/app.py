@@ -22,7 +22,7 @@ from claude_api.config import Settings
 from claude_api.graph.http import GraphQLApp, graphql_routes
 from claude_api.graph.schema import build_schema
 from claude_api.models.db import current_revision, head_revision
-from claude_api.models.retention import purge
+from claude_api.models.retention import prepare_partitions, purge
 from claude_api.server.alerting import AlertEvaluator
 from claude_api.server.auth import AuthMiddleware, AuthPolicy, auth_status
 from claude_api.server.context import RequestContext
@@ -30,12 +30,12 @@ from claude_api.server.dashboard import dashboard_routes
 from claude_api.server.export_routes import export_routes
 from claude_api.server.guardrails import guardrail_routes
 from claude_api.server.ingest import post_events
-from claude_api.server.kept import KeptResponses
 from claude_api.server.limits import BodyLimitMiddleware
 from claude_api.server.origins import SameOriginMiddleware, cors_middleware
 from claude_api.server.rate_limits import rate_limit_middleware
+from claude_api.server.response_cache import ResponseCacheMiddleware
 from claude_api.server.responses import JSONResponse, problem
-from claude_api.server.rest import rest_routes
+from claude_api.server.rest import PATH_PREFIXES, rest_routes
 from claude_api.server.services import Services
 from claude_api.server.tasks import post_task
 
@@ -87,9 +87,7 @@ def create_app(
             if services is None:
                 await run_in_threadpool(started.close)
 
-    graphql = GraphQLApp(
-        build_schema(), context_getter=RequestContext.of, responses=KeptResponses()
-    )
+    graphql = GraphQLApp(build_schema(), context_getter=RequestContext.of)
     routes = [
         *graphql_routes(graphql),
         *rest_routes(),
@@ -102,7 +100,8 @@ def create_app(
     ]
     # What a web page on another site sends is refused first, then a caller over its rate
     # limits, before anything is read; then authentication, so a caller without a key cannot
-    # make the server read a large body.
+    # make the server read a large body; innermost, the ETags of the answers (and 304s), which
+    # depend on the caller.
     middleware = [
         *cors_middleware(settings.allowed_origins),
         Middleware(
@@ -118,6 +117,7 @@ def create_app(
             limit=settings.max_body_bytes,
             per_path={"/v1/events": settings.max_events_body_bytes},
         ),
+        Middleware(ResponseCacheMiddleware, prefixes=PATH_PREFIXES),
     ]
     app = Starlette(
         routes=routes,
@@ -146,10 +146,15 @@ async def purge_periodically(
 ) -> None:
     """Purge after `delay` seconds, then every `interval`, in a worker thread, until `stopping`
     is set; a purge under way then stops after its current batch. A failure is logged and the
-    purge tried again at the next interval. Does nothing when both retentions keep everything.
+    purge tried again at the next interval. Does nothing when both retentions keep everything,
+    except on PostgreSQL, where the purge also creates the coming months' partitions (as this
+    does first, at the start).
     """
     settings = services.settings
-    if not settings.retention_days and not settings.rollup_retention_days:
+    partitioned = services.engine.dialect.name == "postgresql"
+    if partitioned:
+        await asyncio.to_thread(prepare_partitions, services.engine)
+    if not settings.retention_days and not settings.rollup_retention_days and not partitioned:
         return
     wait = delay
     while not await _set_within(stopping, wait):
@@ -198,7 +203,7 @@ async def health(request: Request) -> Response:
         return {"schema_version": current_revision(services.engine)}
 
     try:
-        found = await run_in_threadpool(check)
+        found = await services.run(check)
     except Exception as error:
         body = {
             "status": "unavailable",

@@ -3,15 +3,13 @@ the request's reads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 from starlette.requests import Request
 
 from claude_api.access import Principal
+from claude_api.models.gateway import Gateway
 from claude_api.server.auth import principal_of
 from claude_api.server.services import Services
 from claude_api.tracking import Tracker
@@ -31,11 +29,9 @@ class RequestContext:
         services: Services = request.app.state.services
         return cls(services=services, request=request, deadline=services.query_deadline())
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A read session that stops at the request's deadline."""
-        with self.services.session(deadline=self.deadline) as session:
-            yield session
+    @property
+    def gateway(self) -> Gateway:
+        return self.services.gateway
 
     @property
     def tracker(self) -> Tracker:

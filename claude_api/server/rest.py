@@ -1,18 +1,16 @@
-"""The REST GETs under /v1: each parses its request into one `UsageFilter`, calls one query-layer
-function in a worker thread and answers with the result as JSON, keys in snake_case.
+"""The REST GETs under /v1: each parses its request into one `UsageFilter`, asks the read
+gateway for one query-layer function's answer and answers with it as JSON, keys in snake_case.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -20,9 +18,8 @@ from starlette.routing import BaseRoute, Route
 from claude_api.errors import Forbidden, InvalidFilter, NotFound, QueryTimeout
 from claude_api.models import queries
 from claude_api.models.events import Kind
-from claude_api.models.filters import MAX_TOP, UsageFilter
+from claude_api.models.filters import MAX_TOP
 from claude_api.models.keys import Scope
-from claude_api.models.queries._cache import keeps_answers, mark_unkept, recording
 from claude_api.models.results import (
     History,
     LeaderboardEntry,
@@ -33,7 +30,6 @@ from claude_api.models.results import (
     UsageStats,
 )
 from claude_api.server.auth import principal_of
-from claude_api.server.kept import KeptResponses
 from claude_api.server.openapi import NotFoundBody, openapi_endpoint
 from claude_api.server.responses import JSONResponse, forbidden, problem, render_json
 from claude_api.server.rest_params import (
@@ -60,7 +56,8 @@ from claude_api.server.rest_query import InvalidQuery, Param, ParsedQuery, parse
 from claude_api.server.services import Services
 
 T = TypeVar("T")
-MAX_SUGGESTIONS = 3
+# Where the routes of `operations` are: the HTTP edge gives their answers ETags.
+PATH_PREFIXES = ("/v1/agents", "/v1/skills", "/v1/analytics/", "/v1/tasks")
 REPORT_RANGE = "a report covers one whole day, week or month: use date and period instead"
 
 
@@ -108,53 +105,25 @@ class Operation:
         return inspect.getdoc(self.handler) or ""
 
 
-class _Missing(Exception):
-    def __init__(self, message: str, suggestions: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.body = NotFoundBody(message=message, suggestions=suggestions)
-
-
 def _parse(request: Request, operation: Operation) -> ParsedQuery:
-    """The request's parameters, its filter narrowed to the caller's project (Forbidden when
-    it names another)."""
+    """The request's parameters."""
     fixed = {"kind": operation.kind} if operation.kind is not None else {}
-    query = parse_request(request, operation.params, fixed=fixed, refused=operation.refused)
-    principal = principal_of(request)
-    try:
-        scoped = principal.restrict(query.filter)
-    except Forbidden as error:
-        raise Forbidden(str(error), field=query.param_of("project_id")) from None
-    return dataclasses.replace(query, filter=scoped)
+    return parse_request(request, operation.params, fixed=fixed, refused=operation.refused)
 
 
 async def _run(
     request: Request, query: ParsedQuery, function: Callable[..., T], /, **arguments: Any
 ) -> T:
-    """`function(session, **arguments)` in a worker thread, with a session of its own that
-    stops at the request's deadline (QueryTimeout)."""
+    """`Gateway.answer`: `function`'s answer for the caller, its reads stopped at the request's
+    deadline, its errors naming the request's parameters."""
     services: Services = request.app.state.services
-    deadline = services.query_deadline()
-    if not keeps_answers(function):
-        mark_unkept()
-
-    def work() -> T:
-        with services.session(deadline=deadline) as session:
-            try:
-                return function(session, **arguments)
-            except InvalidFilter as error:
-                field = query.param_of(error.field)
-                raise InvalidQuery([{"field": field, "message": error.message}]) from None
-            except NotFound as error:
-                raise _Missing(str(error), _suggestions(session, query.filter)) from None
-
-    return await services.run(work)
-
-
-def _suggestions(session: Session, filter: UsageFilter) -> tuple[str, ...]:
-    if filter.name is None:
-        return ()
-    names = queries.list_names(session, kind=filter.kind, project_id=filter.project_id)
-    return tuple(difflib.get_close_matches(filter.name, names, n=MAX_SUGGESTIONS))
+    return await services.gateway.answer(
+        principal_of(request),
+        function,
+        deadline=services.query_deadline(),
+        names=query.param_of,
+        **arguments,
+    )
 
 
 async def get_analytics(request: Request, operation: Operation) -> UsageStats:
@@ -229,7 +198,7 @@ async def get_task(request: Request, operation: Operation) -> TaskInvocations:
     all it ran). 404 when the task has no recorded invocation.
     """
     query = _parse(request, operation)
-    project = query.filter.project_id  # the caller's, if its key is bound to a project
+    project = query.filter.project_id  # narrowed to the caller's by the gateway
     usage = await _run(request, query, queries.list_task_usage, project_id=project, **query.options)
     return TaskInvocations(task_id=query.options["task_id"], invocations=tuple(usage))
 
@@ -335,32 +304,23 @@ def _route_path(template: str) -> str:
     return re.sub(r"\{(\w+)\}", r"{\1:path}", template)
 
 
-_KEPT = KeptResponses()
-
-
 def _endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        # What a GET answers follows from its path, its query string, the caller's scope and
-        # project, and the data: a successful answer is kept under those, bytes and all.
-        key = (operation.name, request.scope["path"], request.scope["query_string"])
         try:
             principal_of(request).require(Scope.READ)
-            kept = await _KEPT.find(request, key)
-            if kept is not None:
-                return Response(kept, media_type=JSONResponse.media_type)
-            with recording() as record:
-                body = await operation.handler(request, operation)
+            body = await operation.handler(request, operation)
         except Forbidden as error:
             return forbidden(error)
         except InvalidQuery as error:
             return problem(400, error.message, error.errors)
-        except _Missing as error:
-            return JSONResponse(error.body, status_code=404)
+        except InvalidFilter as error:
+            return problem(400, str(error), [{"field": error.field, "message": error.message}])
+        except NotFound as error:
+            body = NotFoundBody(message=str(error), suggestions=error.suggestions or ())
+            return JSONResponse(body, status_code=404)
         except QueryTimeout as error:
             return problem(503, str(error))
-        encoded = render_json(body)
-        _KEPT.keep(request, key, encoded, record)
-        return Response(encoded, media_type=JSONResponse.media_type)
+        return Response(render_json(body), media_type=JSONResponse.media_type)
 
     endpoint.__name__ = endpoint.__qualname__ = operation.name
     endpoint.__doc__ = operation.description

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,11 +20,11 @@ from claude_api.models.filters import (
     UsageFilter,
     to_enum,
 )
+from claude_api.models.local_time import SHOWN, parse_date, parse_instant
 from claude_api.models.queries.stats import DEFAULT_TOP_ERRORS
 from claude_api.server.rest_query import Param
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")  # longer would only be out of range
-_SHOWN = 100  # characters of a bad value echoed back in an error message
 
 # Parsers: the text of a parameter -> its value; ValueError or InvalidFilter for a bad one.
 
@@ -41,33 +41,16 @@ def _time_zone(text: str, zone: ZoneInfo) -> str:
 
 def _integer(text: str, zone: ZoneInfo) -> int:
     if not _INTEGER.fullmatch(text):
-        raise ValueError(f"must be an integer, got {text[:_SHOWN]!r}")
+        raise ValueError(f"must be an integer, got {text[:SHOWN]!r}")
     return int(text)
 
 
 def _instant(text: str, zone: ZoneInfo) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        # An unescaped + in a query string arrives as a space: 10:00+02:00 -> "10:00 02:00".
-        hint = " (send a + in a URL as %2B)" if " " in text else ""
-        raise ValueError(
-            f"must be an ISO 8601 date or date-time such as 2026-05-01T09:30:00+02:00, "
-            f"got {text[:_SHOWN]!r}{hint}"
-        ) from None
-    if moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=zone)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of the supported date range") from None
+    return parse_instant(text, zone)
 
 
 def _date(text: str, zone: ZoneInfo) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"must be an ISO 8601 date YYYY-MM-DD, got {text[:_SHOWN]!r}") from None
+    return parse_date(text)
 
 
 def _choice(enum: type[StrEnum], **aliases: str) -> Callable[[str, ZoneInfo], Any]:

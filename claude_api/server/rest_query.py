@@ -15,8 +15,7 @@ from starlette.requests import Request
 
 from claude_api.errors import InvalidFilter
 from claude_api.models.filters import UsageFilter
-
-_UTC = ZoneInfo("UTC")
+from claude_api.models.local_time import zone_of
 
 
 class InvalidQuery(Exception):
@@ -82,7 +81,7 @@ def parse_request(
     """
     declared = {param.name: param for param in params}
     texts, errors = _texts(request, declared, refused or {})
-    zone = _zone(texts.get("tz"))
+    zone = zone_of(texts.get("tz"))
     filter_fields: dict[str, Any] = dict(fixed or {})
     options: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -152,11 +151,3 @@ def _unknown(name: str, accepted: list[str]) -> str:
         return f"is not a parameter of this endpoint; did you mean {close[0]!r}?"
     known = ", ".join(accepted) or "none"
     return f"is not a parameter of this endpoint (it takes: {known})"
-
-
-def _zone(tz: str | None) -> ZoneInfo:
-    """The zone of `tz` for reading local times; an unknown one is reported by its parser."""
-    try:
-        return UsageFilter(tz=tz).zone if tz is not None else _UTC
-    except InvalidFilter:
-        return _UTC

@@ -1,13 +1,9 @@
-"""What the server's handlers share: settings, the database engine, the tracker, the API key
-verifier and the worker threads that run the REST handlers' blocking calls."""
+"""What the server's handlers share: settings, the database engine and its read gateway
+(sessions, worker threads, the data version), the tracker and the API key verifier."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -16,16 +12,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
-from claude_api.models import data_version
 from claude_api.models.db import make_engine, upgrade
-from claude_api.models.timeouts import deadline_session
+from claude_api.models.gateway import Gateway
 from claude_api.server.auth import KeyVerifier
 from claude_api.tracking import Tracker, build_tracker
 
 T = TypeVar("T")
-
-# As many as Starlette's default thread limiter allows, so requests wait for threads as before.
-WORKER_THREADS = 40
 
 
 @dataclass
@@ -36,12 +28,11 @@ class Services:
     engine: Engine
     tracker: Tracker
     key_verifier: KeyVerifier = field(init=False)
-    _workers: ThreadPoolExecutor = field(init=False, repr=False)
+    gateway: Gateway = field(init=False)
 
     def __post_init__(self) -> None:
         self.key_verifier = KeyVerifier(self.engine, ttl=self.settings.auth_cache_seconds)
-        self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="claude-api")
-        data_version.watch(self.engine)
+        self.gateway = Gateway(self.engine, timeout_seconds=self.settings.query_timeout_seconds)
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -51,47 +42,30 @@ class Services:
             upgrade(engine)
         return cls(settings=settings, engine=engine, tracker=build_tracker(engine))
 
+    # The gateway's own, for the handlers that are not analytics (budgets, alerts, ingest).
+
     @contextmanager
     def session(self, *, deadline: float | None = None) -> Iterator[Session]:
-        """A read session for one request; its statements stop at `deadline` (from
-        `query_deadline`) with QueryTimeout."""
-        with deadline_session(self.engine, deadline) as session:
+        """`Gateway.session`: a read session that stops at `deadline`."""
+        with self.gateway.session(deadline=deadline) as session:
             yield session
 
     async def run(self, function: Callable[[], T], /) -> T:
-        """`function()` in one of the services' worker threads, in a copy of the caller's
-        context variables: blocking database work of REST reads and ingest, off the event loop.
-
-        The event loop's executor hands work over more cheaply than `run_in_threadpool` (no
-        capacity limiter or cancel scope per call): about a fifth more REST reads a second.
-        """
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._workers, contextvars.copy_context().run, function)
+        """`Gateway.run`: `function()` in a worker thread."""
+        return await self.gateway.run(function)
 
     async def latest_version(self) -> int | None:
-        """The data version now (None before the first write): on a SQLite file at once, on the
-        event loop (a check that would wait falls back to the thread); otherwise read in a
-        worker thread."""
-        try:
-            return data_version.latest(self.engine)
-        except data_version.Unknown:
-            return await self.run(self._read_version)
-
-    def _read_version(self) -> int | None:
-        engine = self.engine
-        if engine.dialect.name == "postgresql":
-            # Autocommit: one round trip, without a BEGIN before the read and a ROLLBACK after.
-            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            return data_version.current(connection)
+        """`Gateway.latest_version`: the data version now."""
+        return await self.gateway.latest_version()
 
     def query_deadline(self) -> float:
         """The deadline of a request's reads that start now (a `time.monotonic()` value)."""
-        return time.monotonic() + self.settings.query_timeout_seconds
+        deadline = self.gateway.deadline()
+        assert deadline is not None
+        return deadline
 
     def close(self) -> None:
         """Wait for the work under way, then stop the tracker and close the engine."""
-        self._workers.shutdown(wait=True)
+        self.gateway.close()
         self.tracker.close()
-        data_version.unwatch(self.engine)
         self.engine.dispose()

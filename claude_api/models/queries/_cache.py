@@ -4,21 +4,22 @@ A cached query function reads the data version (`claude_api.models.data_version`
 session's transaction and keeps its answer under (arguments, version), per engine, in a
 least-recently-used cache: asked again before any write, it answers without computing, and the
 first write anywhere (this process or another) makes every kept answer unreachable. Answers are
-frozen dataclasses, shared between callers.
+frozen: dataclasses, and a list answer is kept as a tuple and handed out as a new list, so no
+caller can change what another is given.
 
 Not cached: answers that depend on the current time (a history without `until`, a report
 without `on`, unless `now` is given), answers inside `reading_raw_rows`, and everything inside
 `computing_afresh` (benchmarks measure the computation).
 
-Beside the answers, the encoded responses made from them (`keep_response`): a `recording`
-around one response's computation tells whether every answer in it was a kept one, and the data
-version they were all read under.
+A `recording` around the answers of one response tells the data version they were all read
+under, if each was a cached answer: what the HTTP edge's ETag is made from
+(`claude_api.models.gateway` is the public face of this module).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from claude_api.models import data_version
 from claude_api.models.queries._pieces import raw_only
 
 ANSWERS_PER_DATABASE = 256
-RESPONSE_BYTES_PER_DATABASE = 32 * 2**20
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,22 +42,22 @@ R = TypeVar("R")
 _FRESH: ContextVar[bool] = ContextVar("computing_afresh", default=False)
 _LOCK = threading.Lock()
 _ANSWERS: WeakKeyDictionary[Engine, LRUCache[Any, Any]] = WeakKeyDictionary()
-_RESPONSES: WeakKeyDictionary[Engine, LRUCache[Hashable, bytes]] = WeakKeyDictionary()
 
 
 @dataclass(eq=False)
 class Record:
     """What the answers of one response were: the data versions they were read under, and
-    whether every one of them was a kept answer (not one that reads the clock, say)."""
+    whether every one of them was a cached answer (not one that reads the clock, say)."""
 
     versions: set[int] = field(default_factory=set)
-    all_kept: bool = True
+    all_cached: bool = True
 
     @property
     def version(self) -> int | None:
-        """The one data version every answer was read under, if each was a kept answer; None
-        otherwise, and when there was no answer at all: the response must not be kept."""
-        if not self.all_kept or len(self.versions) != 1:
+        """The one data version every answer was read under, if each was a cached answer; None
+        otherwise, and when there was no answer at all: the response depends on more than the
+        data and the request."""
+        if not self.all_cached or len(self.versions) != 1:
             return None
         return next(iter(self.versions))
 
@@ -77,16 +77,16 @@ def recording() -> Iterator[Record]:
         _RECORD.reset(token)
 
 
-def mark_unkept() -> None:
-    """Note that the response being recorded holds something that is not a kept answer."""
+def mark_uncacheable() -> None:
+    """Note that the response being recorded holds something that is not a cached answer."""
     record = _RECORD.get()
     if record is not None:
-        record.all_kept = False
+        record.all_cached = False
 
 
-def keeps_answers(function: Callable[..., Any]) -> bool:
-    """Whether `function` is a query function that keeps its answers."""
-    return getattr(function, "keeps_answers", False)
+def caches_answers(function: Callable[..., Any]) -> bool:
+    """Whether `function` is a query function that caches its answers."""
+    return getattr(function, "caches_answers", False)
 
 
 @contextmanager
@@ -111,17 +111,17 @@ def cached(
             session = args[0]
             assert isinstance(session, Session) and len(args) == 1
             if _FRESH.get() or raw_only() or (reads_clock and reads_clock(kwargs)):
-                mark_unkept()
+                mark_uncacheable()
                 return function(*args, **kwargs)
             version = data_version.current(session)
             try:
                 key = (function.__qualname__, version, *sorted(kwargs.items()))
                 hash(key)
             except TypeError:  # an argument that cannot be a key: compute
-                mark_unkept()
+                mark_uncacheable()
                 return function(*args, **kwargs)
             if version is None:
-                mark_unkept()
+                mark_uncacheable()
                 return function(*args, **kwargs)
             record = _RECORD.get()
             if record is not None:
@@ -131,34 +131,25 @@ def cached(
             with _LOCK:
                 answers = _ANSWERS.get(engine)
                 if answers is not None and key in answers:
-                    return answers[key]
-            computed = function(*args, **kwargs)
+                    return _handed_out(answers[key])
+            kept = _frozen(function(*args, **kwargs))
             with _LOCK:
-                _ANSWERS.setdefault(engine, LRUCache(ANSWERS_PER_DATABASE))[key] = computed
-            return computed
+                _ANSWERS.setdefault(engine, LRUCache(ANSWERS_PER_DATABASE))[key] = kept
+            return _handed_out(kept)
 
-        answer.keeps_answers = True  # type: ignore[attr-defined]
+        answer.caches_answers = True  # type: ignore[attr-defined]
         return answer
 
     return decorate
 
 
-def kept_response(engine: Engine, key: Hashable, version: int) -> bytes | None:
-    """The response kept under `key` for data version `version`, if any."""
-    with _LOCK:
-        responses = _RESPONSES.get(engine)
-        return None if responses is None else responses.get((version, key))
+class _FrozenList(tuple[Any, ...]):
+    """A list answer as it is kept: handed out as a list of its own to every caller."""
 
 
-def keep_response(engine: Engine, key: Hashable, body: bytes, record: Record) -> bool:
-    """Keep `body` under `key` and the version of `record`'s answers, if it names one (see
-    `Record.version`); returns whether it did. The largest responses are not kept."""
-    version = record.version
-    if version is None or len(body) > RESPONSE_BYTES_PER_DATABASE // 16:
-        return False
-    with _LOCK:
-        responses = _RESPONSES.get(engine)
-        if responses is None:
-            responses = _RESPONSES[engine] = LRUCache(RESPONSE_BYTES_PER_DATABASE, getsizeof=len)
-        responses[(version, key)] = body
-    return True
+def _frozen(answer: Any) -> Any:
+    return _FrozenList(answer) if isinstance(answer, list) else answer
+
+
+def _handed_out(kept: Any) -> Any:
+    return list(kept) if isinstance(kept, _FrozenList) else kept
