@@ -2,10 +2,13 @@
 per million invocations, on SQLite and PostgreSQL.
 
     python -m bench.bench_growth [--events 100000] [--database-url postgresql+psycopg://...]
+                                 [--no-sqlite]
 
 Each database is filled with `claude-api demo --events N` (realistic tasks: a main thread,
 subagents and skills, errors, tokens and costs over 90 days) and measured: on PostgreSQL with
-`pg_relation_size` (rows), `pg_indexes_size` and the TOAST of each table, on SQLite with the
+`pg_relation_size` (rows), `pg_indexes_size` and the TOAST of each table, its monthly
+partitions counted as the raw rows they hold (after the maintenance that moves the demo's past
+months out of the DEFAULT partition), and the registry of event ids apart; on SQLite with the
 `dbstat` table (every b-tree page, the indexes' own). Raw rows grow linearly with invocations;
 the rollups grow with the distinct (hour, name, project, model, ...) combinations, so their
 figure holds for data spread like the demo's.
@@ -23,7 +26,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from claude_api.models import partitions
 from claude_api.models.db import make_engine, upgrade
+from claude_api.models.retention import purge
 
 CLAUDE_API = Path(sys.executable).parent / "claude-api"
 RAW = ("agent_usage", "skill_usage")
@@ -58,7 +63,7 @@ def sqlite_sizes(path: Path) -> dict[str, int]:
             "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index'"
         )
     }
-    sizes = {"rows": 0, "indexes": 0, "rollups": 0}
+    sizes = {"rows": 0, "indexes": 0, "registry": 0, "rollups": 0}
     for name, size in connection.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
         table = indexes.get(name, name)
         if table in RAW:
@@ -71,7 +76,7 @@ def sqlite_sizes(path: Path) -> dict[str, int]:
 
 def postgres_sizes(url: str) -> dict[str, int]:
     engine = create_engine(url)
-    sizes = {"rows": 0, "indexes": 0, "rollups": 0}
+    sizes = {"rows": 0, "indexes": 0, "registry": 0, "rollups": 0}
     with engine.connect() as connection:
         tables = [
             row[0]
@@ -88,9 +93,11 @@ def postgres_sizes(url: str) -> dict[str, int]:
                 ),
                 {"name": table},
             ).one()
-            if table in RAW:
+            if table in RAW or partitions.is_partition_name(table):
                 sizes["rows"] += total - index  # the heap and its TOAST
                 sizes["indexes"] += index
+            elif table == partitions.REGISTRY.name:
+                sizes["registry"] += total  # its rows and its key
             elif table != "alembic_version":
                 sizes["rollups"] += total
     engine.dispose()
@@ -99,12 +106,13 @@ def postgres_sizes(url: str) -> dict[str, int]:
 
 def report(backend: str, count: int, sizes: dict[str, int]) -> None:
     per_million = {name: size / count * 1_000_000 for name, size in sizes.items()}
-    raw = per_million["rows"] + per_million["indexes"]
+    raw = per_million["rows"] + per_million["indexes"] + per_million["registry"]
     rows, indexes = per_million["rows"] / 2**20, per_million["indexes"] / 2**20
+    registry = per_million["registry"] / 2**20
     print(
         f"{backend:10} {count:>9,} invocations: per million, rows {rows:7.0f} MiB + indexes "
-        f"{indexes:6.0f} MiB = {raw / 2**20:7.0f} MiB ({raw / 1_000_000:5.0f} bytes each); "
-        f"rollups {per_million['rollups'] / 2**20:6.0f} MiB",
+        f"{indexes:6.0f} MiB + id registry {registry:4.0f} MiB = {raw / 2**20:7.0f} MiB "
+        f"({raw / 1_000_000:5.0f} bytes each); rollups {per_million['rollups'] / 2**20:6.0f} MiB",
         flush=True,
     )
 
@@ -113,12 +121,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--database-url", help="a PostgreSQL database (a schema is made there)")
+    parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "growth.db"
-        url = f"sqlite:///{path}"
-        fill(url, args.events)
-        report("SQLite", invocations(url), sqlite_sizes(path))
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "growth.db"
+            url = f"sqlite:///{path}"
+            fill(url, args.events)
+            report("SQLite", invocations(url), sqlite_sizes(path))
     if args.database_url:
         schema = f"bench_growth_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.database_url)
@@ -129,7 +139,9 @@ def main() -> None:
         try:
             upgrade(make_engine(url))
             fill(url, args.events)
-            engine = create_engine(url)
+            engine = make_engine(url)
+            # What the server's daily maintenance does: the demo's past months get partitions.
+            purge(engine, raw_retention_days=None, rollup_retention_days=None)
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(text("VACUUM ANALYZE"))
             engine.dispose()

@@ -138,10 +138,14 @@ def questions(filter: UsageFilter, day: date) -> dict[str, Callable[[Session], A
         asked[f"leaderboard {metric}"] = lambda s, m=metric: queries.leaderboard(
             s, filter=filter, metric=m, limit=10
         )
+    # Hours over at most 40 days: a history holds at most 1,000 buckets.
+    hourly = ranged.replace(since=max(ranged.since, ranged.until - timedelta(days=40)))
     for period in Period:
         asked[f"history {period}"] = lambda s, p=period: queries.usage_by_period(
-            s, filter=ranged, period=p, now=NOW
+            s, filter=hourly if p is Period.HOUR else ranged, period=p, now=NOW
         )
+        if period is Period.HOUR:
+            continue  # a report covers a day, a week or a month
         asked[f"report {period}"] = lambda s, p=period: queries.usage_report(
             s, period=p, on=day, filter=unranged, now=NOW
         )

@@ -2,7 +2,10 @@
 
 Raw rows and rollups have separate retentions: reports answer from the rollups, so purging raw
 rows never touches them. Deletes run in small transactions so writers are never held up long.
-Every purge logs what it deleted, per table, and its horizons.
+On PostgreSQL, whose raw rows are kept in monthly partitions (`claude_api.models.partitions`),
+the months wholly past the cutoff are detached and dropped whole, and rows are deleted only in
+the month that straddles it (and the DEFAULT partition); each purge also creates the partitions
+of the coming months. Every purge logs what it deleted, per table, and its horizons.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from claude_api.files import PRIVATE
-from claude_api.models import data_version
+from claude_api.models import data_version, partitions
 from claude_api.models.db import write_engine
 from claude_api.models.rollup_tables import (
     DurationBin,
@@ -143,7 +146,34 @@ def purge(
         if not ours:
             logger.info("purge skipped: another process is purging this database now")
             return PurgeResult(raw_before, rollups_before, 0, 0, 0, dry_run=False, skipped=True)
+        if engine.dialect.name == "postgresql":
+            # The months to come, and the months from the cutoff's on that reached the DEFAULT
+            # partition; older rows there are about to go.
+            partitions.ensure_months(engine, now=now, since=raw_before)
         return _purge(engine, raw_before, rollups_before, False, batch_size, progress, stop)
+
+
+def prepare_partitions(engine: Engine, *, now: datetime | None = None) -> None:
+    """On PostgreSQL, create the partitions of the current and next months if one is missing,
+    under the purge lock unless another process holds it (its purge creates them). For a
+    server's start: the lock is taken only when there is work, so a purge that starts at the
+    same moment is not turned away for nothing; a failure is logged, and writes go on into the
+    DEFAULT partition until the daily purge."""
+    if engine.dialect.name != "postgresql":
+        return
+    now = now or datetime.now(UTC)
+    try:
+        if not partitions.missing_months(engine, now=now, waiting=False):
+            return
+        with purge_lock(engine, wait=False) as ours:
+            if ours:
+                partitions.ensure_months(engine, now=now, waiting=False)
+    except sa.exc.SQLAlchemyError as error:
+        logger.warning(
+            "the partitions of the coming months were not created (%s); rows of a month "
+            "without one go into the DEFAULT partition until the daily purge",
+            str(error).splitlines()[0],
+        )
 
 
 def _purge(
@@ -159,6 +189,9 @@ def _purge(
     counts: dict[str, int] = {}
     for model in (AgentUsage, SkillUsage):
         table = model.__table__
+        if engine.dialect.name == "postgresql" and not dry_run:
+            counts[table.name] = _purge_partitioned(run, table.name, raw_before)
+            continue
         where = table.c.timestamp < raw_before if raw_before else None
         counts[table.name] = run.delete(table, where, key=table.c.id)
     for table in _ROLLUP_TABLES:
@@ -265,6 +298,70 @@ def _past_buckets(table: sa.Table, before: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+def _purge_partitioned(run: _Batches, table: str, before: datetime | None) -> int:
+    """PostgreSQL: purge the rows of `table` that started before `before` (None: none); returns
+    how many went.
+
+    Months wholly before the cutoff are detached (one short transaction), then their ids leave
+    the registry in batches, then the detached table is dropped; a month whose locks stay busy
+    keeps its partition, and its rows are deleted with the straddling month's, in batches. A
+    purge that stops, or dies, midway leaves a detached month, which the next purge finishes.
+    """
+    for month in _query(run.engine, partitions.purging_months, table):
+        if run.stopped:
+            return 0
+        # Its rows left the table, and were counted, when an earlier purge detached it.
+        rows = _query(run.engine, partitions.count_rows, partitions.purging_name(table, month))
+        if _finish_detached(run, table, month, counted=False):
+            logger.info(
+                "dropped %s (%s rows), detached by an earlier purge",
+                partitions.purging_name(table, month),
+                f"{rows:,}",
+            )
+    if before is None:
+        return 0
+    total = 0
+    for month in _query(run.engine, partitions.attached_months, table):
+        if partitions.next_month(month) > before or run.stopped:
+            break
+        if run.stop and run.stop():
+            run.stopped = True
+            break
+        if not partitions.detach_month(run.engine, table, month):
+            continue
+        total += _query(run.engine, partitions.count_rows, partitions.purging_name(table, month))
+        _finish_detached(run, table, month)
+    if not run.stopped:
+        total += run.repeat(
+            lambda connection: partitions.delete_before(connection, table, before, size=run.size)
+        )
+    return total
+
+
+def _finish_detached(run: _Batches, table: str, month: datetime, *, counted: bool = True) -> bool:
+    """Take the ids of a detached month out of the registry in batches (telling `progress` of
+    its rows unless they were `counted` before), then drop it; False when `stop` stopped it
+    first."""
+    after = None
+
+    def forget(connection: Connection) -> int:
+        nonlocal after
+        rows, after = partitions.forget_ids(connection, table, month, after=after, size=run.size)
+        return rows
+
+    run.repeat(forget, changes_data=False, counted=counted)
+    if run.stopped:
+        return False
+    with write_engine(run.engine).begin() as connection:
+        partitions.drop_purging(connection, table, month)
+    return True
+
+
+def _query(engine: Engine, function: Callable[..., Any], *arguments: Any) -> Any:
+    with engine.connect() as connection:
+        return function(connection, *arguments)
+
+
 @dataclass
 class _Batches:
     """Deleting (or counting) the rows of a table that match a condition, batch by batch."""
@@ -285,20 +382,28 @@ class _Batches:
             with self.engine.connect() as connection:
                 count = sa.select(sa.func.count()).select_from(table).where(where)
                 return int(connection.execute(count).scalar_one())
+        columns = list(key.clauses) if isinstance(key, sa.Tuple) else [key]
+        batch = sa.select(*columns).where(where).order_by(*columns).limit(self.size)
+        statement = sa.delete(table).where(key.in_(batch))
+        return self.repeat(lambda connection: connection.execute(statement).rowcount)
+
+    def repeat(
+        self, step: Callable[[Connection], int], *, changes_data: bool = True, counted: bool = True
+    ) -> int:
+        """Run `step` (which handles at most `size` rows and says how many) in a transaction
+        of its own, again and again until it handles fewer than `size` or `stop` says stop;
+        returns how many rows it handled in all, each batch's told to `progress` if `counted`."""
         writer = write_engine(self.engine)
         total = 0
         while not (self.stop and self.stop()):
             with writer.begin() as connection:
-                columns = list(key.clauses) if isinstance(key, sa.Tuple) else [key]
-                batch = sa.select(*columns).where(where).order_by(*columns).limit(self.size)
-                statement = sa.delete(table).where(key.in_(batch))
-                deleted = connection.execute(statement).rowcount
-                if deleted:
+                done = step(connection)
+                if done and changes_data:
                     data_version.changed(connection)
-            total += deleted
-            if deleted and self.progress:
-                self.progress(deleted)
-            if deleted < self.size:
+            total += done
+            if done and counted and self.progress:
+                self.progress(done)
+            if done < self.size:
                 return total
         self.stopped = True
         return total

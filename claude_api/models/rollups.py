@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -58,10 +59,13 @@ _BATCH_COLUMNS = (
 class ChangedRows:
     """The raw rows of one kind that a write turned finished: on SQLite, whose writers take
     turns, the rows inserted after `after_id` plus the running rows `completed_ids`; on
-    PostgreSQL the ids its upsert returned."""
+    PostgreSQL the ids its upsert returned, which started from `first` to `last`: the rows are
+    read from the monthly partitions of those times only."""
 
     after_id: int | None = None
     ids: list[int] = field(default_factory=list)
+    first: datetime | None = None
+    last: datetime | None = None
 
 
 def bucket_sql(grain: str, column: str, dialect_name: str) -> str:
@@ -128,6 +132,10 @@ def _changed_condition(rows: ChangedRows, dialect_name: str) -> tuple[str | None
     )
     ids: Any = rows.ids if dialect_name == "postgresql" else json.dumps(rows.ids)
     if rows.after_id is None:
+        if rows.ids and rows.first is not None and rows.last is not None:
+            within = "timestamp BETWEEN %(first)s AND %(last)s"
+            values = {"ids": ids, "first": rows.first, "last": rows.last}
+            return f"{listed} AND {within}", values
         return (listed, {"ids": ids}) if rows.ids else (None, None)
     after = "%(after)s" if dialect_name == "postgresql" else ":after"
     if not rows.ids:

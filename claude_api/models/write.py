@@ -11,6 +11,10 @@ Rules, applied atomically by the database so that concurrent writers agree:
 - a finish completes the `running` row of its id (its values win; those it leaves empty keep
   the row's), inserts the whole row when there is none, and does nothing when the row is
   already finished (a finish never counts twice, and an exact replay is harmless).
+
+A row keeps the start time its id was first written with: on PostgreSQL, whose usage tables
+are partitioned by month of start time, a later event of the id that says another start time
+still lands on that row (see `_upsert_copied`).
 """
 
 from __future__ import annotations
@@ -152,17 +156,23 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
     collapsed, differing = collapse(_after_purge_horizon(connection, events))
     if differing:
         raise _conflict(events, differing, within_batch=True)
-    # In event id order, so concurrent writers take the rows' locks in one global order
-    # (kind, then id) and cannot deadlock on PostgreSQL; sorted as integers, which compare in C.
+    # In event id order, so concurrent writers take their locks in one global order and cannot
+    # deadlock on PostgreSQL (the ids' locks in the registry, then the rows'; SQLite writers
+    # take turns); sorted as integers, which compare in C.
     ordered = [collapsed[event_id] for event_id in sorted(collapsed, key=_as_int)]
+    by_kind = {kind: mine for kind in Kind if (mine := [e for e in ordered if e.kind is kind])}
+    rows = {
+        kind: [_driver_row(event, dialect_name) for event in mine] for kind, mine in by_kind.items()
+    }
+    if dialect_name == "postgresql":
+        written = _upsert_copied(connection, rows)
+    else:
+        written = {kind: _upsert(connection, kind, mine) for kind, mine in rows.items()}
     changed: dict[Kind, rollups.ChangedRows] = {}
-    for kind in Kind:
-        mine = [event for event in ordered if event.kind is kind]
-        if mine:
-            rows = [_driver_row(event, dialect_name) for event in mine]
-            changed[kind], stored, crossed = _upsert(connection, kind, rows)
-            differing.update(_mismatches(mine, stored))
-            differing.update((event_id, ("kind",)) for event_id in crossed)
+    for kind, (changed_rows, stored, crossed) in written.items():
+        changed[kind] = changed_rows
+        differing.update(_mismatches(by_kind[kind], stored))
+        differing.update((event_id, ("kind",)) for event_id in crossed)
     if differing:
         # The caller's transaction is not committed: nothing of the batch stays.
         raise _conflict(events, differing, within_batch=False)
@@ -173,6 +183,9 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
 
 # A stored row of one of the batch's ids: event id, name, task id, project id.
 _StoredRow = tuple[UUID, str, str, str | None]
+# What an upsert of one kind tells: the rows it made finished, the stored rows of its ids it
+# left alone, and its ids that the other kind holds.
+_Written = tuple[rollups.ChangedRows, list[_StoredRow], list[UUID]]
 
 
 def _mismatches(events: list[UsageEvent], stored: list[_StoredRow]) -> dict[UUID, tuple[str, ...]]:
@@ -193,24 +206,18 @@ def _mismatches(events: list[UsageEvent], stored: list[_StoredRow]) -> dict[UUID
     return differing
 
 
-def _upsert(
-    connection: Connection, kind: Kind, rows: list[dict[str, Any]]
-) -> tuple[rollups.ChangedRows, list[_StoredRow], list[UUID]]:
-    """Run the upsert of `rows`; tell which rows it made finished, the stored rows of its ids
-    that may belong to other invocations (to compare with the events), and its ids that rows
-    of the other kind hold.
+def _upsert(connection: Connection, kind: Kind, rows: list[dict[str, Any]]) -> _Written:
+    """SQLite: run the upsert of `rows`; tell which rows it made finished, the stored rows of
+    its ids that may belong to other invocations (to compare with the events), and its ids
+    that rows of the other kind hold.
 
     The upsert merges only into rows of the same name, task and project (`_merge_rule`), so
     no check can come too late: when it left rows alone (replays, or other invocations'),
     those are read back in the same transaction.
-    The statements are compiled once and run through the driver: SQLAlchemy's per-row
-    parameter processing would cost more than the database's own work (bench/bench_tracking.py).
-    SQLite takes the rows by executemany; PostgreSQL by COPY (`_upsert_copied`).
+    The statement is compiled once and run through the driver by executemany: SQLAlchemy's
+    per-row parameter processing would cost more than the database's own work
+    (bench/bench_tracking.py). PostgreSQL takes the rows by COPY (`_upsert_copied`).
     """
-    dialect_name = connection.dialect.name
-    if dialect_name == "postgresql":
-        ids, stored, crossed = _upsert_copied(connection, kind, rows)
-        return rollups.ChangedRows(ids=ids), stored, crossed
     statement = _sqlite_statement_sql(kind)
     # SQLite writers take turns (BEGIN IMMEDIATE): the rows inserted now are those after the
     # current last id, and the running rows completed now are those the finishes name.
@@ -235,34 +242,55 @@ def _upsert(
 
 
 def _upsert_copied(
-    connection: Connection, kind: Kind, rows: list[dict[str, Any]]
-) -> tuple[list[int], list[_StoredRow], list[UUID]]:
-    """PostgreSQL: COPY the rows into a temporary table, then upsert them all with one
-    statement, in event id order; returns the ids of the rows it made finished, and only
-    those, then the stored rows and the ids to compare (see `_upsert`). One set-based
-    statement costs the server a fraction of one execution per row.
+    connection: Connection, rows: dict[Kind, list[dict[str, Any]]]
+) -> dict[Kind, _Written]:
+    """PostgreSQL: the upsert of each kind's `rows` (what `_upsert` tells, per kind). One
+    set-based statement per step costs the server a fraction of one execution per row:
 
-    The upsert locks every row of an id it meets, merged or left alone, until the transaction
-    ends, so the rows read back afterwards cannot change (or be merged into) before it does."""
-    statements = _copied_sql(kind)
-    columns = _COLUMNS[kind]
+    1. COPY each kind's rows into a temporary table;
+    2. claim their event ids in `invocation_ids` (claude_api.models.partitions), all kinds in
+       one statement, in event id order: new ids are registered with their start time and
+       kind, and every registered id is locked until the transaction ends, so that writers of
+       one id take turns and, taking the locks in one global order, cannot deadlock;
+    3. when some ids were registered before, move their rows to the registered start time (the
+       partition of the stored row; a later event of an invocation may say it started in
+       another month) and learn which of them the other kind holds;
+    4. upsert into the partitioned table on (event id, timestamp), returning the ids, statuses
+       and start times of the rows written, and read back the stored rows it left alone.
+    """
     driver = connection.dialect.loaded_dbapi
-    stored: list[_StoredRow] = []
+    claim = _claim_sql(tuple(rows))
+    written: dict[Kind, _Written] = {}
     try:
         with connection.connection.driver_connection.cursor() as cursor:
-            cursor.execute(statements.create)
-            with cursor.copy(statements.copy) as writer:
-                for row in rows:
-                    writer.write_row([row[name] for name in columns])
-            written = cursor.execute(statements.upsert).fetchall()
-            if len(written) < len(rows):  # some rows were left alone: replays, or others'
-                stored = cursor.execute(statements.stored).fetchall()
-            crossed = [row[0] for row in cursor.execute(statements.crossed)]
-            cursor.execute(statements.clear)
+            for kind, mine in rows.items():
+                statements = _copied_sql(kind)
+                columns = _COLUMNS[kind]
+                cursor.execute(statements.create)
+                with cursor.copy(statements.copy) as writer:
+                    for row in mine:
+                        writer.write_row([row[name] for name in columns])
+            claimed = cursor.execute(claim).rowcount
+            registered_before = claimed < sum(len(mine) for mine in rows.values())
+            for kind, mine in rows.items():
+                statements = _copied_sql(kind)
+                crossed: list[UUID] = []
+                if registered_before:
+                    crossed = [row[0] for row in cursor.execute(statements.adopt)]
+                upserted = cursor.execute(statements.upsert).fetchall()
+                stored: list[_StoredRow] = []
+                if len(upserted) < len(mine):  # rows left alone: replays, or others'
+                    stored = cursor.execute(statements.stored).fetchall()
+                cursor.execute(statements.clear)
+                finished = [row for row in upserted if row[1] != Status.RUNNING.value]
+                changed = rollups.ChangedRows(ids=[row[0] for row in finished])
+                if finished:
+                    changed.first = min(row[2] for row in finished)
+                    changed.last = max(row[2] for row in finished)
+                written[kind] = changed, stored, crossed
     except driver.Error as error:  # raised as SQLAlchemy raises the driver's errors
-        raise sa.exc.DBAPIError.instance(statements.upsert, None, error, driver.Error) from error
-    finished = [row_id for row_id, status in written if status != Status.RUNNING.value]
-    return finished, stored, crossed
+        raise sa.exc.DBAPIError.instance(claim, None, error, driver.Error) from error
+    return written
 
 
 _ANY_RUNNING_SQL = f"SELECT 1 FROM {{table}} WHERE status = '{Status.RUNNING.value}' LIMIT 1"
@@ -361,8 +389,13 @@ def _merge_rule(insert: Any, table: sa.Table, kind: Kind, dialect_name: str) -> 
         return sa.case((progress, mine), else_=finish)
 
     name_column = NAME_COLUMNS[kind]
+    # On PostgreSQL a partition knows (event id, timestamp) alone: the registry of event ids
+    # makes the id unique (claude_api.models.partitions), and the rows come with its timestamp.
+    conflict = [table.c.event_id]
+    if dialect_name == "postgresql":
+        conflict.append(table.c.timestamp)
     return insert.on_conflict_do_update(
-        index_elements=[table.c.event_id],
+        index_elements=conflict,
         set_={name: merged(name) for name in _FINISH_COLUMNS},
         where=sa.and_(
             table.c.status == running,
@@ -385,41 +418,65 @@ def _sqlite_statement_sql(kind: Kind) -> str:
 
 @dataclass(frozen=True)
 class _CopiedSql:
-    """PostgreSQL's statements for `_upsert_copied`: create the temporary table, COPY into
-    it, upsert from it returning the ids and statuses of the rows written, read back the
-    stored rows of its ids, find its ids among the other kind's rows, and empty it."""
+    """PostgreSQL's statements of one kind for `_upsert_copied`: create the temporary table,
+    COPY into it, move its rows to their ids' registered start times and return its ids that
+    the other kind holds, upsert from it returning the ids, statuses and start times of the
+    rows written, read back the stored rows of its ids, and empty it."""
 
     create: str
     copy: str
+    adopt: str
     upsert: str
     stored: str
-    crossed: str
     clear: str
+
+
+def _incoming(kind: Kind) -> str:
+    return f"incoming_{USAGE_TABLES[kind].__tablename__}"
+
+
+@cache
+def _claim_sql(kinds: tuple[Kind, ...]) -> str:
+    """Register the new ids of the staged rows of `kinds` and lock every registered one (an
+    ON CONFLICT DO UPDATE whose condition is false locks the row it meets and writes nothing),
+    in event id order."""
+    staged = " UNION ALL ".join(
+        f"SELECT event_id, timestamp, '{kind.value}' AS kind FROM {_incoming(kind)}"
+        for kind in kinds
+    )
+    return (
+        "INSERT INTO invocation_ids (event_id, timestamp, kind) "
+        f"SELECT event_id, timestamp, kind FROM ({staged}) AS staged ORDER BY event_id "
+        "ON CONFLICT (event_id) DO UPDATE SET kind = invocation_ids.kind WHERE false"
+    )
 
 
 @cache
 def _copied_sql(kind: Kind) -> _CopiedSql:
     table = USAGE_TABLES[kind].__table__
     columns = _COLUMNS[kind]
-    incoming = f"incoming_{table.name}"
+    incoming = _incoming(kind)
     listed = ", ".join(columns)
     staged = sa.table(incoming, *(sa.column(name) for name in columns))
     select = sa.select(*staged.c).order_by(staged.c.event_id)
     insert = _merge_rule(
         postgresql.insert(table).from_select(columns, select), table, kind, "postgresql"
     )
-    upsert = insert.returning(table.c.id, table.c.status).compile(
+    upsert = insert.returning(table.c.id, table.c.status, table.c.timestamp).compile(
         dialect=postgresql.psycopg.dialect()
     )
     return _CopiedSql(
         create=f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS "
         f"SELECT {listed} FROM {table.name} WITH NO DATA",
         copy=f"COPY {incoming} ({listed}) FROM STDIN",
+        adopt=f"WITH adopted AS (UPDATE {incoming} i SET timestamp = r.timestamp "
+        "FROM invocation_ids r WHERE r.event_id = i.event_id AND r.timestamp <> i.timestamp) "
+        f"SELECT i.event_id FROM {incoming} i JOIN invocation_ids r ON r.event_id = i.event_id "
+        f"WHERE r.kind <> '{kind.value}'",
         upsert=str(upsert),
         stored=f"SELECT t.event_id, t.{NAME_COLUMNS[kind]}, t.task_id, t.project_id "
-        f"FROM {incoming} i JOIN {table.name} t ON t.event_id = i.event_id",
-        crossed=f"SELECT i.event_id FROM {incoming} i JOIN {_other(kind)} o "
-        "ON o.event_id = i.event_id",
+        f"FROM {incoming} i JOIN {table.name} t "
+        "ON t.event_id = i.event_id AND t.timestamp = i.timestamp",
         clear=f"DELETE FROM {incoming}",
     )
 
