@@ -1,18 +1,21 @@
-"""The GraphQL questions the dashboard asks beyond one name: statistics of everything matched
-(`usage`) and histories without a name, on a real server, with a project-bound key too."""
+"""The GraphQL questions the dashboard asks beyond one name, on a real server: statistics of
+everything matched (`usage`), histories without a name and by the hour, the duration histogram,
+one agent's models, with a project-bound key too."""
 
 from __future__ import annotations
 
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.models.queries.durations import EDGES
 from tests import expected
 from tests.auth_support import Secured, secured_server
 from tests.factories import BASE_TIME, add_events, make_event
@@ -138,3 +141,121 @@ def test_a_project_bound_key_sees_only_its_project(seeded) -> None:
     assert sum(b["invocations"] for b in history["buckets"]) == len(web)
     refused = server.graphql(USAGE, key, filter=window("api")).json()
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+DURATIONS = """
+query Durations($kind: Kind, $name: String, $filter: UsageFilterInput) {
+  durationHistogram(kind: $kind, name: $name, filter: $filter) {
+    buckets { minSeconds maxSeconds count }
+    measured exact
+  }
+}
+"""
+
+
+def expected_bins(durations: list[float]) -> tuple[dict[float, int], int]:
+    """Counts per lower edge of the 1-2-5 series, and how many durations lie within 1% of an
+    edge (the sketch's accuracy: those may be counted in the bucket beside)."""
+    counts: dict[float, int] = {}
+    near = 0
+    for duration in durations:
+        lower = max([0.0, *(edge for edge in EDGES if edge <= duration)])
+        counts[lower] = counts.get(lower, 0) + 1
+        near += any(abs(duration - edge) <= 0.0101 * edge for edge in EDGES)
+    return counts, near
+
+
+def test_the_duration_histogram_counts_finished_runs_per_bucket(seeded) -> None:
+    server, events = seeded
+    key = server.key("read")
+    for kind, name in ((None, None), ("AGENT", "planner")):
+        chosen = [e for e in events if name is None or (e.name == name and e.kind is Kind.AGENT)]
+        answer = server.data(DURATIONS, key, kind=kind, name=name, filter=window())
+        histogram = answer["durationHistogram"]
+        durations = expected.durations(chosen)
+        assert histogram["measured"] == len(durations)
+        assert histogram["exact"] is False  # whole days: the rollups' sketch bins
+        buckets = histogram["buckets"]
+        for before, after in pairwise(buckets):
+            assert before["maxSeconds"] == after["minSeconds"]
+        want, near = expected_bins(durations)
+        got = {b["minSeconds"]: b["count"] for b in buckets}
+        assert sum(got.values()) == len(durations)
+        assert sum(abs(got.get(edge, 0) - count) for edge, count in want.items()) <= 2 * near
+
+    # Under an hour: the raw rows alone, each duration placed exactly.
+    start = min(e.timestamp for e in events)
+    hour = {"since": start.isoformat(), "until": (start + timedelta(minutes=50)).isoformat()}
+    inside = [e for e in events if start <= e.timestamp < start + timedelta(minutes=50)]
+    exact = server.data(DURATIONS, key, filter=hour)["durationHistogram"]
+    assert exact["exact"] is True
+    want, _ = expected_bins(expected.durations(inside))
+    assert {b["minSeconds"]: b["count"] for b in exact["buckets"] if b["count"]} == want
+
+
+def test_nothing_finished_has_no_buckets(seeded) -> None:
+    server, _ = seeded
+    key = server.key("read")
+    running = server.data(DURATIONS, key, filter=window() | {"status": "RUNNING"})
+    assert running["durationHistogram"] == {"buckets": [], "measured": 0, "exact": True}
+    unknown = server.data(DURATIONS, key, kind="AGENT", name="nobody", filter=window())
+    assert unknown["durationHistogram"]["measured"] == 0
+
+
+MODELS = """
+query Models($kind: Kind, $name: String, $filter: UsageFilterInput) {
+  models(kind: $kind, name: $name, filter: $filter) {
+    models { model invocations totalCostUsd unpricedInvocations }
+    totals { invocations }
+  }
+}
+"""
+
+
+def test_models_of_one_agent(engine: Engine, seeded) -> None:
+    server, events = seeded
+    extra = [
+        make_event(name="planner", model="claude-opus-4-6", timestamp=SINCE + timedelta(hours=2)),
+        make_event(name="planner", model=None, cost_usd=None, timestamp=SINCE + timedelta(hours=3)),
+        make_event(name="reviewer", model="glm-4.6", timestamp=SINCE + timedelta(hours=4)),
+    ]
+    add_events(engine, *extra)
+    planner = [e for e in [*events, *extra] if e.name == "planner" and e.kind is Kind.AGENT]
+    answer = server.data(MODELS, server.key("read"), kind="AGENT", name="planner", filter=window())
+    rows = {row["model"]: row for row in answer["models"]["models"]}
+    counts = {}
+    for e in planner:
+        counts[e.model] = counts.get(e.model, 0) + 1
+    assert {model: row["invocations"] for model, row in rows.items()} == counts
+    assert rows[None]["totalCostUsd"] is None and rows[None]["unpricedInvocations"] == 1
+    assert answer["models"]["totals"]["invocations"] == len(planner)
+
+
+HOURLY = """
+query Hourly($kind: Kind, $name: String, $filter: UsageFilterInput) {
+  history(kind: $kind, name: $name, period: HOUR, filter: $filter) {
+    period buckets { startAt invocations }
+  }
+}
+"""
+
+
+def test_a_history_by_the_hour(seeded) -> None:
+    server, events = seeded
+    day = {"since": SINCE.isoformat(), "until": (SINCE + timedelta(days=1)).isoformat(),
+           "tz": "America/New_York"}  # fmt: skip
+    history = server.data(HOURLY, server.key("read"), filter=day)["history"]
+    assert history["period"] == "HOUR" and len(history["buckets"]) == 24
+    for bucket in history["buckets"]:
+        start = datetime.fromisoformat(bucket["startAt"])
+        inside = [e for e in events if start <= e.timestamp < start + timedelta(hours=1)]
+        assert bucket["invocations"] == len(inside)
+
+
+def test_a_budget_per_hour_is_bad_input(seeded) -> None:
+    server, _ = seeded
+    mutation = "mutation { setBudget(budget: {period: HOUR, usd: 1}) { id } }"
+    answer = server.graphql(mutation, server.key("admin")).json()
+    assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    report = server.graphql("{ report(period: HOUR) { tz } }", server.key("read")).json()
+    assert report["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,7 +1,8 @@
 """The dashboard in real Chromium (driven by Playwright) on a real server over seeded data, on
-SQLite and PostgreSQL: every page shows the seeded numbers, navigation and the back button work,
-a posted event appears without a reload, the key prompt and a project-bound key work, nothing
-is logged to the console and no request leaves the server's origin.
+SQLite and PostgreSQL: every page shows the seeded numbers (budgets and open alerts, an agent's
+duration histogram, models and tasks, the last 24 hours by the hour too), navigation and the back
+button work, a posted event appears without a reload, the key prompt and a project-bound key
+work, nothing is logged to the console and no request leaves the server's origin.
 
 The expected numbers are computed here from the seeded events, in the browser's time zone.
 `CLAUDE_API_WRITE_SCREENSHOT=1` rewrites docs/dashboard.png from demo data.
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,8 +33,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.models.alerts import add_rule
+from claude_api.models.budgets import set_budget
+from claude_api.models.db import write_engine
 from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.keys import revoke_key
+from claude_api.models.queries.durations import EDGES
+from claude_api.server.alerting import AlertEvaluator
 from claude_api.server.app import create_app
 from tests import expected
 from tests.auth_support import Secured, secured_server
@@ -546,4 +553,213 @@ def test_an_empty_database_and_unknown_names_say_so(browser, engine: Engine) -> 
         page.locator(".banner", has_text="No invocation of this task").wait_for()
         t.open("/?period=custom&from=2026-05-02&to=2026-05-01")
         page.locator(".banner", has_text="a custom range needs").wait_for()
+        t.check_clean()
+
+
+# --- budgets and alerts, durations, models, hours ---------------------------------------------
+
+
+def guardrails(engine: Engine) -> dict[str, int]:
+    """Budgets and alert rules of every kind of scope, set as `claude-api budgets set` and
+    `alerts add` set them; their ids by a short name."""
+    ids = {}
+    with Session(write_engine(engine)) as session:
+        for label, scope in {
+            "planner": {"kind": "agent", "name": "planner", "period": "day", "usd": 0.25},
+            "web": {"project_id": "web", "period": "month", "tokens": 10**12, "action": "warn"},
+            "api": {"project_id": "api", "period": "day", "usd": 1000.0},
+            "all": {"period": "week", "usd": 1000.0, "action": "warn"},
+        }.items():
+            ids[f"budget {label}"] = set_budget(session, tz="UTC", **scope).budget.id
+        for label, rule in {
+            "failing": {"metric": "failure_rate", "threshold": 0.01, "window_seconds": 7 * 86400},
+            "api failing": {"metric": "failure_rate", "threshold": 0.01,
+                            "window_seconds": 7 * 86400, "project_id": "api"},
+            "pdf cost": {"metric": "cost", "threshold": 1000.0, "window_seconds": 86400,
+                         "kind": "skill", "name": "pdf"},
+        }.items():  # fmt: skip
+            ids[f"rule {label}"] = add_rule(session, **rule).id
+        session.commit()
+    return ids
+
+
+def spent_today(events: list[UsageEvent], now: datetime, **chosen: Any) -> float:
+    midnight = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    return sum(
+        e.cost_usd or 0
+        for e in events
+        if midnight <= e.timestamp <= now and all(getattr(e, k) == v for k, v in chosen.items())
+    )
+
+
+def test_the_overview_shows_budgets_and_open_alerts(browser, seeded) -> None:
+    engine, events, now = seeded
+    ids = guardrails(engine)
+    week = [e for e in events if e.timestamp >= now - timedelta(days=7)]
+    finished = [e for e in week if e.status is not Status.RUNNING]
+    failure_rate = sum(e.status is Status.FAILED for e in finished) / len(finished)
+    with server(engine) as running, tab(browser, running.url) as t:
+        AlertEvaluator(running.services).evaluate()  # as the server's own loop does after writes
+        t.open("/")
+        page = t.page
+        alerts = page.locator("#table-alerts tbody tr")
+        alerts.first.wait_for()
+        firing = {int(row.get_attribute("data-rule")) for row in alerts.all()}
+        assert firing == {ids["rule failing"], ids["rule api failing"]}  # not pdf's cost
+        row = page.locator(f'#table-alerts tr[data-rule="{ids["rule failing"]}"]')
+        value = float(row.locator('td[data-key="value"]').get_attribute("data-value"))
+        assert value == pytest.approx(failure_rate)
+        assert row.locator(".standing").inner_text() == "Firing"
+
+        budgets = {
+            int(row.get_attribute("data-budget")): row
+            for row in page.locator("#table-budgets tbody tr").all()
+        }
+        assert set(budgets) == {ids[f"budget {n}"] for n in ("planner", "web", "api", "all")}
+        planner = budgets[ids["budget planner"]]
+        spent = spent_today(events, datetime.now(UTC), kind=Kind.AGENT, name="planner")
+        assert spent > 0.25  # task-tree's planner alone spent $0.50 twenty minutes ago
+        assert float(planner.locator('td[data-key="spent"]').get_attribute("data-value")) == (
+            pytest.approx(spent)
+        )
+        assert planner.get_attribute("data-standing") == "spent"
+        assert "over" in planner.get_attribute("class")  # highlighted, and said in words:
+        assert planner.locator('td[data-key="standing"]').inner_text() == "Spent"
+        assert planner.locator('td[data-key="remaining"]').inner_text() == "$0.00"
+        assert planner.locator('td[data-key="action"]').inner_text() == "deny"
+        web = budgets[ids["budget web"]]
+        assert web.get_attribute("data-standing") == "within"
+        assert web.locator('td[data-key="limit"]').inner_text() == f"{10**12:,}"
+
+        # Each names what it covers: the agent's page, the project's overview.
+        planner.locator("a").click()
+        page.wait_for_url("**/agents/planner")
+        t.open("/")
+        budgets_web = page.locator(f'#table-budgets tr[data-budget="{ids["budget web"]}"] a')
+        assert budgets_web.get_attribute("href") == "/?project=web"
+
+        # With a project chosen, only what covers it: not api's budget nor api's rule.
+        t.open("/?project=web")
+        page.locator("#table-budgets").wait_for()
+        shown = {int(r.get_attribute("data-budget")) for r in t.rows("#table-budgets tbody tr")}
+        assert shown == {ids["budget planner"], ids["budget web"], ids["budget all"]}
+        rules = {int(r.get_attribute("data-rule")) for r in t.rows("#table-alerts tbody tr")}
+        assert rules == {ids["rule failing"]}
+        t.check_clean()
+
+
+def test_a_project_bound_key_sees_its_projects_budgets_only(browser, seeded) -> None:
+    engine, _, _ = seeded
+    ids = guardrails(engine)
+    with server(engine, auth="required", auth_cache_seconds=0) as running:
+        AlertEvaluator(running.services).evaluate()
+        key = running.key("read", project="api")
+        with tab(browser, running.url) as t:
+            t.open("/")
+            t.page.fill("#key-input", key)
+            t.page.press("#key-input", "Enter")
+            t.page.locator("#table-budgets").wait_for()
+            budgets = {
+                int(r.get_attribute("data-budget")) for r in t.rows("#table-budgets tbody tr")
+            }
+            assert budgets == {ids["budget api"]}
+            rules = {int(r.get_attribute("data-rule")) for r in t.rows("#table-alerts tbody tr")}
+            assert rules == {ids["rule api failing"]}
+            t.check_clean()
+
+
+def test_an_alert_that_fires_later_appears_without_a_reload(browser, seeded) -> None:
+    """An alert fires with no new data (another server process, say): the overview looks at
+    its budgets and alerts again on its own, every 30 seconds (the page's clock is driven)."""
+    engine, _, _ = seeded
+    with server(engine) as running, tab(browser, running.url) as t:
+        t.page.clock.install()
+        t.open("/")
+        t.page.locator("#no-alerts").wait_for()
+        guardrails(engine)
+        AlertEvaluator(running.services).evaluate()
+        for _ in range(40):
+            t.page.clock.run_for(2000)
+            if t.page.locator("#table-alerts").count():
+                break
+            t.page.wait_for_timeout(100)
+        t.page.locator("#table-alerts tbody tr").first.wait_for()
+        t.check_clean()
+
+
+def bins_of(durations: list[float]) -> tuple[Counter, int]:
+    counts: Counter = Counter()
+    near = 0
+    for duration in durations:
+        counts[max([0.0, *(edge for edge in EDGES if edge <= duration)])] += 1
+        near += any(abs(duration - edge) <= 0.0101 * edge for edge in EDGES)
+    return counts, near
+
+
+def test_an_agent_page_shows_its_durations_models_and_tasks(browser, seeded) -> None:
+    engine, events, now = seeded
+    current = in_days(events, last_days(now))
+    planner = [e for e in current if e.kind is Kind.AGENT and e.name == "planner"]
+    with server(engine) as running, tab(browser, running.url) as t:
+        t.open("/agents/planner")
+        page = t.page
+        page.locator("#chart-durations canvas").first.wait_for()
+        rows = t.rows("#chart-durations details tbody tr")
+        shown = [int(row.locator("td.num").get_attribute("data-value")) for row in rows]
+        want, near = bins_of(expected.durations(planner))
+        assert sum(shown) == sum(want.values())
+        edges = sorted(want)
+        assert rows[0].get_attribute("data-bin").endswith(("s", "ms"))
+        assert len(rows) >= len(want)  # from the shortest bucket to the longest, gaps included
+        assert abs(shown[0] - want[edges[0]]) <= 2 * near
+
+        models = t.rows("#table-models tbody tr")
+        assert [m.get_attribute("data-model") for m in models] == ["claude-sonnet-4-5"]
+        runs = models[0].locator('td[data-key="invocations"]').get_attribute("data-value")
+        assert int(runs) == len(planner)
+
+        tree = page.locator('table.tasks tr[data-task="task-tree"]')
+        assert (
+            tree.locator('[data-key="status"] [data-status]').get_attribute("data-status")
+            == "COMPLETED"
+        )
+        # From its first start to its last finish: the tester, 30 s in, ran 12.5 s.
+        assert float(tree.locator('td[data-key="duration"]').get_attribute("data-value")) == (
+            pytest.approx(42.5)
+        )
+        used = [
+            (u.get_attribute("data-kind"), u.get_attribute("data-name"))
+            for u in tree.locator("[data-key=used] .used").all()
+        ]
+        assert used == [("AGENT", "planner"), ("AGENT", "reviewer"), ("AGENT", "tester"),
+                        ("SKILL", "pdf")]  # fmt: skip
+        tree.locator("[data-key=used] a", has_text="pdf").click()
+        page.wait_for_url("**/skills/pdf")
+        page.locator("h1", has_text="pdf").wait_for()
+        t.check_clean()
+
+
+def test_the_last_24_hours_by_the_hour(browser, seeded) -> None:
+    engine, events, _ = seeded
+    with server(engine) as running, tab(browser, running.url) as t:
+        t.open("/?period=24h")
+        page = t.page
+        page.locator("#chart-invocations canvas").first.wait_for()
+        rows = t.rows("#chart-invocations details tbody tr")
+        assert len(rows) == 24
+        starts = [datetime.fromisoformat(r.get_attribute("data-start")) for r in rows]
+        assert all(b - a == timedelta(hours=1) for a, b in pairwise(starts))
+        assert starts[-1].astimezone(TZ) <= datetime.now(TZ) < starts[-1] + timedelta(hours=1)
+        counts = [
+            sum(int(c.get_attribute("data-value") or 0) for c in r.locator("td.num").all())
+            for r in rows
+        ]
+        want = [
+            len([e for e in events if s <= e.timestamp < s + timedelta(hours=1)]) for s in starts
+        ]
+        assert counts == want
+        assert rows[0].locator("td").first.text_content().endswith(("AM", "PM"))  # a time of day
+        t.open("/agents/planner?period=24h")
+        page.locator("#chart-runs canvas").first.wait_for()
+        assert len(t.rows("#chart-runs details tbody tr")) == 24
         t.check_clean()

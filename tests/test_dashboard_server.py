@@ -13,7 +13,7 @@ import pytest
 from graphql import build_schema, parse, validate
 from sqlalchemy import Engine
 
-from claude_api.dashboard import FILES
+from claude_api.dashboard.documents import documents
 from claude_api.server.dashboard import VERSION_PATH
 from tests.auth_support import Secured, bearer, secured_server
 from tests.factories import add_events, make_event
@@ -88,39 +88,10 @@ def _get(secured: Secured, key: str, if_none_match: str):  # type: ignore[no-unt
     return httpx.get(f"{secured.url}{VERSION_PATH}", headers=headers, timeout=30)
 
 
-def js_documents() -> dict[str, str]:
-    """The GraphQL documents of queries.js, its `${NAME}` pieces filled in, and one trends
-    document as `trends(2)` writes it."""
-    source = (FILES / "js" / "queries.js").read_text()
-    pieces = {
-        name: body
-        for name, body in re.findall(
-            r"const (\w+) =\s*[`\"]((?:[^`\"])*)[`\"];", source, flags=re.DOTALL
-        )
-    }
-
-    def filled(text: str) -> str:
-        while "${" in text:
-            text = re.sub(r"\$\{(\w+)\}", lambda m: pieces[m.group(1)], text)
-        return text
-
-    documents = {name: filled(body) for name, body in pieces.items() if "query " in body}
-    aliases = " ".join(
-        f"h{i}: history(kind: $k{i}, name: $n{i}, period: $period, filter: $filter) "
-        f"{{ {pieces['TREND_FIELDS']} }}"
-        for i in range(2)
-    )
-    documents["trends"] = (
-        "query DashboardTrends($filter: UsageFilterInput!, $period: Period!, $k0: Kind!, "
-        f"$n0: String!, $k1: Kind!, $n1: String!) {{ {aliases} }}"
-    )
-    return documents
-
-
 def test_the_pages_graphql_documents_are_valid_against_the_schema() -> None:
     schema = build_schema(SCHEMA.read_text())
-    documents = js_documents()
-    assert {"OVERVIEW", "USAGE", "TASKS", "TASK", "trends"} <= documents.keys()
-    for name, document in documents.items():
+    found = documents()
+    assert {"OVERVIEW", "TRENDS", "USAGE", "TASKS", "TASK", "GUARDRAILS"} <= found.keys()
+    for name, document in found.items():
         errors = validate(schema, parse(document))
         assert not errors, (name, errors)

@@ -261,7 +261,8 @@ def test_since_after_now_is_invalid(engine: Engine) -> None:
 @given(
     offsets=st.lists(st.integers(min_value=0, max_value=200 * 24 * 60), max_size=30),
     statuses=st.lists(st.sampled_from(list(Status)), min_size=30, max_size=30),
-    period=st.sampled_from(list(Period)),
+    # Calendar periods: hours over such ranges pass the 1,000 buckets (test_queries_hours.py).
+    period=st.sampled_from([Period.DAY, Period.WEEK, Period.MONTH]),
     tz=st.sampled_from(["UTC", PARIS, NEW_YORK, "Asia/Kathmandu", "Australia/Lord_Howe"]),
     start=st.integers(min_value=0, max_value=200 * 24 * 60),
     length=st.integers(min_value=1, max_value=150 * 24 * 60),

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
 import strawberry
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from claude_api.access import Principal
-from claude_api.errors import EventConflict, InvalidFilter
+from claude_api.errors import EventConflict
 from claude_api.graph import types
 from claude_api.graph.errors import log_errors
 from claude_api.graph.guardrails import GuardrailMutations, GuardrailQueries
@@ -24,8 +21,10 @@ from claude_api.graph.scalars import SCALARS, Long
 from claude_api.models import queries
 from claude_api.models.events import Kind, parse_events
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
+from claude_api.models.gateway import Gateway, mark_uncacheable
 from claude_api.models.keys import Scope
-from claude_api.models.queries._cache import keeps_answers, mark_unkept
+from claude_api.models.queries.durations import duration_histogram
+from claude_api.models.queries.histories import usage_by_period_per_name
 from claude_api.models.queries.purged import count_purged_invocations
 
 T = TypeVar("T")
@@ -37,9 +36,14 @@ PAGE_ARGUMENTS = {"limit": "first"}
 
 
 class GraphContext(Protocol):
-    """What resolvers need from the app: read sessions, the tracker and the caller."""
+    """What resolvers need from the app: the read gateway, the deadline of the request's reads,
+    the tracker and the caller."""
 
-    def session(self) -> AbstractContextManager[Session]: ...
+    @property
+    def gateway(self) -> Gateway: ...
+
+    @property
+    def deadline(self) -> float | None: ...
 
     @property
     def tracker(self) -> Any: ...
@@ -56,30 +60,12 @@ async def _query(
     arguments: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> T:
-    """Run a query-layer function in a worker thread with a session of its own, for a caller
-    allowed to read: its `filter` or `project_id` argument is narrowed to the caller's project
-    (FORBIDDEN when it names another). `arguments` renames the query layer's arguments in its
-    errors to the GraphQL ones."""
-    principal = info.context.principal
-    principal.require(Scope.READ)
-    if "filter" in kwargs:
-        kwargs["filter"] = principal.restrict(kwargs["filter"])
-    if "project_id" in kwargs:
-        kwargs["project_id"] = principal.project(kwargs["project_id"])
-    if not keeps_answers(function):
-        mark_unkept()
+    """`Gateway.answer`: a query-layer function for the caller; `arguments` renames the query
+    layer's arguments in its errors to the GraphQL ones."""
     context = info.context
-
-    def work() -> T:
-        with context.session() as session:
-            try:
-                return function(session, **kwargs)
-            except InvalidFilter as error:
-                if arguments and error.field in arguments:
-                    raise InvalidFilter(arguments[error.field], error.message) from None
-                raise
-
-    return await run_in_threadpool(work)
+    return await context.gateway.answer(
+        context.principal, function, deadline=context.deadline, names=arguments, **kwargs
+    )
 
 
 async def _stats(info: Info, kind: Kind, name: str, filter: UsageFilterInput | None) -> Any:
@@ -174,9 +160,9 @@ class Query(GuardrailQueries):
         return [types.LeaderboardEntry.from_result(entry) for entry in entries]
 
     @strawberry.field(
-        description="Invocations of one agent or skill per day, week or month, empty buckets "
-        "included (default range: the last 30 days, 12 weeks or 12 months); without a name, of "
-        "every agent or skill (both when kind is null)."
+        description="Invocations of one agent or skill per local hour, day, week or month, empty "
+        "buckets included (default range: the last 24 hours, 30 days, 12 weeks or 12 months); "
+        "without a name, of every agent or skill (both when kind is null)."
     )
     async def history(
         self,
@@ -191,14 +177,56 @@ class Query(GuardrailQueries):
         return types.History.of(history)
 
     @strawberry.field(
+        description="The histories of several agents or skills of one kind at once, in the order "
+        "of names (at most 100), each as `history` gives it; a name without invocations has "
+        "empty buckets rather than an error."
+    )
+    async def histories(
+        self,
+        info: Info,
+        kind: types.Kind,
+        names: list[str],
+        period: types.Period = Period.DAY,
+        filter: UsageFilterInput | None = None,
+    ) -> list[types.History]:
+        scope = to_filter(filter, kind=kind)
+        found = await _query(
+            info,
+            usage_by_period_per_name,
+            arguments={"named": "names"},
+            filter=scope,
+            period=period,
+            named=tuple(names),
+        )
+        return [types.History.of(history) for history in found]
+
+    @strawberry.field(
         description="Invocations per model, with the totals of them all (both kinds when kind "
-        "is null)."
+        "is null); with name, of that agent or skill only."
     )
     async def models(
-        self, info: Info, kind: types.Kind | None = None, filter: UsageFilterInput | None = None
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        filter: UsageFilterInput | None = None,
+        name: str | None = None,
     ) -> types.ModelBreakdown:
-        scope = to_filter(filter, kind=kind)
+        scope = to_filter(filter, kind=kind, name=name)
         return types.ModelBreakdown.of(await _query(info, queries.usage_by_model, filter=scope))
+
+    @strawberry.field(
+        description="How long the finished invocations matching took, as counts per duration "
+        "bucket; with name (and kind), of that agent or skill."
+    )
+    async def duration_histogram(
+        self,
+        info: Info,
+        kind: types.Kind | None = None,
+        name: str | None = None,
+        filter: UsageFilterInput | None = None,
+    ) -> types.DurationHistogram:
+        scope = to_filter(filter, kind=kind, name=name)
+        return types.DurationHistogram.of(await _query(info, duration_histogram, filter=scope))
 
     @strawberry.field(
         description="Invocations per project, with the totals of them all (both kinds when "
@@ -330,12 +358,12 @@ async def _record(
     info: Info[GraphContext, None], items: list[dict[str, Any]], location: str
 ) -> types.RecordResult:
     """Validate and store events for a caller allowed to write, in its project only."""
-    mark_unkept()
+    mark_uncacheable()
     principal = info.context.principal
     principal.require(Scope.WRITE)
     events = principal.claim(parse_events(items, location=location), location)
     try:
-        await run_in_threadpool(info.context.tracker.record, events)
+        await info.context.gateway.run(lambda: info.context.tracker.record(events))
     except EventConflict as error:
         raise error.at(location) from None
     return types.RecordResult(received=len(events))

@@ -24,7 +24,9 @@ CostSource = strawberry.enum(
     "model and tokens, or unpriced (tokens known, the model has no price).",
 )
 Period = strawberry.enum(
-    filters.Period, description="A calendar period; weeks are ISO weeks, starting on Monday."
+    filters.Period,
+    description="A calendar period; weeks are ISO weeks, starting on Monday; an hour runs from "
+    "one local hh:00 to the next (histories only).",
 )
 LeaderboardMetric = strawberry.enum(
     filters.LeaderboardMetric, description="What a leaderboard ranks by, highest first."
@@ -141,9 +143,11 @@ class LeaderboardEntry(FromResult):
     )
 
 
-@strawberry.type(description="One calendar day, week or month of a history.")
+@strawberry.type(description="One local hour, calendar day, week or month of a history.")
 class HistoryBucket(Totals, FromResult):
-    period_start: date = strawberry.field(description="The bucket's first local date.")
+    period_start: date = strawberry.field(
+        description="The bucket's first local date (an hour's: the date it falls on)."
+    )
     start_at: datetime = strawberry.field(description="First instant counted (UTC).")
     end_at: datetime = strawberry.field(description="End of the bucket, exclusive (UTC).")
 
@@ -203,6 +207,37 @@ class ModelBreakdown:
         return cls(
             models=[ModelUsage.from_result(row) for row in breakdown.rows],
             totals=UsageTotals.from_result(breakdown.totals),
+        )
+
+
+@strawberry.type(
+    description="Finished invocations whose duration d is minSeconds <= d < maxSeconds."
+)
+class DurationBucket(FromResult):
+    min_seconds: float
+    max_seconds: float | None = strawberry.field(description="Null: no upper bound.")
+    count: Long
+
+
+@strawberry.type(
+    description="How long finished invocations took: counts per bucket of a 1-2-5 series of "
+    "seconds, from the shortest to the longest bucket with a count."
+)
+class DurationHistogram:
+    buckets: list[DurationBucket]
+    measured: Long = strawberry.field(description="Durations counted: finished, with a duration.")
+    exact: bool = strawberry.field(
+        description="Whether every duration was placed exactly; otherwise those from the "
+        "rollups' sketch bins are placed within 1%, so one close to an edge may be counted in "
+        "the bucket beside it."
+    )
+
+    @classmethod
+    def of(cls, histogram: Any) -> DurationHistogram:
+        return cls(
+            buckets=[DurationBucket.from_result(bucket) for bucket in histogram.buckets],
+            measured=Long(histogram.measured),
+            exact=histogram.exact,
         )
 
 

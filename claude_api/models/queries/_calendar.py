@@ -1,7 +1,8 @@
-"""Calendar periods in an IANA time zone, as UTC instants: days, ISO weeks and months.
+"""Calendar periods in an IANA time zone, as UTC instants: hours, days, ISO weeks and months.
 
 Edges are computed in Python with zoneinfo, so a bucket spans a local calendar day even when
-that day lasts 23 or 25 hours; the database only compares UTC timestamps.
+that day lasts 23 or 25 hours, and an hour runs from one local hh:00 to the next; the database
+only compares UTC timestamps.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def calendar_buckets(
 
     Raises InvalidFilter("since") when there would be more than `maximum` of them.
     """
+    if period is Period.HOUR:
+        return _hour_buckets(since, until, zone, maximum)
     buckets: list[Bucket] = []
     try:
         start = period_start(local_date(since, zone), period)
@@ -89,6 +92,52 @@ def calendar_buckets(
             if end_at > start_at:
                 buckets.append(Bucket(start, max(start_at, since), min(end_at, until)))
             start, start_at = following, end_at
+    except (OverflowError, ValueError):
+        raise InvalidFilter("until", "is out of the supported date range") from None
+    return buckets
+
+
+# Every UTC offset in use since 1970 is a whole number of quarter hours, so every local hh:00
+# falls on a UTC quarter hour.
+_QUARTER = timedelta(minutes=15)
+
+
+def hour_start(instant: datetime, zone: ZoneInfo) -> datetime:
+    """The latest local hh:00 in `zone` at or before the aware `instant`, in UTC."""
+    moment = instant.astimezone(UTC)
+    candidate = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
+    for _ in range(8):  # a local hour starts within two hours back, whatever the offset
+        if _starts_hour(candidate, zone):
+            return candidate
+        candidate -= _QUARTER
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _starts_hour(instant: datetime, zone: ZoneInfo) -> bool:
+    local = instant.astimezone(zone)
+    return local.minute == 0 and local.second == 0
+
+
+def _hour_buckets(since: datetime, until: datetime, zone: ZoneInfo, maximum: int) -> list[Bucket]:
+    """The local hours meeting [since, until): each from a local hh:00 to the next, so an hour
+    that a clock change skips merges with the one before and a repeated hour comes twice."""
+    buckets: list[Bucket] = []
+    try:
+        start_at = hour_start(since, zone)
+        while start_at < until:
+            if len(buckets) == maximum:
+                raise InvalidFilter(
+                    "since", f"the range holds more than {maximum} {Period.HOUR.value} buckets"
+                )
+            end_at = start_at + _QUARTER
+            for _ in range(12):  # at most a skipped hour and a half (Lord Howe: 30 minutes)
+                if _starts_hour(end_at, zone):
+                    break
+                end_at += _QUARTER
+            buckets.append(
+                Bucket(local_date(start_at, zone), max(start_at, since), min(end_at, until))
+            )
+            start_at = end_at
     except (OverflowError, ValueError):
         raise InvalidFilter("until", "is out of the supported date range") from None
     return buckets

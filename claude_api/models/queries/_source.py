@@ -40,14 +40,16 @@ def usage_rows(
     *,
     intervals: Sequence[Interval] | None = None,
     running_only: bool = False,
+    task_ids: bool = False,
 ) -> sa.Subquery:
     """Every invocation matching `filter`, as a subquery with the columns `kind`, `name` and
     `SHARED_COLUMNS`; kind None reads both tables through UNION ALL.
 
     `intervals`, when given, replace the filter's since/until: the start time must lie in one
     of them, and they must lie in the filter's range. `running_only` keeps running invocations
-    only (found through a partial index). The filter is applied inside each branch, so each
-    table's indexes serve it.
+    only (found through a partial index). `task_ids` keeps the tasks listed in the expanding
+    bind parameter `task_ids`, found through the task id index (the filter is tested on their
+    rows). The filter is applied inside each branch, so each table's indexes serve it.
     """
     kinds = [filter.kind] if filter.kind is not None else list(Kind)
     branches = []
@@ -55,7 +57,7 @@ def usage_rows(
         table = USAGE_TABLES[kind].__table__
         name = table.c[NAME_COLUMNS[kind]]
         branch = sa.select(*_row_columns(kind)).where(
-            *_conditions(filter, table, name, intervals, running_only)
+            *_conditions(filter, table, name, intervals, running_only, task_ids)
         )
         branches.append(branch)
     rows = branches[0] if len(branches) == 1 else sa.union_all(*branches)
@@ -79,30 +81,41 @@ def _conditions(
     name: sa.Column[str],
     intervals: Sequence[Interval] | None,
     running_only: bool,
+    task_ids: bool = False,
 ) -> list[Any]:
     columns = table.c
+    # The listed tasks' rows through the task id index: SQLite, without statistics, would
+    # rather read all of a name's rows, or all of a range's, through their index.
+    plain = not_indexed if task_ids else _indexed
     equal = [
         # Running rows are found through their partial index; SQLite, without statistics,
         # would rather read all of a name's rows through the name's index.
-        (not_indexed(name) if running_only else name, filter.name),
-        (columns.task_id, filter.task_id),
-        (columns.project_id, filter.project_id),
-        (columns.model, filter.model),
-        (columns.status, filter.status.value if filter.status is not None else None),
+        (not_indexed(name) if running_only or task_ids else name, filter.name),
+        (plain(columns.task_id), filter.task_id),
+        (plain(columns.project_id), filter.project_id),
+        (plain(columns.model), filter.model),
+        (plain(columns.status), filter.status.value if filter.status is not None else None),
     ]
     conditions: list[Any] = [column == value for column, value in equal if value is not None]
+    timestamp = plain(columns.timestamp)
     if intervals is not None:
         # Pieces of the filter's range: alone, so the index serves each piece, not the range.
-        conditions.append(within(columns.timestamp, intervals))
+        conditions.append(within(timestamp, intervals))
     else:
         if filter.since is not None:
-            conditions.append(columns.timestamp >= filter.since)
+            conditions.append(timestamp >= filter.since)
         if filter.until is not None:
-            conditions.append(columns.timestamp < filter.until)
+            conditions.append(timestamp < filter.until)
     if running_only:
         # A literal, so SQLite sees that the partial index on running rows applies.
         conditions.append(columns.status == sa.literal_column(f"'{Status.RUNNING.value}'"))
+    if task_ids:
+        conditions.append(table.c.task_id.in_(sa.bindparam("task_ids", expanding=True)))
     return conditions
+
+
+def _indexed(column: Any) -> Any:
+    return column
 
 
 def within(column: Any, intervals: Sequence[Interval]) -> Any:
@@ -139,11 +152,15 @@ def _compile_bytewise_postgresql(element: bytewise, compiler: SQLCompiler, **kw:
     return f'{compiler.process(element.clauses, **kw)} COLLATE "C"'
 
 
-class not_indexed(FunctionElement[str]):  # lower case: it reads like the SQL it stands for
-    """A column that SQLite must not look up through its index (SQLite's unary plus)."""
+class not_indexed(FunctionElement[Any]):  # lower case: it reads like the SQL it stands for
+    """A column that SQLite must not look up through its index (SQLite's unary plus), of the
+    column's type."""
 
     inherit_cache = True
-    type = sa.String()
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
 
 
 @compiles(not_indexed)

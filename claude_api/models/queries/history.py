@@ -22,6 +22,7 @@ from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._cache import cached
 from claude_api.models.queries._calendar import (
     calendar_buckets,
+    hour_start,
     local_date,
     local_midnight,
     period_range,
@@ -49,7 +50,7 @@ from claude_api.models.results import (
 )
 from claude_api.models.types import UTCDateTime
 
-DEFAULT_BUCKETS = {Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
+DEFAULT_BUCKETS = {Period.HOUR: 24, Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
 
 @cached(reads_clock=lambda kw: kw.get("now") is None and kw["filter"].until is None)
@@ -60,8 +61,9 @@ def usage_by_period(
     period: Period,
     now: datetime | None = None,
 ) -> History:
-    """The invocations matching `filter` per calendar day, ISO week (from Monday) or month in
-    `filter.tz`, over [filter.since, filter.until), empty buckets included with zero counts.
+    """The invocations matching `filter` per local hour, calendar day, ISO week (from Monday) or
+    month in `filter.tz`, over [filter.since, filter.until), empty buckets included with zero
+    counts.
 
     The first and last buckets are clipped to the range, so the buckets add up to exactly the
     range. Without `until` the range ends `now` (default: the current time); without `since` it
@@ -152,6 +154,9 @@ def _history_range(
 ) -> tuple[datetime, datetime]:
     until = filter.until or _now(now)
     since = filter.since
+    if since is None and period is Period.HOUR:
+        hours = timedelta(hours=DEFAULT_BUCKETS[period] - 1, microseconds=1)
+        since = hour_start(until - hours, filter.zone)
     if since is None:
         zone = filter.zone
         last = period_start(local_date(until - timedelta(microseconds=1), zone), period)
@@ -215,6 +220,8 @@ def usage_report(
     empty.
     """
     period = to_enum(Period, period, field="period")
+    if period is Period.HOUR:
+        raise InvalidFilter("period", "a report covers a day, a week or a month, not an hour")
     check_count(top_failures, field="top_failures", maximum=MAX_TOP)
     if filter.since is not None or filter.until is not None:
         raise InvalidFilter("since", "a report covers its period: leave since and until empty")

@@ -11,6 +11,7 @@ import * as tasks from "./views/tasks.js";
 import * as usage from "./views/usage.js";
 
 const POLL_MS = 3000;
+const TICK_MS = 30000; // a page's own refresh of what changes with the clock (budgets, alerts)
 const views = { overview, usage, tasks, task };
 const main = document.getElementById("main");
 const form = document.getElementById("filters");
@@ -19,9 +20,12 @@ const keyButton = document.getElementById("key-button");
 let version = null; // the data version read before the page's queries, as an ETag
 let generation = 0; // renders started; only the latest may draw
 let failures = 0;
+let tick = null; // the page's own refresh, if it has one
+let ticked = 0; // when it last ran (or the page was drawn)
 
 async function render({ refresh = false } = {}) {
   const mine = ++generation;
+  tick = null;
   const params = new URLSearchParams(location.search);
   const where = route(location);
   const period = range(params);
@@ -33,6 +37,8 @@ async function render({ refresh = false } = {}) {
     const page = await view.render({ where, params, range: period });
     if (mine !== generation) return;
     version = seen;
+    tick = page.tick || null;
+    ticked = performance.now();
     show(page, refresh);
     if (period.problem) main.prepend(banner(period.problem));
     if (refresh) live.textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
@@ -179,6 +185,9 @@ async function poll() {
         await render({ refresh: true });
         // While data keeps changing, a page slow to compute is redrawn less often.
         wait = Math.max(POLL_MS, 3 * (performance.now() - started));
+      } else if (tick && performance.now() - ticked >= TICK_MS) {
+        ticked = performance.now();
+        await tick();
       }
     }
   } catch (error) {

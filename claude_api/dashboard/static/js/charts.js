@@ -1,7 +1,7 @@
 // Charts drawn with uPlot (vendored, loaded as the global `uPlot`), each followed by its numbers
 // as a table, for screen readers and for anyone who wants the exact values; trend lines in SVG.
 import { h } from "./dom.js";
-import { UNKNOWN, date } from "./format.js";
+import { UNKNOWN, bucketStart } from "./format.js";
 
 const PALETTE = ["--c0", "--c1", "--c2", "--c3", "--c4", "--c5", "--c6"];
 const HEIGHT = 240;
@@ -52,9 +52,9 @@ function seconds(iso) {
  * the numbers below. `buckets` are the API's (startAt); each series has `label`, `values` (one per
  * bucket, null for unknown) and `colour`.
  */
-export function stackedBars({ title, buckets, series, format, id, axis = format }) {
+export function stackedBars({ title, buckets, series, format, id, axis = format, period = "DAY" }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
-  const table = dataTable(title, buckets, series, format);
+  const table = dataTable(title, buckets, series, format, period);
   const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
   const x = buckets.map((bucket) => seconds(bucket.startAt));
   const stacks = [];
@@ -77,7 +77,7 @@ export function stackedBars({ title, buckets, series, format, id, axis = format 
     legend: { live: true },
     cursor: { points: { show: false } },
     series: [
-      { label: "From", value: (u, v) => (v === null ? UNKNOWN : date(new Date(v * 1000))) },
+      { label: "From", value: (u, v) => (v === null ? UNKNOWN : bucketStart(new Date(v * 1000), period)) },
       ...order.map((i) => ({
         label: series[i].label,
         fill: series[i].colour,
@@ -95,9 +95,9 @@ export function stackedBars({ title, buckets, series, format, id, axis = format 
 }
 
 /** One line per series over the buckets (null leaves a gap), with its table. */
-export function lines({ title, buckets, series, format, id, max = null, axis = format }) {
+export function lines({ title, buckets, series, format, id, max = null, axis = format, period = "DAY" }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
-  const table = dataTable(title, buckets, series, format);
+  const table = dataTable(title, buckets, series, format, period);
   const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
   const options = {
     width: 600,
@@ -105,7 +105,7 @@ export function lines({ title, buckets, series, format, id, max = null, axis = f
     scales: { x: { time: true }, y: { range: (u, min, top) => [0, max ?? (top > 0 ? top * 1.08 : 1)] } },
     axes: axes(axis),
     series: [
-      { label: "From", value: (u, v) => (v === null ? UNKNOWN : date(new Date(v * 1000))) },
+      { label: "From", value: (u, v) => (v === null ? UNKNOWN : bucketStart(new Date(v * 1000), period)) },
       ...series.map((one) => ({
         label: one.label,
         stroke: one.colour,
@@ -126,7 +126,70 @@ function draw(options, data, chart) {
   plots.push(new window.uPlot(options, data, chart));
 }
 
-function dataTable(title, buckets, series, format) {
+/**
+ * A histogram: one bar per bin (`labels`, `counts`), in order, with its table. The bins are
+ * the API's; the x axis names every bin that has room for its label.
+ */
+export function histogram({ title, labels, counts, format, id, colour, what = "Count" }) {
+  const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
+  const table = h(
+    "details",
+    { class: "data" },
+    h("summary", {}, "Numbers"),
+    h("div", { class: "table-wrap" },
+      h("table", {},
+        h("caption", { class: "sr-only" }, title),
+        h("thead", {}, h("tr", {}, h("th", {}, "Bin"), h("th", { class: "num" }, what))),
+        h("tbody", {}, labels.map((label, i) =>
+          h("tr", { "data-bin": label },
+            h("td", {}, label),
+            h("td", { class: "num", "data-value": counts[i] }, format(counts[i]))))))),
+  );
+  const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
+  const x = labels.map((_, i) => i);
+  const stroke = css("--muted");
+  const grid = { stroke: css("--grid"), width: 1 };
+  const options = {
+    width: 600,
+    height: HEIGHT,
+    scales: {
+      x: { time: false, range: () => [-0.6, Math.max(0, labels.length - 1) + 0.6] },
+      y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
+    },
+    axes: [
+      {
+        stroke,
+        grid: { show: false },
+        ticks: grid,
+        // Every bin's label while they fit, else every second, third... one.
+        splits: (u) => {
+          const room = Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 84));
+          const step = Math.ceil(labels.length / room);
+          return x.filter((i) => i % step === 0);
+        },
+        values: (u, ticks) => ticks.map((t) => labels[t] ?? ""),
+      },
+      { stroke, grid, ticks: grid, size: 64, values: (u, ticks) => ticks.map((t) => format(t)) },
+    ],
+    legend: { show: false },
+    cursor: { points: { show: false } },
+    series: [
+      {},
+      {
+        label: what,
+        fill: colour,
+        stroke: colour,
+        width: 0,
+        points: { show: false },
+        paths: window.uPlot.paths.bars({ size: [0.85, 80] }),
+      },
+    ],
+  };
+  requestAnimationFrame(() => draw(options, [x, counts], chart));
+  return wrapper;
+}
+
+function dataTable(title, buckets, series, format, period) {
   return h(
     "details",
     { class: "data" },
@@ -146,7 +209,7 @@ function dataTable(title, buckets, series, format) {
             h(
               "tr",
               { "data-start": bucket.startAt },
-              h("td", {}, date(bucket.startAt)),
+              h("td", {}, bucketStart(bucket.startAt, period)),
               series.map((one) => h("td", { class: "num", "data-value": one.values[i] ?? "" }, format(one.values[i]))),
             ),
           ),

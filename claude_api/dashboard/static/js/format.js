@@ -12,6 +12,7 @@ const axisDollars = new Intl.NumberFormat(undefined, {
 });
 const when = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const day = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const hour = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 
 const known = (value) => value !== null && value !== undefined && !Number.isNaN(value);
 
@@ -53,6 +54,35 @@ export function dateTime(iso) {
 
 export function date(value) {
   return value ? day.format(value instanceof Date ? value : new Date(value)) : UNKNOWN;
+}
+
+/** The start of a chart's bucket: its date, and its time of day for an hour's. */
+export function bucketStart(value, period = "DAY") {
+  if (!value) return UNKNOWN;
+  const moment = value instanceof Date ? value : new Date(value);
+  return period === "HOUR" ? hour.format(moment) : day.format(moment);
+}
+
+/** A duration bucket's edge, as a number and its unit: [500, "ms"], [20, "s"], or [text, ""]. */
+function edgeParts(value) {
+  if (value < 1) return [Math.round(value * 1e6) / 1e3, "ms"];
+  if (value < 1000) return [counts.format(value), "s"];
+  return [seconds(value), ""];
+}
+
+export function durationEdge(value) {
+  const [number, unit] = edgeParts(value);
+  return unit ? `${number} ${unit}` : number;
+}
+
+/** A duration bucket [min, max) in words: "20–50 s", "500 ms – 1 s", "< 1 ms", "≥ 50 s". */
+export function durationRange(min, max) {
+  if (max === null || max === undefined) return `≥ ${durationEdge(min)}`;
+  if (min === 0) return `< ${durationEdge(max)}`;
+  const [low, lowUnit] = edgeParts(min);
+  const [high, highUnit] = edgeParts(max);
+  if (lowUnit && lowUnit === highUnit) return `${low}–${high} ${lowUnit}`;
+  return `${durationEdge(min)} – ${durationEdge(max)}`;
 }
 
 /** The relative change of a figure against the previous period, as text ("+12.0%"). */

@@ -26,18 +26,38 @@ query DashboardOverview($filter: UsageFilterInput!, $previous: UsageFilterInput!
 export const TREND_FIELDS =
   "buckets { startAt invocations completed failed running successRate totalCostUsd }";
 
-/** Histories of several agents or skills in one request: $k0/$n0, $k1/$n1, ... */
-export function trends(count) {
-  const variables = ["$filter: UsageFilterInput!", "$period: Period!"];
-  const fields = [];
-  for (let i = 0; i < count; i++) {
-    variables.push(`$k${i}: Kind!`, `$n${i}: String!`);
-    fields.push(`h${i}: history(kind: $k${i}, name: $n${i}, period: $period, filter: $filter) { ${TREND_FIELDS} }`);
-  }
-  return `query DashboardTrends(${variables.join(", ")}) {\n  ${fields.join("\n  ")}\n}`;
-}
+// What trend lines and the stacked charts draw of each name: its buckets are the total's.
+const LINE_FIELDS = "buckets { invocations totalCostUsd }";
+
+/** The histories of up to 100 agents and 100 skills in one request, by name. */
+export const TRENDS = `
+query DashboardTrends(
+  $filter: UsageFilterInput!, $period: Period!, $agents: [String!]!, $skills: [String!]!,
+  $withAgents: Boolean!, $withSkills: Boolean!
+) {
+  agents: histories(kind: AGENT, names: $agents, period: $period, filter: $filter)
+    @include(if: $withAgents) { name ${LINE_FIELDS} }
+  skills: histories(kind: SKILL, names: $skills, period: $period, filter: $filter)
+    @include(if: $withSkills) { name ${LINE_FIELDS} }
+}`;
 
 const STATS = `${TOTALS} p50DurationSeconds p95DurationSeconds p99DurationSeconds firstSeenAt lastSeenAt ${ERRORS}`;
+
+const TASK_SUMMARY = `
+      taskId status durationSeconds invocations completed failed running totalCostUsd
+      unpricedInvocations totalTokens firstSeenAt lastSeenAt agents skills`;
+
+/** Budgets in their current period and the open alerts: of the project when one is given. */
+export const GUARDRAILS = `
+query DashboardGuardrails($projectId: String) {
+  budgetStatus(projectId: $projectId) {
+    budget { id kind name projectId period unit limitUsd limitTokens action tz label }
+    startAt endAt invocations unpricedInvocations spent remaining forecast exhausted message
+  }
+  alertRules(state: FIRING, projectId: $projectId) {
+    id metric kind name projectId threshold windowSeconds minSample value changedAt label
+  }
+}`;
 
 export const USAGE = `
 query DashboardUsage(
@@ -49,11 +69,15 @@ query DashboardUsage(
   previousAgent: agent(name: $name, filter: $previous) @include(if: $isAgent) { ${TOTALS} p95DurationSeconds }
   previousSkill: skill(name: $name, filter: $previous) @skip(if: $isAgent) { ${TOTALS} p95DurationSeconds }
   history(kind: $kind, name: $name, period: $period, filter: $filter) { ${TREND_FIELDS} }
+  durationHistogram(kind: $kind, name: $name, filter: $filter) {
+    buckets { minSeconds maxSeconds count }
+    measured exact
+  }
+  models(kind: $kind, name: $name, filter: $filter) {
+    models { model ${TOTALS} }
+  }
   tasks(kind: $kind, name: $name, filter: $filter, first: 15) {
-    items {
-      taskId invocations completed failed running totalCostUsd unpricedInvocations totalTokens
-      firstSeenAt lastSeenAt
-    }
+    items { ${TASK_SUMMARY} }
     hasNext
   }
 }`;
@@ -61,10 +85,7 @@ query DashboardUsage(
 export const TASKS = `
 query DashboardTasks($kind: Kind, $name: String, $filter: UsageFilterInput!, $after: String) {
   tasks(kind: $kind, name: $name, filter: $filter, first: 50, after: $after) {
-    items {
-      taskId invocations completed failed running totalCostUsd unpricedInvocations totalTokens
-      firstSeenAt lastSeenAt
-    }
+    items { ${TASK_SUMMARY} }
     hasNext
     nextCursor
   }

@@ -60,7 +60,7 @@ export function isoDay(day) {
 
 /**
  * The range a URL's period names, and the one before it of the same length, as Dates; the
- * bucket (DAY, WEEK or MONTH) of its charts; `problem` when the custom range is unusable.
+ * bucket (HOUR, DAY, WEEK or MONTH) of its charts; `problem` when the custom range is unusable.
  * Days are the browser's: 7 days are today and the 6 before, to the end of today.
  */
 export function range(params, now = new Date()) {
@@ -79,7 +79,7 @@ export function range(params, now = new Date()) {
         period, label: `${isoDay(from)} to ${isoDay(to)}`,
         since: from, until: addDays(to, 1),
         previousSince: addDays(from, -days), previousUntil: from,
-        bucket: days > 730 ? "MONTH" : days > 120 ? "WEEK" : "DAY",
+        bucket: days > 730 ? "MONTH" : days > 120 ? "WEEK" : days > 2 ? "DAY" : "HOUR",
       };
     }
     problem = "a custom range needs a From date on or before its To date: showing the last 7 days";
@@ -91,7 +91,7 @@ export function range(params, now = new Date()) {
     const since = new Date(until - 86400000);
     return {
       period, label: "last 24 hours", problem, since, until,
-      previousSince: new Date(since - 86400000), previousUntil: since, bucket: "DAY",
+      previousSince: new Date(since - 86400000), previousUntil: since, bucket: "HOUR",
     };
   }
   const days = DAYS[period];

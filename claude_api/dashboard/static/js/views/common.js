@@ -2,7 +2,7 @@
 import { graphql } from "../api.js";
 import { h, link } from "../dom.js";
 import * as f from "../format.js";
-import { trends } from "../queries.js";
+import { TRENDS } from "../queries.js";
 import { href, taskPath, usagePath } from "../state.js";
 
 /** A cost, "–" when unknown, marked when some invocations under it report no cost. */
@@ -28,11 +28,15 @@ export function tokenDetail(totals) {
   ].join(" · ");
 }
 
-/** The status of a task from its counts: running while any invocation runs. */
+/** A task's status as the API sums it up, with how many of its invocations run or failed. */
 export function taskStatus(task) {
-  if (task.running) return h("span", { class: "status-running" }, `running (${f.count(task.running)})`);
-  if (task.failed) return h("span", { class: "status-failed" }, `${f.count(task.failed)} failed`);
-  return h("span", { class: "status-completed" }, "completed");
+  const status = (task.status || "").toLowerCase();
+  const detail = task.running
+    ? ` (${f.count(task.running)} running)`
+    : task.failed
+      ? ` (${f.count(task.failed)} of ${f.count(task.invocations)} failed)`
+      : "";
+  return h("span", { class: `status-${status}`, "data-status": task.status }, status, h("span", { class: "mark" }, detail));
 }
 
 export function nameLink(kind, name, params) {
@@ -43,7 +47,23 @@ export function kindBadge(kind) {
   return h("span", { class: "kind" }, kind === "SKILL" ? "skill" : "agent");
 }
 
-/** A table of task summaries, each task id a link to its page. */
+const NAMES_SHOWN = 6; // agents and skills named in a task's row before "+N more"
+
+/** The agents and skills a task used, each a link to its page. */
+function usedBy(task, params) {
+  const used = [
+    ...task.agents.map((name) => ["AGENT", name]),
+    ...task.skills.map((name) => ["SKILL", name]),
+  ];
+  const shown = used.slice(0, NAMES_SHOWN).map(([kind, name], i) => [
+    i ? ", " : "",
+    h("span", { class: "used", "data-kind": kind, "data-name": name }, kind === "SKILL" ? h("span", { class: "kind" }, "skill") : null, nameLink(kind, name, params)),
+  ]);
+  const more = used.length > NAMES_SHOWN ? h("span", { class: "mark" }, ` +${used.length - NAMES_SHOWN} more`) : null;
+  return [shown, more];
+}
+
+/** A table of task summaries, each task id a link to its page, each agent and skill to its. */
 export function taskTable(items, params, caption) {
   if (!items.length) return h("p", { class: "note" }, "No tasks in this period.");
   return h(
@@ -59,9 +79,10 @@ export function taskTable(items, params, caption) {
         h("tr", {},
           h("th", { scope: "col" }, "Task"),
           h("th", { scope: "col" }, "Started"),
-          h("th", { scope: "col", class: "hide-narrow" }, "Last start"),
-          h("th", { scope: "col", class: "num" }, "Invocations"),
           h("th", { scope: "col" }, "Status"),
+          h("th", { scope: "col", class: "num" }, "Duration"),
+          h("th", { scope: "col", class: "hide-narrow" }, "Agents and skills"),
+          h("th", { scope: "col", class: "num hide-narrow" }, "Invocations"),
           h("th", { scope: "col", class: "num hide-narrow" }, "Tokens"),
           h("th", { scope: "col", class: "num" }, "Cost")),
       ),
@@ -71,15 +92,40 @@ export function taskTable(items, params, caption) {
         items.map((task) =>
           h("tr", { "data-task": task.taskId },
             h("td", { class: "name" }, link(href(taskPath(task.taskId), params), task.taskId)),
-            h("td", {}, f.dateTime(task.firstSeenAt)),
-            h("td", { class: "hide-narrow" }, f.dateTime(task.lastSeenAt)),
-            h("td", { class: "num", "data-value": task.invocations }, f.count(task.invocations)),
-            h("td", {}, taskStatus(task)),
+            h("td", { title: `last start ${f.dateTime(task.lastSeenAt)}` }, f.dateTime(task.firstSeenAt)),
+            h("td", { "data-key": "status" }, taskStatus(task)),
+            h("td", { class: "num", "data-key": "duration", "data-value": task.durationSeconds ?? "" }, f.seconds(task.durationSeconds)),
+            h("td", { class: "name hide-narrow", "data-key": "used" }, usedBy(task, params)),
+            h("td", { class: "num hide-narrow", "data-value": task.invocations }, f.count(task.invocations)),
             h("td", { class: "num hide-narrow", title: f.count(task.totalTokens) }, f.shortCount(task.totalTokens)),
-            h("td", { class: "num" }, cost(task.totalCostUsd, task.unpricedInvocations))),
+            h("td", { class: "num", "data-key": "cost" }, cost(task.totalCostUsd, task.unpricedInvocations))),
         ),
       ),
     ),
+  );
+}
+
+/** Usage per model: runs, success, cost and tokens; an invocation naming no model says so. */
+export function modelTable(models, caption) {
+  if (!models.length) return h("p", { class: "note" }, "No invocations in this period.");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h("table", { class: "models", id: "table-models" },
+      h("caption", { class: "sr-only" }, caption),
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Model"),
+        h("th", { scope: "col", class: "num" }, "Runs"),
+        h("th", { scope: "col", class: "num" }, "Success"),
+        h("th", { scope: "col", class: "num" }, "Cost"),
+        h("th", { scope: "col", class: "num hide-narrow" }, "Tokens"))),
+      h("tbody", {}, models.map((row) =>
+        h("tr", { "data-model": row.model ?? "" },
+          h("td", { class: "name" }, row.model ?? h("span", { class: "mark" }, "no model recorded")),
+          h("td", { class: "num", "data-key": "invocations", "data-value": row.invocations }, f.count(row.invocations)),
+          h("td", { class: "num", "data-key": "successRate", "data-value": row.successRate ?? "" }, f.percent(row.successRate)),
+          h("td", { class: "num", "data-key": "cost" }, cost(row.totalCostUsd, row.unpricedInvocations)),
+          h("td", { class: "num hide-narrow", title: `${f.count(row.totalTokens)} (${tokenDetail(row)})` }, f.shortCount(row.totalTokens)))))),
   );
 }
 
@@ -111,24 +157,26 @@ export function errorTable(errors, params, caption) {
   );
 }
 
-const ALIASES_PER_REQUEST = 15; // the API's bound on aliases in one document
+const NAMES_PER_REQUEST = 100; // the API's bound on the names of one `histories`
 
-/** The histories of [kind, name] pairs over the filter, by "kind:name", 15 to a request. */
+/** The histories of [kind, name] pairs over the filter, by "kind:name": one request for up to
+ * 100 agents and 100 skills, those already `known` left out. */
 export async function histories(pairs, filter, period, known = new Map()) {
-  const missing = [...new Map(pairs.map(([kind, name]) => [`${kind}:${name}`, [kind, name]])).values()]
-    .filter(([kind, name]) => !known.has(`${kind}:${name}`));
-  const chunks = [];
-  for (let start = 0; start < missing.length; start += ALIASES_PER_REQUEST) {
-    chunks.push(missing.slice(start, start + ALIASES_PER_REQUEST));
+  const missing = { AGENT: [], SKILL: [] };
+  for (const [kind, name] of pairs) {
+    if (!known.has(`${kind}:${name}`) && !missing[kind].includes(name)) missing[kind].push(name);
   }
-  await Promise.all(chunks.map(async (chunk) => {
-    const variables = { filter, period };
-    chunk.forEach(([kind, name], i) => {
-      variables[`k${i}`] = kind;
-      variables[`n${i}`] = name;
-    });
-    const data = await graphql(trends(chunk.length), variables);
-    chunk.forEach(([kind, name], i) => known.set(`${kind}:${name}`, data[`h${i}`].buckets));
-  }));
+  const requests = [];
+  for (let start = 0; start < Math.max(missing.AGENT.length, missing.SKILL.length); start += NAMES_PER_REQUEST) {
+    const agents = missing.AGENT.slice(start, start + NAMES_PER_REQUEST);
+    const skills = missing.SKILL.slice(start, start + NAMES_PER_REQUEST);
+    const variables = { filter, period, agents, skills, withAgents: agents.length > 0, withSkills: skills.length > 0 };
+    requests.push(graphql(TRENDS, variables).then((data) => {
+      for (const [field, kind] of [["agents", "AGENT"], ["skills", "SKILL"]]) {
+        for (const history of data[field] || []) known.set(`${kind}:${history.name}`, history.buckets);
+      }
+    }));
+  }
+  await Promise.all(requests);
   return known;
 }

@@ -1,13 +1,15 @@
-// The overview: headline figures against the previous period, cost and invocations over time
-// stacked by the top agents, leaderboards of agents and skills, the most frequent errors.
+// The overview: headline figures against the previous period, open alerts and budgets, cost and
+// invocations over time stacked by the top agents, leaderboards of agents and skills, the most
+// frequent errors.
 import { graphql } from "../api.js";
 import { colour, otherColour, sparkline, stackedBars } from "../charts.js";
 import { figure, h, section } from "../dom.js";
 import * as f from "../format.js";
-import { OVERVIEW } from "../queries.js";
+import { GUARDRAILS, OVERVIEW } from "../queries.js";
 import { filterOf } from "../state.js";
 import { sortableTable } from "../table.js";
 import { cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
+import { alertTable, budgetTable } from "./guardrails.js";
 
 const SHOWN = 10; // leaderboard rows before "show all"
 const boards = {
@@ -19,7 +21,12 @@ export async function render({ params, range }) {
   const filter = filterOf(params, range.since, range.until);
   const previous = filterOf(params, range.previousSince, range.previousUntil);
   const period = range.bucket;
-  const data = await graphql(OVERVIEW, { filter, previous, period });
+  // Budgets and alerts apart: they change with the clock, so their answer is never kept, while
+  // the analytics' answer is kept until the data changes.
+  const [data, guardrails] = await Promise.all([
+    graphql(OVERVIEW, { filter, previous, period }),
+    graphql(GUARDRAILS, { projectId: params.get("project") || null }),
+  ]);
   const trends = new Map();
   const top = data.topAgents.map((entry) => ["AGENT", entry.name]);
   const agentBoard = leaderboard("AGENT", data.agents, params, filter, period, trends);
@@ -31,15 +38,24 @@ export async function render({ params, range }) {
   const empty = current.invocations === 0;
   return {
     title: "Overview",
+    // Budgets and alerts also change with the clock (a new day, an alert resolving), not only
+    // with the data: redrawn on their own now and then.
+    tick: async () => {
+      const now = await graphql(GUARDRAILS, { projectId: params.get("project") || null });
+      document.querySelector("#alerts > .table-wrap, #alerts > p")?.replaceWith(alertTable(now.alertRules, params));
+      document.querySelector("#budgets > .table-wrap, #budgets > p")?.replaceWith(budgetTable(now.budgetStatus, params));
+    },
     content: [
       h("h1", {}, "Overview ", h("span", { class: "sub" }, range.label)),
       empty
         ? h("p", { class: "note" }, "No invocations in this period. Record some with `claude-api import`, `claude-api hook install` or `claude-api demo`, or pick a longer period.")
         : null,
       headline(current, data.previous),
+      h("section", { id: "alerts" }, h("h2", {}, "Open alerts"), alertTable(guardrails.alertRules, params)),
+      h("section", { id: "budgets" }, h("h2", {}, "Budgets ", h("span", { class: "sub" }, "in their current period")), budgetTable(guardrails.budgetStatus, params)),
       h("div", { class: "grid2" },
-        section("Cost over time", overTime("cost", "Cost", data.total.buckets, top, trends, "totalCostUsd", f.usd, f.usdAxis)),
-        section("Invocations over time", overTime("invocations", "Invocations", data.total.buckets, top, trends, "invocations", f.count))),
+        section("Cost over time", overTime("cost", "Cost", data.total.buckets, top, trends, "totalCostUsd", f.usd, f.usdAxis, period)),
+        section("Invocations over time", overTime("invocations", "Invocations", data.total.buckets, top, trends, "invocations", f.count, f.count, period))),
       section("Agents", agentBoard.container, listNote(data.agents)),
       section("Skills", skillBoard.container, listNote(data.skills)),
       section("Most frequent errors", errorTable(current.topErrors, params, "Most frequent errors")),
@@ -66,7 +82,7 @@ function headline(current, previous) {
  * A measure over time, stacked by the top agents; "other" is what the API's total counts beyond
  * them (other agents, and skills), so the stack's height is the API's total of each bucket.
  */
-function overTime(id, label, total, top, trends, field, format, axis = format) {
+function overTime(id, label, total, top, trends, field, format, axis, period) {
   const series = top.map(([kind, name], i) => ({
     label: name,
     colour: colour(i),
@@ -78,7 +94,7 @@ function overTime(id, label, total, top, trends, field, format, axis = format) {
     return Math.abs(rest) < 1e-9 ? 0 : rest; // float sums of the same costs in another order
   });
   series.push({ label: top.length ? "Other agents and skills" : "All", colour: otherColour(), values: other });
-  return stackedBars({ title: `${label} per bucket`, buckets: total, series, format, axis, id: `chart-${id}` });
+  return stackedBars({ title: `${label} per ${period.toLowerCase()}`, buckets: total, series, format, axis, id: `chart-${id}`, period });
 }
 
 function listNote(page) {

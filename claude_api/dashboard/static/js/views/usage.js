@@ -1,12 +1,13 @@
 // An agent's or a skill's page: its figures against the previous period, its history (runs by
-// status, cost, success rate), duration percentiles, top errors and the recent tasks that used it.
+// status, cost, success rate), duration percentiles and distribution, the models it ran on, its
+// top errors and the recent tasks that used it.
 import { ApiError, graphql } from "../api.js";
-import { colour, lines, stackedBars } from "../charts.js";
+import { colour, histogram, lines, stackedBars } from "../charts.js";
 import { figure, h, link, section } from "../dom.js";
 import * as f from "../format.js";
 import { USAGE } from "../queries.js";
 import { filterOf, href } from "../state.js";
-import { cost, errorTable, taskTable, tokenDetail } from "./common.js";
+import { cost, errorTable, modelTable, taskTable, tokenDetail } from "./common.js";
 
 export async function render({ where, params, range }) {
   const { kind, name } = where;
@@ -29,6 +30,7 @@ export async function render({ where, params, range }) {
   const before = data.previousAgent || data.previousSkill;
   const buckets = data.history.buckets;
   const status = (field) => buckets.map((b) => b[field]);
+  const period = range.bucket;
   return {
     title: name,
     content: [
@@ -45,6 +47,7 @@ export async function render({ where, params, range }) {
           ],
           format: f.count,
           id: "chart-runs",
+          period,
         })),
         section("Cost over time", stackedBars({
           title: "Cost per bucket",
@@ -53,6 +56,7 @@ export async function render({ where, params, range }) {
           format: f.usd,
           axis: f.usdAxis,
           id: "chart-cost",
+          period,
         }))),
       section("Success rate over time", lines({
         title: "Success rate per bucket",
@@ -61,9 +65,13 @@ export async function render({ where, params, range }) {
         format: f.percent,
         max: 1,
         id: "chart-success",
+        period,
       })),
       h("div", { class: "grid2" },
-        section("Durations", durations(stats)),
+        section("Durations", durations(stats, data.durationHistogram)),
+        section("Duration distribution", distribution(name, data.durationHistogram))),
+      h("div", { class: "grid2" },
+        section("Models", modelTable(data.models.models, `Models ${name} ran on`)),
         section("Top errors", errorTable(stats.topErrors, params, `Top errors of ${name}`))),
       section(
         "Recent tasks",
@@ -89,7 +97,25 @@ function figures(stats, before) {
   );
 }
 
-function durations(stats) {
+function distribution(name, found) {
+  if (!found.buckets.length) return h("p", { class: "note" }, "No finished run with a duration in this period.");
+  const labels = found.buckets.map((b) => f.durationRange(b.minSeconds, b.maxSeconds));
+  return h("div", {},
+    histogram({
+      title: `Finished runs of ${name} per duration`,
+      labels,
+      counts: found.buckets.map((b) => b.count),
+      format: f.count,
+      id: "chart-durations",
+      colour: colour(0),
+      what: "Runs",
+    }),
+    found.exact
+      ? null
+      : h("p", { class: "note" }, "From the rollups' duration sketches: a run within 1% of a bin's edge may be counted in the bin beside it."));
+}
+
+function durations(stats, found) {
   const row = (label, value, key) => h("tr", { "data-key": key }, h("th", { scope: "row" }, label), h("td", { class: "num", "data-value": value ?? "" }, f.seconds(value)));
   return h(
     "div",
@@ -101,6 +127,6 @@ function durations(stats) {
         row("p95", stats.p95DurationSeconds, "p95"),
         row("p99", stats.p99DurationSeconds, "p99"),
         row("Average", stats.avgDurationSeconds, "avg"))),
-    h("p", { class: "note" }, `Finished runs; first seen ${f.dateTime(stats.firstSeenAt)}, last ${f.dateTime(stats.lastSeenAt)}.`),
+    h("p", { class: "note" }, `${f.count(found.measured)} finished runs with a duration; first seen ${f.dateTime(stats.firstSeenAt)}, last ${f.dateTime(stats.lastSeenAt)}.`),
   );
 }

@@ -1,0 +1,332 @@
+"""What each dashboard page asks, timed: the GraphQL requests the page sends for its data (the
+documents of its queries.js), executed in-process against the server's schema on a large
+database, median and p95 of each page over several runs.
+
+    python -m bench.bench_dashboard [--database-url URL] [--size 1000000] [--repeat 10]
+                                    [--keep DIR] [--tz America/New_York]
+
+The database is filled with `claude-api demo` data as `bench_queries` fills it (and, with
+`--keep DIR`, kept and reused: the same files, so a database kept by either serves both; "now"
+is then the last stored event). A few budgets and alert rules are set on it, so the overview's
+budgets and open alerts have something to compute. Each page runs its requests in order as the
+browser's time zone `--tz` makes them (its periods end at local midnight, or at the end of the
+hour for the last 24 hours): the overview's analytics, its budgets and alerts, then the trend
+lines of its leaderboards' shown rows; an agent's page; the task list (plain, of an agent, of
+failed invocations, its next page); a task. Every answer is computed afresh (the query layer's
+kept answers are not used: a page redrawn after a write computes too), after one warm-up run.
+The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bench.bench_queries import analyze, fill_demo, kept_database, stored
+from bench.bench_tracking import fresh_database
+from claude_api.client.transport import LocalContext
+from claude_api.dashboard.documents import documents
+from claude_api.graph.schema import build_schema
+from claude_api.models import queries
+from claude_api.models.alerts import Metric, add_rule
+from claude_api.models.budgets import set_budget
+from claude_api.models.queries.alerts import list_rules
+
+TARGET_MS = 100.0
+SHOWN = 10  # leaderboard rows the overview shows before "show all"
+
+Request = tuple[str, str, dict[str, Any]]  # (label, document, variables)
+
+
+@dataclass
+class Page:
+    """A page: its requests, the later ones made from the answers of the earlier ones."""
+
+    label: str
+    requests: Callable[[Callable[[Request], dict[str, Any]]], None]
+    times: dict[str, list[float]] = field(default_factory=dict)
+    totals: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A period as the page's state.js makes it: [since, until), the one before, the bucket."""
+
+    since: datetime
+    until: datetime
+    previous_since: datetime
+    previous_until: datetime
+    bucket: str
+
+
+def page_range(period: str, now: datetime, zone: ZoneInfo) -> Range:
+    """The range of "24h", "7d", "30d" or "90d" at `now` in the browser's zone `zone`."""
+    if period == "24h":
+        local = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+        until = (local + timedelta(hours=1)).astimezone(UTC)
+        since = until - timedelta(days=1)
+        return Range(since, until, since - timedelta(days=1), since, "HOUR")
+    days = int(period.removesuffix("d"))
+    today = now.astimezone(zone).date()
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, clock(), zone).astimezone(UTC)
+
+    first = today - timedelta(days=days - 1)
+    return Range(
+        midnight(first),
+        midnight(today + timedelta(days=1)),
+        midnight(first - timedelta(days=days)),
+        midnight(first),
+        "DAY",
+    )
+
+
+def usage_filter(since: datetime, until: datetime, tz: str, **extra: Any) -> dict[str, Any]:
+    return {"since": since.isoformat(), "until": until.isoformat(), "tz": tz, **extra}
+
+
+def overview(period: Range, tz: str) -> Callable[..., None]:
+    docs = documents()
+    current = usage_filter(period.since, period.until, tz)
+    previous = usage_filter(period.previous_since, period.previous_until, tz)
+
+    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
+        variables = {"filter": current, "previous": previous, "period": period.bucket}
+        data = ask(("analytics", docs["OVERVIEW"], variables))
+        ask(("budgets and alerts", docs["GUARDRAILS"], {"projectId": None}))
+        pairs = [("AGENT", entry["name"]) for entry in data["topAgents"]]
+        for board in ("agents", "skills"):
+            rows = sorted(data[board]["items"], key=lambda row: -row["invocations"])[:SHOWN]
+            pairs += [(row["kind"], row["name"]) for row in rows]
+        agents = list(dict.fromkeys(name for kind, name in pairs if kind == "AGENT"))
+        skills = list(dict.fromkeys(name for kind, name in pairs if kind == "SKILL"))
+        trends = {"filter": current, "period": period.bucket, "agents": agents, "skills": skills}
+        trends |= {"withAgents": bool(agents), "withSkills": bool(skills)}
+        ask(("trend lines", docs["TRENDS"], trends))
+
+    return requests
+
+
+def usage(period: Range, tz: str, kind: str, name: str) -> Callable[..., None]:
+    variables = {
+        "kind": kind,
+        "name": name,
+        "isAgent": kind == "AGENT",
+        "filter": usage_filter(period.since, period.until, tz),
+        "previous": usage_filter(period.previous_since, period.previous_until, tz),
+        "period": period.bucket,
+    }
+
+    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
+        ask(("usage", documents()["USAGE"], variables))
+
+    return requests
+
+
+def tasks(period: Range, tz: str, **narrowed: Any) -> Callable[..., None]:
+    status = narrowed.pop("status", None)
+    extra = {"status": status} if status else {}
+    variables = {
+        "kind": narrowed.get("kind"),
+        "name": narrowed.get("name"),
+        "filter": usage_filter(period.since, period.until, tz, **extra),
+        "after": None,
+    }
+    next_page = narrowed.get("next_page", False)
+
+    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
+        data = ask(("tasks", documents()["TASKS"], variables))
+        if next_page:
+            after = data["tasks"]["nextCursor"]
+            ask(("next page", documents()["TASKS"], {**variables, "after": after}))
+
+    return requests
+
+
+def task(task_id: str) -> Callable[..., None]:
+    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
+        ask(("task", documents()["TASK"], {"id": task_id}))
+
+    return requests
+
+
+class Runner:
+    """The server's schema run in-process on the database, as the CLI's local transport does."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.schema = build_schema()
+        self.context = LocalContext(engine)
+        self.loop = asyncio.new_event_loop()
+
+    def ask(self, request: Request) -> dict[str, Any]:
+        _, document, variables = request
+        result = self.loop.run_until_complete(
+            self.schema.execute(document, variable_values=variables, context_value=self.context)
+        )
+        if result.errors:
+            raise SystemExit(f"{request[0]}: {result.errors[0].message}")
+        return result.data
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        self.loop.close()
+
+
+def run_page(runner: Runner, page: Page, timed: bool) -> None:
+    """One load of the page: each request timed, and their sum."""
+    total = 0.0
+
+    def ask(request: Request) -> dict[str, Any]:
+        nonlocal total
+        with afresh():
+            started = time.perf_counter()
+            answer = runner.ask(request)
+            spent = time.perf_counter() - started
+        total += spent
+        if timed:
+            page.times.setdefault(request[0], []).append(spent)
+        return answer
+
+    page.requests(ask)
+    if timed:
+        page.totals.append(total)
+
+
+def afresh() -> Any:
+    """Answers computed, not taken from the query layer's kept answers."""
+    computing = getattr(queries, "computing_afresh", None)
+    return computing() if computing is not None else nullcontext()
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def with_guardrails(engine: Engine) -> None:
+    """Budgets of each kind of scope and alert rules, as a team would set them (once)."""
+    with Session(engine) as session:
+        for scope in (
+            {"kind": "agent", "name": "Explore"},
+            {"kind": "skill", "name": "commit"},
+            {"project_id": "web"},
+            {},
+        ):
+            for period in ("day", "month"):
+                set_budget(session, period=period, usd=50.0, action="warn", tz="UTC", **scope)
+        if not list_rules(session):
+            add_rule(session, metric=Metric.FAILURE_RATE, threshold=0.05, window_seconds=3600)
+            add_rule(
+                session,
+                metric=Metric.COST,
+                threshold=1.0,
+                window_seconds=86400,
+                kind="agent",
+                name="Explore",
+            )
+            add_rule(
+                session, metric=Metric.P95_DURATION, threshold=60.0, window_seconds=86400,
+                project_id="web",
+            )  # fmt: skip
+        session.commit()
+
+
+def pages(engine: Engine, now: datetime, tz: str) -> list[Page]:
+    zone = ZoneInfo(tz)
+    ranges = {period: page_range(period, now, zone) for period in ("24h", "7d", "30d", "90d")}
+    week = ranges["7d"]
+    with Session(engine) as session:
+        recent = queries.list_tasks(session, limit=1).items[0].task_id
+    found = [Page(f"overview, {period}", overview(ranges[period], tz)) for period in ranges]
+    found += [
+        Page("agent Explore, 24h", usage(ranges["24h"], tz, "AGENT", "Explore")),
+        Page("agent Explore, 7d", usage(week, tz, "AGENT", "Explore")),
+        Page("agent Explore, 90d", usage(ranges["90d"], tz, "AGENT", "Explore")),
+        Page("agent statusline-setup, 90d", usage(ranges["90d"], tz, "AGENT", "statusline-setup")),
+        Page("skill commit, 7d", usage(week, tz, "SKILL", "commit")),
+        Page("tasks, 7d", tasks(week, tz)),
+        Page("tasks, 7d, and the next page", tasks(week, tz, next_page=True)),
+        Page("tasks, 90d", tasks(ranges["90d"], tz)),
+        Page("tasks, 7d, using Explore", tasks(week, tz, kind="AGENT", name="Explore")),
+        Page("tasks, 90d, using deploy-preview", tasks(ranges["90d"], tz, name="deploy-preview")),
+        Page("tasks, 7d, with failures", tasks(week, tz, status="FAILED")),
+        Page(f"task {recent}", task(recent)),
+    ]  # fmt: skip
+    return found
+
+
+@contextmanager
+def database(url: str | None, size: int, keep: Path | None) -> Iterator[tuple[Engine, datetime]]:
+    now = datetime.now(UTC)
+    opened = fresh_database(url) if keep is None else kept_database(url, keep, size)
+    with opened as engine:
+        count, last = stored(engine)
+        if count == size and last is not None:
+            now = last + timedelta(seconds=1)
+            print(f"{engine.dialect.name}, {size:,} events: kept from an earlier run, last {last}")
+        else:
+            if count > size:
+                raise SystemExit(f"the kept database holds {count:,} events, not {size:,}")
+            filled = fill_demo(engine, size, end=now, skip=count)
+            analyze(engine)
+            print(
+                f"{engine.dialect.name}, {size:,} events: stored {filled.events:,} in "
+                f"{filled.seconds:,.1f} s ({filled.events / filled.seconds:,.0f} events/s)"
+            )
+        yield engine, now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: a SQLite temp file)")
+    parser.add_argument("--size", type=int, default=1_000_000, help="events (default: 10^6)")
+    parser.add_argument("--repeat", type=int, default=10, help="timed loads of each page")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep the filled database in DIR and reuse it"
+    )
+    parser.add_argument("--tz", default="America/New_York", help="the browser's time zone")
+    args = parser.parse_args()
+
+    with database(args.database_url, args.size, args.keep) as (engine, now):
+        with_guardrails(engine)
+        runner = Runner(engine)
+        try:
+            measured = pages(engine, now, args.tz)
+            for page in measured:
+                run_page(runner, page, timed=False)
+                for _ in range(args.repeat):
+                    run_page(runner, page, timed=True)
+        finally:
+            runner.close()
+
+    print(f"\n{'page and its requests':44} {'median ms':>10} {'p95 ms':>10}")
+    for page in measured:
+        median = statistics.median(page.totals) * 1000
+        verdict = "" if median < TARGET_MS else "  SLOW"
+        print(f"{page.label:44} {median:10.1f} {p95(page.totals) * 1000:10.1f}{verdict}")
+        if len(page.times) > 1:
+            for label, times in page.times.items():
+                print(
+                    f"  {label:42} {statistics.median(times) * 1000:10.1f} "
+                    f"{p95(times) * 1000:10.1f}"
+                )
+    print(f"\n{args.repeat} timed loads of each page; target: under {TARGET_MS:.0f} ms each")
+
+
+if __name__ == "__main__":
+    main()
