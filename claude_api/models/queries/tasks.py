@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claude_api.errors import InvalidFilter, NotFound
-from claude_api.models.events import Kind, Status
-from claude_api.models.filters import UsageFilter, check_limit
-from claude_api.models.queries._aggregates import stats_columns, totals_fields
-from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._parts import raw_parts
-from claude_api.models.queries._source import bytewise, usage_fields, usage_rows
+from claude_api.errors import NotFound
+from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._source import usage_fields, usage_rows
 from claude_api.models.queries.purged import count_purged_invocations
-from claude_api.models.results import Page, TaskInvocation, TaskSummary
+from claude_api.models.queries.task_list import list_tasks
+from claude_api.models.results import TaskInvocation
 
-_TASKS_LISTING = "tasks"
+__all__ = ["list_task_usage", "list_tasks", "task_projects"]
 
 
 def list_task_usage(
@@ -84,146 +79,6 @@ def _purge_note(session: Session, project_id: str | None) -> str:
         f"; invocations that started before {moment} have been purged from the raw rows "
         f"(the rollups still count {purged.invocations:,} of them)"
     )
-
-
-def list_tasks(
-    session: Session,
-    *,
-    filter: UsageFilter = UsageFilter(),
-    limit: int = 50,
-    after: str | None = None,
-) -> Page[TaskSummary]:
-    """The tasks with an invocation matching `filter` (e.g. the tasks that used an agent), the
-    most recently active first (by the latest start of any of their invocations, then task id).
-
-    The filter selects the tasks; each summary covers the whole task: every invocation of it
-    (within the filter's project, when it names one), whatever agent, time or status, with the
-    agents and skills it used. Pass a page's `next_cursor` as `after` for the next page;
-    InvalidFilter for a bad limit or cursor.
-    """
-    check_limit(limit)
-    chosen = usage_rows(filter)
-    rows = usage_rows(UsageFilter(project_id=filter.project_id))
-    whole = (
-        sa.select(rows)
-        .where(rows.c.task_id.in_(sa.select(chosen.c.task_id).distinct()))
-        .subquery("whole")
-    )
-    parts = raw_parts(whole, whole.c.task_id).subquery("parts")
-    last_seen = sa.func.max(parts.c.last_seen)
-    statement = (
-        sa.select(parts.c.task_id, *stats_columns())
-        .group_by(parts.c.task_id)
-        .order_by(last_seen.desc(), bytewise(parts.c.task_id))
-        .limit(limit + 1)
-    )
-    if after is not None:
-        seen, task_id = decode_cursor(_TASKS_LISTING, after, 2)
-        before = _cursor_time(seen)
-        statement = statement.having(
-            sa.or_(
-                last_seen < before,
-                sa.and_(last_seen == before, bytewise(parts.c.task_id) > task_id),
-            )
-        )
-    found = session.execute(statement).all()
-    shapes = _task_shapes(session, [row.task_id for row in found[:limit]], filter.project_id)
-    items = [_task_summary(row, shapes.get(row.task_id)) for row in found]
-    return make_page(
-        items,
-        limit=limit,
-        listing=_TASKS_LISTING,
-        key=lambda task: (task.last_seen_at.isoformat(), task.task_id),
-    )
-
-
-@dataclasses.dataclass
-class _Shape:
-    """What a task's summary needs beyond sums: names used, how its top-level invocations
-    ended, and when its last invocation finished."""
-
-    agents: set[str] = dataclasses.field(default_factory=set)
-    skills: set[str] = dataclasses.field(default_factory=set)
-    top_level_failed: bool = False
-    has_top_level: bool = False
-    any_failed: bool = False
-    ended_at: datetime | None = None
-
-
-def _task_shapes(
-    session: Session, task_ids: list[str], project_id: str | None
-) -> dict[str, _Shape]:
-    if not task_ids:
-        return {}
-    rows = usage_rows(UsageFilter(project_id=project_id))
-    top_level = rows.c.parent_id.is_(None)
-    statement = (
-        sa.select(
-            rows.c.task_id,
-            rows.c.kind,
-            rows.c.name,
-            top_level.label("top_level"),
-            rows.c.status,
-            sa.func.max(rows.c.finished_at).label("ended_at"),
-        )
-        .where(rows.c.task_id.in_(task_ids))
-        .group_by(rows.c.task_id, rows.c.kind, rows.c.name, top_level, rows.c.status)
-    )
-    shapes: dict[str, _Shape] = {}
-    for row in session.execute(statement):
-        shape = shapes.setdefault(row.task_id, _Shape())
-        (shape.agents if row.kind == Kind.AGENT.value else shape.skills).add(row.name)
-        failed = row.status == Status.FAILED.value
-        shape.any_failed |= failed
-        if row.top_level:
-            shape.has_top_level = True
-            shape.top_level_failed |= failed
-        if row.ended_at is not None and (shape.ended_at is None or row.ended_at > shape.ended_at):
-            shape.ended_at = row.ended_at
-    return shapes
-
-
-_SUMMARY_FIELDS = tuple(
-    field.name
-    for field in dataclasses.fields(TaskSummary)
-    if field.name not in ("task_id", "status", "duration_seconds", "ended_at", "agents", "skills")
-)
-
-
-def _task_summary(row: Any, shape: _Shape | None) -> TaskSummary:
-    totals = totals_fields(row)
-    shape = shape or _Shape()
-    # A task runs while any invocation of it runs; it failed when an invocation that nothing
-    # else ran (its main loop) failed, or, with no such invocation recorded, when any did.
-    if totals["running"]:
-        status = Status.RUNNING
-    elif shape.top_level_failed or (not shape.has_top_level and shape.any_failed):
-        status = Status.FAILED
-    else:
-        status = Status.COMPLETED
-    ended_at = shape.ended_at if status is not Status.RUNNING else None
-    duration = (ended_at - row.first_seen_at).total_seconds() if ended_at is not None else None
-    return TaskSummary(
-        task_id=row.task_id,
-        **{name: totals[name] for name in _SUMMARY_FIELDS if name in totals},
-        status=status,
-        duration_seconds=duration,
-        first_seen_at=row.first_seen_at,
-        last_seen_at=row.last_seen_at,
-        ended_at=ended_at,
-        agents=tuple(sorted(shape.agents)),
-        skills=tuple(sorted(shape.skills)),
-    )
-
-
-def _cursor_time(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.utcoffset() is None:
-        raise InvalidFilter("after", "is not a cursor of this listing")
-    return moment
 
 
 def task_projects(session: Session, *, task_id: str) -> set[str | None]:
