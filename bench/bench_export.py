@@ -33,8 +33,8 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session
 
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.db import make_engine, upgrade, write_engine
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.write import store_events
 
 BATCH = 10_000

@@ -60,9 +60,9 @@ from starlette.responses import Response
 from bench.bench_queries import fill_demo
 from bench.bench_tracking import fresh_database
 from claude_api.config import Settings
+from claude_api.events import Kind
 from claude_api.models import queries
 from claude_api.models.db import make_engine
-from claude_api.models.events import Kind
 from claude_api.models.filters import LeaderboardMetric, UsageFilter
 from claude_api.models.results import LeaderboardEntry
 from claude_api.server.app import create_app

@@ -40,9 +40,9 @@ from sqlmodel import Session
 
 from bench.bench_tracking import fresh_database, schema_engine
 from claude_api.demo import batches_ahead, generate_events
+from claude_api.events import Kind
 from claude_api.models import queries
 from claude_api.models.db import make_engine, upgrade
-from claude_api.models.events import Kind
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.plugins.recorder import Recorder
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
 
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.db import make_engine, upgrade
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.write import event_row
 from claude_api.plugins.recorder import Recorder
 from claude_api.tracking import build_tracker

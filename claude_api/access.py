@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from claude_api.errors import Forbidden
-from claude_api.models.events import UsageEvent
+from claude_api.events import UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.keys import KeyInfo, Scope
 

@@ -16,7 +16,7 @@ from functools import partial
 from itertools import accumulate, islice
 from typing import TypeVar
 
-from claude_api.models.events import CostSource, Kind, Status, UsageEvent
+from claude_api.events import CostSource, Kind, Status, UsageEvent
 from claude_api.pricing import ModelRates, model_rates
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
-from claude_api.models.events import CostSource
+from claude_api.events import CostSource
 from claude_api.pricing import request_cost
 
 # Claude Code labels locally made error replies with this model; they cost nothing.

@@ -25,7 +25,7 @@ import pluggy
 from sqlalchemy import Engine
 
 from claude_api.errors import EventConflict, TrackingError
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from claude_api.plugins.recorder import RECORDER_NAME
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from claude_api.models.sketch import RELATIVE_ACCURACY
 
 TOTALS_FIELDS = (

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from claude_api.events import Status, UsageEvent
 from claude_api.models.db import write_engine
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.write import store_events
 
 BASE_TIME = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)

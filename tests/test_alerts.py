@@ -23,9 +23,9 @@ from sqlmodel import Session
 
 from claude_api.config import Settings
 from claude_api.errors import InvalidFilter
+from claude_api.events import Status
 from claude_api.models.alerts import AlertState, Change, Delivery, Metric, add_rule
 from claude_api.models.db import make_engine, write_engine
-from claude_api.models.events import Status
 from claude_api.models.queries.alerts import alert_history, list_rules, measure_rule
 from claude_api.server.alerting import AlertEvaluator
 from claude_api.server.app import create_app

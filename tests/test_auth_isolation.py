@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from claude_api.client.app import app as cli_app
-from claude_api.models.events import UsageEvent
+from claude_api.events import UsageEvent
 from tests.auth_support import (
     WEB_NAMES,
     WEB_TASKS,

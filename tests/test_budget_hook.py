@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from claude_api.events import Status
 from claude_api.models.budgets import set_budget
 from claude_api.models.db import make_engine, upgrade, write_engine
-from claude_api.models.events import Status
 from claude_api.models.task_sessions import SessionNames, register_session
 from tests.factories import add_events, make_event
 

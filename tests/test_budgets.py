@@ -17,12 +17,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter, NotFound
+from claude_api.events import Status, UsageEvent
 from claude_api.guardrails.periods import PERIODS, period_bounds, split
 from claude_api.guardrails.spend import Scope, read_spend
 from claude_api.guardrails.verdicts import Budget, BudgetState, decide
 from claude_api.models.budgets import remove_budget, set_budget
 from claude_api.models.db import write_engine
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.filters import Period, UsageFilter
 from claude_api.models.queries import usage_stats
 from claude_api.models.queries._calendar import period_range

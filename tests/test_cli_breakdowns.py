@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from tests import expected
 from tests.auth_support import secured_server
 from tests.cli_support import SURFACES, Cli, assert_fits, cli, table_row

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.client import output
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import queries
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from tests.cli_support import SURFACES, Cli, assert_fits, assert_matches, cli, table_row
 from tests.factories import BASE_TIME, add_events, make_event

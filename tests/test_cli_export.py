@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from claude_api.client import analytics, output
 from claude_api.client.export import EXPORT_COLUMNS, atomic_file, escape_formula
 from claude_api.config import Settings
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import InvocationRecord, list_invocations
 from claude_api.server.app import create_app

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from tests.cli_support import SURFACES, Cli, assert_fits, table_row
 from tests.cli_support import cli as cli  # the fixture
 from tests.factories import add_events, make_event

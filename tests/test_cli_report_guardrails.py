@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from claude_api.client.app import app
 from claude_api.config import Settings
+from claude_api.events import Status
 from claude_api.models.alerts import Metric
 from claude_api.models.alerts import add_rule as add_alert_rule
 from claude_api.models.budgets import set_budget
 from claude_api.models.db import make_engine, write_engine
-from claude_api.models.events import Status
 from claude_api.server.alerting import AlertEvaluator
 from claude_api.server.services import Services
 from claude_api.tracking import build_tracker

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from claude_api.models.filters import LeaderboardMetric, UsageFilter
 from claude_api.models.queries import leaderboard, stats_by_name
 from tests import expected

@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from tests import expected
 from tests.cli_support import SURFACES, Cli, assert_fits, cli, table_row
 from tests.factories import BASE_TIME, add_events, make_event

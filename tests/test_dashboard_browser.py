@@ -33,10 +33,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.alerts import add_rule
 from claude_api.models.budgets import set_budget
 from claude_api.models.db import write_engine
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.keys import revoke_key
 from claude_api.models.queries.durations import EDGES
 from claude_api.server.alerting import AlertEvaluator

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from claude_api.client.app import app
 from claude_api.demo import batches_ahead, generate_events
+from claude_api.events import CostSource, Kind, UsageEvent
 from claude_api.models.db import make_engine
-from claude_api.models.events import CostSource, Kind, UsageEvent
 from claude_api.pricing import ModelRates, model_rates, request_cost
 
 END = datetime(2026, 6, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from claude_api.models.events import (
+from claude_api.events import (
     MAX_ERROR_LENGTH,
     CostSource,
     Status,

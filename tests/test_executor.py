@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from claude_api.config import Settings
+from claude_api.events import Status, UsageEvent
 from claude_api.executor import TaskResult, run_task
 from claude_api.executor.task_session import InvalidTask, TaskIdTaken
 from claude_api.importer.settlement import IMPORT_NAMESPACE
 from claude_api.models.db import make_engine
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.tables import AgentUsage, SkillUsage, TaskSession
 from claude_api.plugins.manager import get_plugin_manager
 from claude_api.tracking import Tracker, build_tracker

@@ -23,9 +23,9 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.events import Status, UsageEvent
 from claude_api.executor import TaskResult, run_task
 from claude_api.models.db import make_engine, upgrade, write_engine
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.tables import AgentUsage, SkillUsage
 from claude_api.models.write import store_events
 from claude_api.plugins.hookspecs import hookimpl

@@ -36,8 +36,8 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
 from claude_api.config import Settings
+from claude_api.events import Status
 from claude_api.graph.limits import MAX_JSON_DEPTH
-from claude_api.models.events import Status
 from claude_api.server.app import create_app
 from tests.factories import add_events, make_event, make_events
 from tests.fake_claude import FakeClaude

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
+from claude_api.events import Kind
 from claude_api.models import data_version, queries
 from claude_api.models.db import make_engine, upgrade
-from claude_api.models.events import Kind
 from claude_api.models.filters import UsageFilter
 from claude_api.models.gateway import Gateway, computing_afresh
 from tests.auth_support import Secured, add_two_projects, secured_server

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from claude_api.models.events import Status
+from claude_api.events import Status
 from claude_api.tracking import Tracker
 from tests.import_helpers import (
     agents,

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Engine, inspect
 
+from claude_api.events import Status, UsageEvent
 from claude_api.models.db import (
     alembic_config,
     current_revision,
@@ -16,7 +17,6 @@ from claude_api.models.db import (
     make_engine,
     upgrade,
 )
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.rollup_tables import KindRollup, ModelRollup, UsageRollup
 from claude_api.models.rollups import backfill
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES

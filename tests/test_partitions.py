@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import EventConflict, NotFound
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import partitions
 from claude_api.models.db import alembic_config, make_engine, upgrade
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.models.queries import (
     count_invocations,

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from claude_api.client.app import app
 from claude_api.config import Settings
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries.purged import PurgedInvocations, count_purged_invocations
 from claude_api.models.retention import purge

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter, NotFound
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import LeaderboardMetric, UsageFilter
 from claude_api.models.queries import (
     errors_by_name,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import reading_raw_rows, usage_by_model, usage_by_project
 from tests import expected

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status
+from claude_api.events import MAX_NAME_LENGTH, Kind, Status
 from claude_api.models.filters import (
     MAX_BUCKETS,
     LeaderboardMetric,

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter, NotFound
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import MAX_BUCKETS, Period, UsageFilter
 from claude_api.models.queries import usage_by_period, usage_stats
 from claude_api.models.results import History

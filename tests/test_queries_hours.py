@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import Status
+from claude_api.events import Status
 from claude_api.models.filters import MAX_BUCKETS, Period, UsageFilter
 from claude_api.models.queries import reading_raw_rows, usage_by_period, usage_report
 from claude_api.models.queries._calendar import calendar_buckets

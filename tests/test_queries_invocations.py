@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import count_invocations, list_invocations
 from claude_api.models.queries._pagination import encode_cursor

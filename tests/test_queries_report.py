@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import Period, UsageFilter
 from claude_api.models.queries import usage_report
 from claude_api.models.results import Report

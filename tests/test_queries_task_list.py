@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import list_tasks, task_list
 from tests.factories import BASE_TIME, add_events, make_event

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import InvalidFilter, NotFound
-from claude_api.models.events import Kind, Status, UsageEvent
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import list_task_usage, list_tasks, stats_by_name
 from claude_api.models.results import TaskSummary

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from claude_api.events import Status, UsageEvent
 from claude_api.models.db import head_revision, make_engine, upgrade
-from claude_api.models.events import Status, UsageEvent
 from claude_api.plugins.http_sink import to_wire
 from tests import expected
 from tests.factories import BASE_TIME, add_events, make_event, make_events

@@ -19,8 +19,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from claude_api.config import Settings
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import queries
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.server.app import create_app
 from claude_api.server.openapi import openapi_document

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from claude_api.client.app import app
 from claude_api.config import Settings
 from claude_api.errors import NotFound
+from claude_api.events import Status, UsageEvent
 from claude_api.models.db import make_engine, upgrade
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.queries import list_task_usage
 from claude_api.models.retention import PurgeResult, purge, purged_before
 from claude_api.models.rollups import ROLLUP_TABLES

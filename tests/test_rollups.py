@@ -25,8 +25,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import NotFound
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import queries
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.models.queries import reading_raw_rows
 from claude_api.models.retention import purge

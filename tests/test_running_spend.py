@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from claude_api.events import Status, UsageEvent
 from claude_api.models import queries
-from claude_api.models.events import Status, UsageEvent
 from claude_api.models.filters import Period, UsageFilter
 from tests.factories import BASE_TIME, add_events, make_event
 

@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.events import Kind
 from claude_api.models import queries
 from claude_api.models.db import head_revision
-from claude_api.models.events import Kind
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.server.app import create_app
 from claude_api.server.services import Services

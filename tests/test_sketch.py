@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from claude_api.events import MAX_DURATION_SECONDS, Status, UsageEvent
 from claude_api.models import queries
 from claude_api.models.db import make_engine
-from claude_api.models.events import MAX_DURATION_SECONDS, Status, UsageEvent
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import reading_raw_rows
 from claude_api.models.rollup_tables import KindDurationBin

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from claude_api.models.events import Kind, Status
+from claude_api.events import Kind, Status
 from claude_api.models.filters import LeaderboardMetric, UsageFilter
 from claude_api.models.queries import (
     computing_afresh,

@@ -16,11 +16,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.events import Status
 from claude_api.executor import run_task
 from claude_api.executor.task_session import InvalidTask
 from claude_api.models.budgets import set_budget
 from claude_api.models.db import make_engine, upgrade, write_engine
-from claude_api.models.events import Status
 from claude_api.models.tables import AgentUsage, TaskSession
 from claude_api.tracking import Tracker
 from tests.auth_support import Secured, bearer, secured_server

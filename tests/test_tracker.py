@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from claude_api import hookimpl
 from claude_api.errors import EventConflict, TrackingError
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from claude_api.plugins.manager import ENTRY_POINT_GROUP, get_plugin_manager
 from claude_api.tracking import Tracker, build_tracker
 from tests.factories import add_events, make_event

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from claude_api.models.events import MAX_ERROR_LENGTH, MAX_NAME_LENGTH
+from claude_api.events import MAX_ERROR_LENGTH, MAX_NAME_LENGTH
 from tests.auth_support import Secured, error_codes, secured_server
 from tests.test_auth import wire_event
 

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from claude_api.errors import EventConflict
+from claude_api.events import CostSource, Kind, Status, UsageEvent
 from claude_api.models import data_version
-from claude_api.models.events import CostSource, Kind, Status, UsageEvent
 from claude_api.models.tables import AgentUsage, SkillUsage
 from tests.factories import BASE_TIME, add_events, make_event
 

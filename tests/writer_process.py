@@ -168,7 +168,7 @@ def _executor(spec: dict[str, Any], engine: Any, tracker: Any) -> Any:
 
 
 def _bulk(spec: dict[str, Any], engine: Any, tracker: Any) -> Any:
-    from claude_api.models.events import UsageEvent
+    from claude_api.events import UsageEvent
 
     items = json.loads(Path(spec["events_path"]).read_text(encoding="utf-8"))
     events = [UsageEvent.model_validate(item) for item in items]

@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import Engine
 
 from claude_api.config import Settings
+from claude_api.events import Kind, Status, UsageEvent, truncate_error
 from claude_api.executor.emit import EventSink, build_event, finish_event
 from claude_api.executor.process import TailReader, Watchdog, exit_text, kill_group
 from claude_api.executor.stream import StreamFollower
@@ -36,7 +37,6 @@ from claude_api.executor.task_session import (
     session_id_for,
 )
 from claude_api.importer.settlement import MAIN_AGENT, session_namespace
-from claude_api.models.events import Kind, Status, UsageEvent, truncate_error
 from claude_api.models.task_sessions import SessionNames
 from claude_api.tracking import Tracker
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from claude_api.models.events import Status, UsageEvent
+from claude_api.events import Status, UsageEvent
 from claude_api.tracking import Tracker
 
 logger = logging.getLogger(__name__)

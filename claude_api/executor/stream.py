@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from claude_api.events import MAX_NAME_LENGTH, Kind, Status, UsageEvent, truncate_error
 from claude_api.executor.emit import build_event, finish_event
 from claude_api.importer.fields import AGENT_TOOLS, SKILL_TOOL, agent_name, skill_name
-from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status, UsageEvent, truncate_error
 from claude_api.spend import Request, Responses, Spend
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.errors import ClaudeApiError
+from claude_api.events import MAX_NAME_LENGTH
 from claude_api.importer.settlement import main_key, session_namespace
-from claude_api.models.events import MAX_NAME_LENGTH
 from claude_api.models.queries.tasks import task_projects
 from claude_api.models.task_sessions import SessionNames, SessionTaken, register_session
 

@@ -12,13 +12,13 @@ import strawberry
 from sqlmodel import Session
 from strawberry.types import Info
 
+from claude_api.events import Kind as KindEnum
 from claude_api.graph.scalars import Long
 from claude_api.graph.sessions import read, write
 from claude_api.graph.types import Kind
 from claude_api.guardrails.spend import Scope
 from claude_api.models import alerts
 from claude_api.models.alerts import add_rule, remove_rule
-from claude_api.models.events import Kind as KindEnum
 from claude_api.models.queries.alerts import alert_history, list_rules
 
 AlertMetric = strawberry.enum(

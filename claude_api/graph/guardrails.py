@@ -12,13 +12,13 @@ import strawberry
 from sqlmodel import Session
 from strawberry.types import Info
 
+from claude_api.events import Kind as KindEnum
 from claude_api.graph.alerts import AlertMutations, AlertQueries, covered_scope
 from claude_api.graph.scalars import Long
 from claude_api.graph.sessions import read, write
 from claude_api.graph.types import Kind, Period
 from claude_api.guardrails import verdicts
 from claude_api.models.budgets import remove_budget, set_budget
-from claude_api.models.events import Kind as KindEnum
 from claude_api.models.filters import Period as PeriodEnum
 from claude_api.models.queries.budgets import budget_statuses, check_budgets, list_budgets
 

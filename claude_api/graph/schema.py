@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from claude_api.access import Principal
 from claude_api.errors import EventConflict
+from claude_api.events import Kind, parse_events
 from claude_api.graph import types
 from claude_api.graph.errors import log_errors
 from claude_api.graph.guardrails import GuardrailMutations, GuardrailQueries
@@ -19,7 +20,6 @@ from claude_api.graph.http import schema_extensions
 from claude_api.graph.inputs import UsageEventInput, UsageFilterInput, to_filter
 from claude_api.graph.scalars import SCALARS, Long
 from claude_api.models import queries
-from claude_api.models.events import Kind, parse_events
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.models.gateway import Gateway, mark_uncacheable
 from claude_api.models.keys import Scope

@@ -10,11 +10,11 @@ from uuid import UUID
 
 import strawberry
 
+from claude_api.events import CostSource as CostSourceEnum
+from claude_api.events import Kind as KindEnum
+from claude_api.events import Status as StatusEnum
 from claude_api.graph.scalars import Long
 from claude_api.models import filters, results
-from claude_api.models.events import CostSource as CostSourceEnum
-from claude_api.models.events import Kind as KindEnum
-from claude_api.models.events import Status as StatusEnum
 
 Kind = strawberry.enum(KindEnum, description="What was invoked: an agent or a skill.")
 Status = strawberry.enum(StatusEnum, description="Where an invocation stands.")

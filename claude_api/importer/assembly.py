@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from claude_api.events import MAX_NAME_LENGTH, Kind, Status, UsageEvent
 from claude_api.importer.fields import agent_name, skill_name
 from claude_api.importer.lines import Chunk
 from claude_api.importer.records import (
@@ -42,7 +43,6 @@ from claude_api.importer.settlement import (
 )
 from claude_api.importer.state import RECENT_RESPONSES, Invocation, ThreadState
 from claude_api.importer.tally import Tally
-from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status, UsageEvent
 
 
 class SessionAssembly(Settlement):

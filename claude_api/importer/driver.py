@@ -23,10 +23,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from claude_api.events import Kind, Status
 from claude_api.importer.discovery import SessionFiles, default_roots, discover, unreadable
 from claude_api.importer.session import SessionImport, SessionLock, import_session, needs_import
 from claude_api.importer.state import FileRow, StateStore
-from claude_api.models.events import Kind, Status
 from claude_api.models.task_sessions import SessionNames, registered_names
 from claude_api.tracking import Tracker
 

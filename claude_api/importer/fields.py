@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from claude_api.events import Kind
 from claude_api.importer.records import Notification, ToolUse
-from claude_api.models.events import Kind
 from claude_api.names import AGENT_TOOLS, DEFAULT_SUBAGENT, SKILL_TOOL, agent_name, skill_name
 
 __all__ = ["AGENT_TOOLS", "DEFAULT_SUBAGENT", "SKILL_TOOL", "agent_name", "skill_name"]

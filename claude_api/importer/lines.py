@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from claude_api.events import Kind
 from claude_api.importer.fields import (
     BUILTIN_COMMANDS,
     notification,
@@ -37,7 +38,6 @@ from claude_api.importer.records import (
     ToolResult,
     TurnEnd,
 )
-from claude_api.models.events import Kind
 from claude_api.spend import SYNTHETIC_MODEL, Request, supersedes
 
 BLOCK_SIZE = 8 * 1024 * 1024

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from claude_api.models.events import Kind
+from claude_api.events import Kind
 from claude_api.spend import Request
 
 

@@ -21,12 +21,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from claude_api.events import UsageEvent
 from claude_api.importer.assembly import SessionAssembly
 from claude_api.importer.discovery import SessionFiles, TranscriptFile
 from claude_api.importer.lines import TranscriptReader
 from claude_api.importer.settlement import MAIN_THREAD
 from claude_api.importer.state import FileRow, SessionState, ThreadState, latest_line_at
-from claude_api.models.events import UsageEvent
 from claude_api.models.task_sessions import SessionNames
 
 REPLACED = "files replaced (read again)"

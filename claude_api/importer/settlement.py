@@ -17,16 +17,16 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from claude_api.importer.fields import agent_name
-from claude_api.importer.state import Invocation, SessionState, ThreadState
-from claude_api.importer.tally import Tally
-from claude_api.models.events import (
+from claude_api.events import (
     MAX_NAME_LENGTH,
     Kind,
     Status,
     UsageEvent,
     truncate_error,
 )
+from claude_api.importer.fields import agent_name
+from claude_api.importer.state import Invocation, SessionState, ThreadState
+from claude_api.importer.tally import Tally
 from claude_api.models.task_sessions import SessionNames
 from claude_api.names import project_of
 

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from claude_api.events import Kind
 from claude_api.importer.tally import Tally
 from claude_api.models.db import write_engine
-from claude_api.models.events import Kind
 from claude_api.models.tables import ImportFile
 from claude_api.spend import Request
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from claude_api.events import CostSource
 from claude_api.importer.records import Response
-from claude_api.models.events import CostSource
 from claude_api.pricing import ModelRates, model_rates
 from claude_api.spend import Request
 

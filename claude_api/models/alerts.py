@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from claude_api.errors import InvalidFilter, NotFound
-from claude_api.models.events import MAX_COST_USD, MAX_NAME_LENGTH, Kind
+from claude_api.events import MAX_COST_USD, MAX_NAME_LENGTH, Kind
 from claude_api.models.tables import NAME
 from claude_api.models.types import UTCDateTime
 

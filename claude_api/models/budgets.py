@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from claude_api.errors import InvalidFilter, NotFound
+from claude_api.events import MAX_COST_USD, MAX_NAME_LENGTH, MAX_TOKENS, Kind
 from claude_api.guardrails.periods import PERIODS
 from claude_api.guardrails.verdicts import BUDGET_COLUMNS, DENY, TOKENS, USD, WARN, Budget
-from claude_api.models.events import MAX_COST_USD, MAX_NAME_LENGTH, MAX_TOKENS, Kind
 from claude_api.models.tables import NAME
 from claude_api.models.types import UTCDateTime
 

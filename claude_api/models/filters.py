@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status
+from claude_api.events import MAX_NAME_LENGTH, Kind, Status
 
 MAX_PAGE_SIZE = 1000
 MAX_TOP = 100

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import NotFound
-from claude_api.models.events import MAX_NAME_LENGTH
+from claude_api.events import MAX_NAME_LENGTH
 from claude_api.models.tables import ApiKey
 
 KEY_PREFIX = "cc_"

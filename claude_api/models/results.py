@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from claude_api.models.events import CostSource, Kind, Status
+from claude_api.events import CostSource, Kind, Status
 from claude_api.models.filters import LeaderboardMetric, Period
 
 T = TypeVar("T")

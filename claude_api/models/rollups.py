@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from claude_api.models.events import Kind, Status
+from claude_api.events import Kind, Status
 from claude_api.models.sketch import bin_sql
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 

@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from claude_api.models.events import MAX_NAME_LENGTH, Kind
+from claude_api.events import MAX_NAME_LENGTH, Kind
 from claude_api.models.types import UTCDateTime
 
 NAME = sa.String(MAX_NAME_LENGTH)

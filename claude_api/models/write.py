@@ -34,8 +34,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from claude_api.errors import ConflictingEvent, EventConflict
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import data_version, rollups
-from claude_api.models.events import Kind, Status, UsageEvent
 from claude_api.models.rollup_tables import RetentionState
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 

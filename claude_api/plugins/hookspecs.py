@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pluggy
 
-from claude_api.models.events import UsageEvent
+from claude_api.events import UsageEvent
 
 PROJECT_NAME = "claude_api"
 

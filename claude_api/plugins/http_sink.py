@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claude_api.errors import TrackingError
-from claude_api.models.events import UsageEvent
+from claude_api.events import UsageEvent
 from claude_api.plugins.hookspecs import hookimpl
 from claude_api.sender import Refusal, Sender, Unreachable
 from claude_api.spool import Spool

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from claude_api.events import UsageEvent
 from claude_api.models.db import write_engine
-from claude_api.models.events import UsageEvent
 from claude_api.models.write import store_events
 from claude_api.plugins.hookspecs import hookimpl
 

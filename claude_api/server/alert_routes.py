@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from claude_api.events import OptionalName
 from claude_api.graph.alerts import webhook_origin
 from claude_api.models import alerts
 from claude_api.models.alerts import add_rule, remove_rule
-from claude_api.models.events import OptionalName
 from claude_api.models.keys import Scope
 from claude_api.models.queries.alerts import alert_history, list_rules
 from claude_api.server.endpoints import (

@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from claude_api.events import OptionalName
 from claude_api.executor import DEFAULT_AGENT
 from claude_api.guardrails.verdicts import DENY, USD, WARN, Budget, BudgetState, Decision
 from claude_api.models.budgets import remove_budget, set_budget
-from claude_api.models.events import OptionalName
 from claude_api.models.keys import Scope
 from claude_api.models.queries.budgets import budget_statuses, check_budgets, list_budgets
 from claude_api.models.task_sessions import registered_names

@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from claude_api.access import Principal
 from claude_api.errors import Forbidden, InvalidFilter, NotFound, QueryTimeout
+from claude_api.events import validation_problems
 from claude_api.models.db import write_engine
-from claude_api.models.events import validation_problems
 from claude_api.models.keys import Scope
 from claude_api.server.auth import principal_of
 from claude_api.server.responses import forbidden, problem

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from claude_api.errors import EventConflict, Forbidden, InvalidEvents, TrackingError
-from claude_api.models.events import parse_events
+from claude_api.events import parse_events
 from claude_api.models.keys import Scope
 from claude_api.server.auth import principal_of
 from claude_api.server.responses import JSONResponse, forbidden, problem

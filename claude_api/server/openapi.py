@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from claude_api import __version__
+from claude_api.events import UsageEvent
 from claude_api.executor import TaskResult
-from claude_api.models.events import UsageEvent
 from claude_api.server import export_routes, guardrails, ingest, tasks
 from claude_api.server.responses import JSONResponse
 from claude_api.server.tasks import TaskRequest

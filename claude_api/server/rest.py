@@ -16,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from claude_api.errors import Forbidden, InvalidFilter, NotFound, QueryTimeout
+from claude_api.events import Kind
 from claude_api.models import queries
-from claude_api.models.events import Kind
 from claude_api.models.filters import MAX_TOP
 from claude_api.models.keys import Scope
 from claude_api.models.results import (

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from claude_api.models.events import MAX_NAME_LENGTH, Kind, Status
+from claude_api.events import MAX_NAME_LENGTH, Kind, Status
 from claude_api.models.filters import (
     MAX_PAGE_SIZE,
     MAX_TOP,

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from claude_api.access import Principal
 from claude_api.errors import Forbidden
+from claude_api.events import MAX_COST_USD, MAX_NAME_LENGTH, validation_problems
 from claude_api.executor import run_task
 from claude_api.executor.task_session import (
     InvalidTask,
@@ -19,7 +20,6 @@ from claude_api.executor.task_session import (
     check_text,
     session_id_for,
 )
-from claude_api.models.events import MAX_COST_USD, MAX_NAME_LENGTH, validation_problems
 from claude_api.models.keys import Scope
 from claude_api.server.auth import principal_of
 from claude_api.server.budget_routes import task_budget_refusal

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from claude_api.models.events import Kind
+from claude_api.events import Kind
 from claude_api.models.queries._source import as_float, as_int, bytewise
 from claude_api.models.results import ErrorCount
 from claude_api.models.types import UTCDateTime

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from claude_api.models.events import Kind, Status
+from claude_api.events import Kind, Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._pieces import Interval, Pieces
 from claude_api.models.types import UTCDateTime

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import NotFound
-from claude_api.models.events import Kind, Status
+from claude_api.events import Kind, Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._binding import Filter, Shape, bind
 from claude_api.models.queries._pieces import (

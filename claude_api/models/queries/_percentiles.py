@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claude_api.models.events import Status
+from claude_api.events import Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._parts import FINISHED, counting_plan, plan, rollup_scans

@@ -15,7 +15,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from claude_api.models.events import CostSource, Kind, Status
+from claude_api.events import CostSource, Kind, Status
 from claude_api.models.queries._binding import Filter
 from claude_api.models.queries._pieces import Interval
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from claude_api.models.events import Status
+from claude_api.events import Status
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._binding import bind
 from claude_api.models.queries._cache import cached

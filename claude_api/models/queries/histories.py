@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import Kind
+from claude_api.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_text, to_enum
 from claude_api.models.queries._aggregates import PART, totals_columns, totals_fields
 from claude_api.models.queries._binding import Shape, bind, statements

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter
+from claude_api.events import Kind
 from claude_api.exports import COLUMNS
-from claude_api.models.events import Kind
 from claude_api.models.filters import UsageFilter, check_limit, to_enum
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._source import usage_fields, usage_rows

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claude_api.models.events import Kind, Status
+from claude_api.events import Kind, Status
 from claude_api.models.filters import (
     MAX_TOP,
     LeaderboardMetric,

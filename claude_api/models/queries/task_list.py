@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.errors import InvalidFilter
-from claude_api.models.events import Kind, Status
+from claude_api.events import Kind, Status
 from claude_api.models.filters import UsageFilter, check_limit
 from claude_api.models.queries._aggregates import stats_columns, totals_fields
 from claude_api.models.queries._binding import Shape, bind, statements
