@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -247,3 +250,23 @@ def test_stored_demo_rows_keep_unknown_costs_empty(tmp_path: Path) -> None:
             assert rows[source][1] == 0 and rows[source][2] == rows[source][0]
     assert rows["agent unpriced"][0] > 0
     assert rows["agent computed"][0] == rows["agent computed"][1] > 0
+
+
+def test_bare_demo_fills_a_new_users_default_database(tmp_path: Path) -> None:
+    """A new user's first command, `claude-api demo` with no option and a fresh HOME, fills the
+    default database with enough data for every command to answer."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CLAUDE_API_", "XDG_"))
+    }
+    env |= {"HOME": str(tmp_path), "COLUMNS": "60"}
+    claude_api = Path(sys.executable).parent / "claude-api"
+    demo = subprocess.run([claude_api, "demo"], env=env, capture_output=True, text=True)
+    assert demo.returncode == 0, demo.stderr
+    assert "recorded 20,000 demo events" in demo.stderr + demo.stdout
+    board = subprocess.run(
+        [claude_api, "agents", "leaderboard", "--json"], env=env, capture_output=True, text=True
+    )
+    assert board.returncode == 0, board.stderr
+    assert board.stdout.strip().startswith(("[", "{")) and "Explore" in board.stdout

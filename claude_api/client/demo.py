@@ -23,10 +23,14 @@ from claude_api.models.db import make_engine, upgrade
 from claude_api.plugins.recorder import Recorder
 
 BATCH = 10_000
+# Enough for every page and command to show something: a few seconds to make.
+DEFAULT_EVENTS = 20_000
 
 
 def demo(
-    events: int = typer.Option(..., "--events", min=1, help="How many invocations to make."),
+    events: int = typer.Option(
+        DEFAULT_EVENTS, "--events", min=1, help="How many invocations to make."
+    ),
     seed: int = typer.Option(0, "--seed", help="The same seed makes the same data."),
     days: int | None = typer.Option(
         None,
