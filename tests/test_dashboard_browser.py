@@ -10,6 +10,7 @@ The expected numbers are computed here from the seeded events, in the browser's 
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -55,6 +56,7 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "dashboard.png"
 AGENTS = ["planner", "planner", "planner", "reviewer", "reviewer", "tester", "doc/writer"]
 SKILLS = ["pdf", "commit"]
 ERRORS = ["Tool Bash failed: timed out", "Context window exceeded"]
+MODELS = ["claude-sonnet-4-5", "claude-sonnet-4-5", "claude-opus-4-1", None]  # None: not recorded
 MINUS, UNKNOWN = "\N{MINUS SIGN}", "\N{EN DASH}"  # as the page writes them
 
 
@@ -133,9 +135,10 @@ def tab(browser: Any, base: str, **options: Any) -> Iterator[Tab]:
 def seed(now: datetime) -> list[UsageEvent]:
     """Invocations over the last five days (the current 7 days) and 8 to 12 days back (the
     previous 7), in projects web and api; costs in eighths of a dollar so sums are exact, some
-    unknown (the skill commit never has one); and task-tree, the most recent task, whose
-    invocations nest three deep."""
+    unknown (the skill commit never has one), on two models or none recorded; and task-tree,
+    the most recent task, whose invocations nest three deep."""
     rng = random.Random(15)
+    models = random.Random(18)  # apart, so the models leave the other draws as they were
     events = []
 
     def some(count: int, earliest: timedelta, latest: timedelta) -> None:
@@ -160,6 +163,7 @@ def seed(now: datetime) -> list[UsageEvent]:
                     cache_read_tokens=rng.choice([None, rng.randrange(2_000_000)]),
                     cache_creation_tokens=rng.choice([None, rng.randrange(200_000)]),
                     error_message=rng.choice(ERRORS) if status is Status.FAILED else None,
+                    model=models.choice(MODELS),
                 )
             )
 
@@ -687,13 +691,18 @@ def test_an_alert_that_fires_later_appears_without_a_reload(browser, seeded) -> 
         t.check_clean()
 
 
-def bins_of(durations: list[float]) -> tuple[Counter, int]:
-    counts: Counter = Counter()
-    near = 0
-    for duration in durations:
-        counts[max([0.0, *(edge for edge in EDGES if edge <= duration)])] += 1
-        near += any(abs(duration - edge) <= 0.0101 * edge for edge in EDGES)
-    return counts, near
+BIN_EDGES = set(pairwise([0.0, *EDGES, math.inf]))
+
+
+def priced(costs: Iterator[float | None]) -> float | None:
+    """The sum of the known costs (in eighths of a dollar: exact), None when none is known."""
+    known = [cost for cost in costs if cost is not None]
+    return sum(known) if known else None
+
+
+def number(value: str | None) -> float | None:
+    """A cell's data-value: a number, or "" for unknown."""
+    return float(value) if value else None
 
 
 def test_an_agent_page_shows_its_durations_models_and_tasks(browser, seeded) -> None:
@@ -704,19 +713,48 @@ def test_an_agent_page_shows_its_durations_models_and_tasks(browser, seeded) -> 
         t.open("/agents/planner")
         page = t.page
         page.locator("#chart-durations canvas").first.wait_for()
-        rows = t.rows("#chart-durations details tbody tr")
-        shown = [int(row.locator("td.num").get_attribute("data-value")) for row in rows]
-        want, near = bins_of(expected.durations(planner))
-        assert sum(shown) == sum(want.values())
-        edges = sorted(want)
-        assert rows[0].get_attribute("data-bin").endswith(("s", "ms"))
-        assert len(rows) >= len(want)  # from the shortest bucket to the longest, gaps included
-        assert abs(shown[0] - want[edges[0]]) <= 2 * near
+        durations = expected.durations(planner)
+        bins = []
+        for row in t.rows("#chart-durations details tbody tr"):
+            high = row.get_attribute("data-max")
+            bins.append((
+                float(row.get_attribute("data-min")),
+                float(high) if high else math.inf,
+                int(row.locator("td.num").get_attribute("data-value")),
+                row.get_attribute("data-bin"),
+            ))  # fmt: skip
+        assert sum(count for *_, count, _ in bins) == len(durations)
+        assert all(a[1] == b[0] for a, b in pairwise(bins))  # one after another, gaps included
+        assert bins[0][0] <= min(durations) * 1.01 and max(durations) <= bins[-1][1] * 1.01
+        assert bins[0][2] > 0 and bins[-1][2] > 0  # from the shortest bin used to the longest
+        for low, high, count, label in bins:
+            assert (low, high) in BIN_EDGES  # the API's 1-2-5 series of seconds
+            exact = sum(low <= d < high for d in durations)
+            # The rollups' sketches place a duration within 1% of an edge on either side of it.
+            near = sum(any(abs(d - e) <= 0.0101 * e for e in (low, high) if 0 < e < math.inf)
+                       for d in durations)  # fmt: skip
+            assert abs(count - exact) <= near, label
+        assert bins[0][3].endswith("s")  # "1-2 s", "< 1 ms", as people read seconds
 
-        models = t.rows("#table-models tbody tr")
-        assert [m.get_attribute("data-model") for m in models] == ["claude-sonnet-4-5"]
-        runs = models[0].locator('td[data-key="invocations"]').get_attribute("data-value")
-        assert int(runs) == len(planner)
+        # Its models, as recorded: one recorded with none is said so, never dropped.
+        runs = Counter(e.model for e in planner)
+        assert None in runs and len(runs) == 3
+        found = {
+            m.get_attribute("data-model"): (
+                int(m.locator('td[data-key="invocations"]').get_attribute("data-value")),
+                number(m.locator('td[data-key="cost"] > span').get_attribute("data-value")),
+                m.locator("td.name").inner_text(),
+            )
+            for m in t.rows("#table-models tbody tr")
+        }
+        assert found == {
+            (model or ""): (
+                count,
+                priced(e.cost_usd for e in planner if e.model == model),
+                model or "no model recorded",
+            )
+            for model, count in runs.items()
+        }
 
         tree = page.locator('table.tasks tr[data-task="task-tree"]')
         assert (
@@ -759,6 +797,7 @@ def test_the_last_24_hours_by_the_hour(browser, seeded) -> None:
         ]
         assert counts == want
         assert rows[0].locator("td").first.text_content().endswith(("AM", "PM"))  # a time of day
+        page.locator("h1", has_text=f"last 24 hours · {TZ_NAME}").wait_for()  # whose hours
         t.open("/agents/planner?period=24h")
         page.locator("#chart-runs canvas").first.wait_for()
         assert len(t.rows("#chart-runs details tbody tr")) == 24

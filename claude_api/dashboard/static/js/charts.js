@@ -128,9 +128,10 @@ function draw(options, data, chart) {
 
 /**
  * A histogram: one bar per bin (`labels`, `counts`), in order, with its table. The bins are
- * the API's; the x axis names every bin that has room for its label.
+ * the API's (`edges`: each bin's [low, high), in its table's rows as data-min and data-max);
+ * the x axis names every bin that has room for its label.
  */
-export function histogram({ title, labels, counts, format, id, colour, what = "Count" }) {
+export function histogram({ title, labels, counts, edges = [], format, id, colour, what = "Count" }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
   const table = h(
     "details",
@@ -141,7 +142,7 @@ export function histogram({ title, labels, counts, format, id, colour, what = "C
         h("caption", { class: "sr-only" }, title),
         h("thead", {}, h("tr", {}, h("th", {}, "Bin"), h("th", { class: "num" }, what))),
         h("tbody", {}, labels.map((label, i) =>
-          h("tr", { "data-bin": label },
+          h("tr", { "data-bin": label, "data-min": edges[i]?.[0] ?? "", "data-max": edges[i]?.[1] ?? "" },
             h("td", {}, label),
             h("td", { class: "num", "data-value": counts[i] }, format(counts[i]))))))),
   );

@@ -58,10 +58,16 @@ export function isoDay(day) {
   return `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
 }
 
+/** A period's name with the time zone its days and hours are in. */
+function zoned(text) {
+  return `${text} · ${TZ}`;
+}
+
 /**
  * The range a URL's period names, and the one before it of the same length, as Dates; the
  * bucket (HOUR, DAY, WEEK or MONTH) of its charts; `problem` when the custom range is unusable.
- * Days are the browser's: 7 days are today and the 6 before, to the end of today.
+ * Days are the browser's, its time zone named in the label: 7 days are today and the 6 before,
+ * to the end of today.
  */
 export function range(params, now = new Date()) {
   let period = params.get("period") || DEFAULT_PERIOD;
@@ -76,7 +82,7 @@ export function range(params, now = new Date()) {
     if (from && to && from <= to) {
       const days = Math.round((addDays(to, 1) - from) / 86400000);
       return {
-        period, label: `${isoDay(from)} to ${isoDay(to)}`,
+        period, label: zoned(`${isoDay(from)} to ${isoDay(to)}`),
         since: from, until: addDays(to, 1),
         previousSince: addDays(from, -days), previousUntil: from,
         bucket: days > 730 ? "MONTH" : days > 120 ? "WEEK" : days > 2 ? "DAY" : "HOUR",
@@ -90,7 +96,7 @@ export function range(params, now = new Date()) {
     until.setMinutes(60, 0, 0); // the end of this hour, so answers stay the same within it
     const since = new Date(until - 86400000);
     return {
-      period, label: "last 24 hours", problem, since, until,
+      period, label: zoned("last 24 hours"), problem, since, until,
       previousSince: new Date(since - 86400000), previousUntil: since, bucket: "HOUR",
     };
   }
@@ -98,7 +104,7 @@ export function range(params, now = new Date()) {
   const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
   const since = addDays(today, 1 - days);
   return {
-    period, label: `last ${days} days`, problem, since, until: addDays(today, 1),
+    period, label: zoned(`last ${days} days`), problem, since, until: addDays(today, 1),
     previousSince: addDays(since, -days), previousUntil: since, bucket: "DAY",
   };
 }

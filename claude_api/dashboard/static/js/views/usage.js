@@ -105,6 +105,7 @@ function distribution(name, found) {
       title: `Finished runs of ${name} per duration`,
       labels,
       counts: found.buckets.map((b) => b.count),
+      edges: found.buckets.map((b) => [b.minSeconds, b.maxSeconds]),
       format: f.count,
       id: "chart-durations",
       colour: colour(0),
