@@ -802,3 +802,47 @@ def test_the_last_24_hours_by_the_hour(browser, seeded) -> None:
         page.locator("#chart-runs canvas").first.wait_for()
         assert len(t.rows("#chart-runs details tbody tr")) == 24
         t.check_clean()
+
+
+def test_the_task_list_pages_and_each_page_fits_a_phone(browser, engine: Engine) -> None:
+    """61 tasks: 50 on the first page, most recent first, the other 11 after "Next page", whose
+    URL can be opened again; the agent, task and task list pages fit a phone's width."""
+    now = datetime.now(UTC)
+    starts = {f"task-{n:02}": now - timedelta(hours=2, minutes=n) for n in range(61)}
+    add_events(engine, *[
+        make_event(task_id=task, name="planner", timestamp=at, project_id="web")
+        for task, at in starts.items()
+    ])  # fmt: skip
+    newest_first = sorted(starts, key=starts.get, reverse=True)
+    with server(engine) as running, tab(browser, running.url) as t:
+        page = t.page
+        t.open("/tasks?project=web")
+        page.locator("table.tasks tbody tr").first.wait_for()
+        first = [r.get_attribute("data-task") for r in t.rows("table.tasks tbody tr")]
+        assert first == newest_first[:50]
+        assert page.locator(".pager a", has_text="First page").count() == 0
+        page.locator(".pager a", has_text="Next page").click()
+        page.wait_for_url("**/tasks?*after=*")
+        assert "project=web" in page.url
+        page.locator(".pager a", has_text="First page").wait_for()
+        second = [r.get_attribute("data-task") for r in t.rows("table.tasks tbody tr")]
+        assert second == newest_first[50:]
+        assert page.locator(".pager a", has_text="Next page").count() == 0
+        t.open(page.url.removeprefix(running.url))  # the second page, bookmarked
+        page.locator("table.tasks tbody tr").first.wait_for()
+        assert [r.get_attribute("data-task") for r in t.rows("table.tasks tbody tr")] == second
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        for path, ready in (
+            ("/tasks", "table.tasks tbody tr"),
+            ("/agents/planner", "#chart-durations canvas"),
+            ("/tasks/task-00", "#task-tree tbody tr"),
+        ):
+            t.open(path)
+            page.locator(ready).first.wait_for()
+            page.wait_for_timeout(200)  # the charts follow the width on the next frame
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, path
+        t.check_clean()
