@@ -6,7 +6,8 @@
 Each run measures the baseline and both recording paths on the same machine, in fresh copies of
 the same migrated tables, and prints the ratios. The baseline writes the table alone, so the
 ratios show the whole cost of recording, rollup maintenance included. PostgreSQL: pass a URL
-of an empty database; the benchmark creates and drops its own schema there.
+of an empty database; the benchmark creates and drops its own schema there. The events start
+at the beginning of the current UTC month (on PostgreSQL, in that month's partition).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
 
 
 def make_finished_events(count: int) -> list[UsageEvent]:
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # From the start of the current UTC month: on PostgreSQL the rows land in that month's
+    # partition, as a server's rows do, not in the DEFAULT partition of months without one.
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return [
         UsageEvent(
             event_id=uuid.uuid4(),

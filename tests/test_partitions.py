@@ -24,7 +24,7 @@ from sqlmodel import Session
 from claude_api.errors import EventConflict, NotFound
 from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import partitions
-from claude_api.models.db import alembic_config, make_engine, upgrade
+from claude_api.models.db import alembic_config, make_engine, upgrade, write_engine
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
 from claude_api.models.queries import (
     count_invocations,
@@ -42,6 +42,7 @@ from claude_api.models.queries.purged import count_purged_invocations
 from claude_api.models.retention import prepare_partitions, purge, purged_before
 from claude_api.models.rollups import ROLLUP_TABLES
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
+from claude_api.models.write import store_events
 from tests.factories import add_events, make_event
 
 NOW = datetime(2026, 6, 15, 13, 45, tzinfo=UTC)
@@ -665,3 +666,87 @@ def test_sqlite_has_neither_partitions_nor_a_registry(sqlite_url: str) -> None:
         assert not any(partitions.is_partition_name(name) for name in names)
     finally:
         engine.dispose()
+
+
+def test_a_row_written_into_the_default_partition_while_its_month_is_created_is_moved(
+    pg: Engine,
+) -> None:
+    """A writer whose row of a month without a partition is not committed yet when maintenance
+    creates that month: maintenance waits for it and moves its row, instead of failing to
+    attach the month over a DEFAULT partition that holds a row of it."""
+    add_events(pg, make_event(timestamp=datetime(2026, 3, 2, tzinfo=UTC)))
+    late = make_event(timestamp=datetime(2026, 3, 20, tzinfo=UTC))
+    writer = Session(write_engine(pg))
+    try:
+        store_events(writer, [late])  # into the DEFAULT partition, not committed yet
+        with ThreadPoolExecutor(1) as pool:
+            created = pool.submit(partitions.ensure_months, pg, now=NOW)
+            with pg.connect() as connection:
+                deadline = datetime.now(UTC) + timedelta(seconds=20)
+                # Until maintenance waits for the writer's lock.
+                while (
+                    datetime.now(UTC) < deadline
+                    and not connection.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                            "WHERE NOT l.granted AND c.relname = 'agent_usage_default'"
+                        )
+                    ).scalar_one()
+                ):
+                    connection.rollback()
+                    threading.Event().wait(0.02)
+            writer.commit()
+            assert "agent_usage_p2026_03" in created.result(timeout=30)
+    finally:
+        writer.close()
+    assert months(pg)["agent_usage_p2026_03"] == 2
+    assert months(pg)["agent_usage_default"] == 0
+
+
+def test_the_downgrade_keeps_the_default_partitions_rows_and_drops_a_detached_month(
+    pg: Engine,
+) -> None:
+    """Downgraded midway through a purge, with rows of months without a partition: every row
+    still attached comes back into the plain tables, and the month the purge had detached (its
+    rows already counted as purged) goes with the partitions instead of staying as a stray
+    table."""
+    events = spread(timedelta(hours=13))
+    add_events(pg, *events)
+    split_into_months(pg)
+    waiting = [
+        make_event(timestamp=datetime(2025, 11, 5, tzinfo=UTC)),
+        make_event(kind="skill", name="pdf", timestamp=datetime(2020, 7, 1, tzinfo=UTC)),
+    ]
+    add_events(pg, *waiting)
+    assert months(pg)["agent_usage_default"] == 1
+    assert months(pg, "skill_usage")["skill_usage_default"] == 1
+    batches: list[int] = []
+    stopped = purge(
+        pg,
+        raw_retention_days=30,
+        rollup_retention_days=None,
+        now=NOW,
+        batch_size=5,
+        progress=batches.append,
+        stop=lambda: len(batches) >= 1,
+    )
+    assert stopped.stopped and exists(pg, "agent_usage_purging_2026_02")
+    kept = {table: raw_rows(pg, table) for table in partitions.PARTITIONED}
+    command.downgrade(alembic_config(pg), "0008")
+    for table in partitions.PARTITIONED:
+        assert [row[1:] for row in raw_rows(pg, table)] == [row[1:] for row in kept[table]]
+    ids = {row[2] for table in partitions.PARTITIONED for row in raw_rows(pg, table)}
+    assert {e.event_id for e in waiting} <= ids
+    with pg.connect() as connection:
+        stray = connection.execute(
+            sa.text(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' "
+                "AND (relname LIKE 'agent_usage%' OR relname LIKE 'skill_usage%') "
+                "AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = "
+                "current_schema())"
+            )
+        ).scalars()
+        assert sorted(stray) == ["agent_usage", "skill_usage"]
+    upgrade(pg)
+    assert len(raw_rows(pg)) == len(kept["agent_usage"])
+    command.check(alembic_config(pg))

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from claude_api.events import Status, UsageEvent
 from claude_api.models.db import head_revision, make_engine, upgrade
+from claude_api.models.retention import purge
 from claude_api.plugins.http_sink import to_wire
 from tests import expected
 from tests.factories import BASE_TIME, add_events, make_event, make_events
@@ -140,12 +141,29 @@ print(json.dumps({"agents": result.agent_rows, "skipped": result.skipped}))
 
 
 def test_concurrent_purges_do_not_collide(postgresql_url: str) -> None:
+    """Three processes purge at once: May has a partition of its own (detached and dropped
+    whole), June's rows wait in the DEFAULT partition (deleted in batches)."""
     engine = make_engine(postgresql_url)
     upgrade(engine)
-    old = make_events(6000, start=BASE_TIME, step=timedelta(seconds=10))
-    add_events(engine, *old)
+    may = make_events(6000, start=BASE_TIME, step=timedelta(seconds=10))
     young = make_events(5, start=BASE_TIME + timedelta(days=200))
-    add_events(engine, *young)
+    add_events(engine, *may, *young)
+    # The server's maintenance: the months that reached the DEFAULT partition get their own.
+    purge(engine, raw_retention_days=None, rollup_retention_days=None)
+    june = make_events(1500, start=BASE_TIME + timedelta(days=40), step=timedelta(seconds=10))
+    add_events(engine, *june)
+    old = [*may, *june]
+    with engine.connect() as connection:
+        placed = dict(
+            connection.execute(
+                sa.text(
+                    "SELECT date_trunc('month', timestamp, 'UTC')::date::text, "
+                    "tableoid::regclass::text FROM agent_usage WHERE timestamp < '2026-07-01' "
+                    "GROUP BY 1, 2"
+                )
+            ).all()
+        )
+    assert placed == {"2026-05-01": "agent_usage_p2026_05", "2026-06-01": "agent_usage_default"}
     purgers = [
         subprocess.Popen(
             [sys.executable, "-c", PURGER, postgresql_url],
@@ -176,5 +194,14 @@ def test_concurrent_purges_do_not_collide(postgresql_url: str) -> None:
     assert any(outcome["agents"] == len(old) for outcome in outcomes)
     with engine.connect() as connection:
         left = connection.execute(sa.text("SELECT count(*) FROM agent_usage")).scalar()
-    assert left == len(young)
+        leftover = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_class WHERE relname LIKE '%usage%2026_05' "
+                "AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = "
+                "current_schema())"
+            )
+        ).scalar()
+        registered = connection.execute(sa.text("SELECT count(*) FROM invocation_ids")).scalar()
+    assert left == registered == len(young)
+    assert leftover == 0  # May's partition, detached and dropped once, by one of them
     engine.dispose()

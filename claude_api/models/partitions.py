@@ -171,11 +171,13 @@ def create_month(connection: Connection, table: str, month: datetime) -> int:
     wait in the DEFAULT partition, in the connection's transaction; returns how many moved.
 
     The partition is made apart and attached, which locks the parent in SHARE UPDATE EXCLUSIVE
-    mode (reads and writes go on); the DEFAULT partition is locked while it is checked to hold
-    no row of the month any more.
+    mode (reads and writes go on). The DEFAULT partition is locked against writes first: a
+    row of the month that reached it after the move, from a writer that had not committed,
+    would make the attach fail.
     """
     name, default = partition_name(table, month), default_name(table)
     lower, upper = _literal(month), _literal(next_month(month))
+    connection.exec_driver_sql(f"LOCK TABLE {default} IN EXCLUSIVE MODE")
     connection.exec_driver_sql(
         f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
     )
