@@ -16,6 +16,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time as time_module
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -506,12 +507,20 @@ def test_a_project_bound_key_is_asked_for_and_sees_its_project_only(browser, see
 
 
 def test_the_overview_of_demo_data_at_desktop_and_phone_width(browser, tmp_path: Path) -> None:
-    """The README's screenshot, made from `claude-api demo` data (written only when
-    CLAUDE_API_WRITE_SCREENSHOT=1); the page fits a phone's width and has a dark scheme."""
+    """The README's screenshot, made from `claude-api demo` data with budgets and an alert rule
+    set by the CLI (written only when CLAUDE_API_WRITE_SCREENSHOT=1): the server's own
+    evaluation fires the rule and the overview shows it; the page fits a phone's width and has
+    a dark scheme."""
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     env = {**os.environ, "CLAUDE_API_DATABASE_URL": url}
-    demo = [sys.executable, "-m", "claude_api.client", "demo", "--events", "4000", "--seed", "7"]
-    subprocess.run(demo, env=env, check=True, capture_output=True, timeout=300)
+    cli = [sys.executable, "-m", "claude_api.client"]
+    for command in (
+        ["demo", "--events", "4000", "--seed", "7"],
+        ["budgets", "set", "--agent", "main", "--per", "day", "--usd", "20"],
+        ["budgets", "set", "--all", "--per", "month", "--usd", "500", "--action", "warn"],
+        ["alerts", "add", "--metric", "failure-rate", "--above", "2%", "--all", "--window", "7d"],
+    ):
+        subprocess.run(cli + command, env=env, check=True, capture_output=True, timeout=300)
     with serve(create_app(Settings(database_url=url))) as base:
         usage = httpx.post(
             f"{base}/graphql",
@@ -519,11 +528,19 @@ def test_the_overview_of_demo_data_at_desktop_and_phone_width(browser, tmp_path:
             timeout=30,
         ).json()["data"]["names"]
         assert usage
+        firing = "{ alertRules(state: FIRING) { id } }"
+        for _ in range(150):  # the server evaluates the rules as it starts
+            answer = httpx.post(f"{base}/graphql", json={"query": firing}, timeout=30).json()
+            if answer["data"]["alertRules"]:
+                break
+            time_module.sleep(0.1)
         with tab(browser, base) as t:
             t.open("/?period=30d")
             t.page.locator("#chart-cost canvas").first.wait_for()
             t.page.locator("#table-agents svg.spark").first.wait_for()
             assert int(t.figure("invocations")) > 0
+            assert len(t.rows("#table-budgets tbody tr")) == 2
+            assert len(t.rows("#table-alerts tbody tr")) == 1
             if os.environ.get("CLAUDE_API_WRITE_SCREENSHOT") == "1":
                 SCREENSHOT.parent.mkdir(exist_ok=True)
                 t.page.screenshot(path=str(SCREENSHOT))
