@@ -750,3 +750,32 @@ def test_the_downgrade_keeps_the_default_partitions_rows_and_drops_a_detached_mo
     upgrade(pg)
     assert len(raw_rows(pg)) == len(kept["agent_usage"])
     command.check(alembic_config(pg))
+
+
+def test_the_purge_deletes_old_rows_of_the_default_partition_and_keeps_it(pg: Engine) -> None:
+    """Rows of months without a partition: those before the horizon's month are deleted one
+    by one (the DEFAULT partition stays, attached, for the rows of months to come); those of
+    the horizon's month and later get their month's partition first, where the purge deletes
+    only what started before the horizon."""
+    old = [
+        make_event(timestamp=datetime(2025, 12, 24, tzinfo=UTC)),
+        make_event(kind="skill", name="pdf", timestamp=datetime(2026, 4, 30, tzinfo=UTC)),
+    ]
+    straddling = [
+        make_event(timestamp=datetime(2026, 5, 15, 23, 59, tzinfo=UTC)),  # before the horizon
+        make_event(timestamp=HORIZON),
+    ]
+    young = make_event(timestamp=datetime(2026, 6, 2, tzinfo=UTC))
+    add_events(pg, *old, *straddling, young)
+    assert months(pg)["agent_usage_default"] == 4
+    result = purge(pg, raw_retention_days=30, rollup_retention_days=None, now=NOW)
+    assert (result.agent_rows, result.skill_rows) == (2, 1)
+    agents, skills = months(pg), months(pg, "skill_usage")
+    assert agents["agent_usage_default"] == skills["skill_usage_default"] == 0
+    assert agents["agent_usage_p2026_05"] == agents["agent_usage_p2026_06"] == 1
+    assert "agent_usage_p2025_12" not in agents and "skill_usage_p2026_04" not in skills
+    assert set(registry(pg)) == {straddling[1].event_id, young.event_id}
+    later = make_event(timestamp=datetime(2025, 12, 25, tzinfo=UTC))  # past the horizon now
+    add_events(pg, later)
+    add_events(pg, make_event(timestamp=datetime(2026, 8, 1, tzinfo=UTC)))
+    assert months(pg)["agent_usage_default"] == 1  # still takes months without a partition

@@ -126,6 +126,20 @@ def test_replaying_events_of_a_purged_period_does_not_count_them_twice(engine: E
     assert all(t >= result.raw_before for t in kept_agents)
 
 
+def test_a_batch_wholly_of_a_purged_period_is_left_out_without_error(engine: Engine) -> None:
+    """A producer's spool delivered after the purge, every event of it too old: the batch is
+    accepted and leaves nothing, as an empty batch does."""
+    events = history()
+    add_events(engine, *events)
+    purge(engine, raw_retention_days=30, rollup_retention_days=None, now=NOW)
+    kept = {table: table_rows(engine, table) for table in ("agent_usage", "skill_usage")}
+    kept_rollups = rollups(engine)
+    add_events(engine, *(e for e in events if e.timestamp < datetime(2026, 5, 16, tzinfo=UTC)))
+    add_events(engine)
+    assert {table: table_rows(engine, table) for table in kept} == kept
+    assert rollups(engine) == kept_rollups
+
+
 def test_a_dry_run_counts_the_same_rows_and_deletes_nothing(engine: Engine) -> None:
     add_events(engine, *history())
     before = {table: table_rows(engine, table) for table in ("agent_usage", "skill_usage")}

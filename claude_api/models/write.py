@@ -165,7 +165,7 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
         kind: [_driver_row(event, dialect_name) for event in mine] for kind, mine in by_kind.items()
     }
     if dialect_name == "postgresql":
-        written = _upsert_copied(connection, rows)
+        written = _upsert_copied(connection, rows) if rows else {}
     else:
         written = {kind: _upsert(connection, kind, mine) for kind, mine in rows.items()}
     changed: dict[Kind, rollups.ChangedRows] = {}
