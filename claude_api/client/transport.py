@@ -21,7 +21,6 @@ from gql.transport.exceptions import (
     TransportQueryError,
     TransportServerError,
 )
-from gql.transport.httpx import HTTPXTransport
 from graphql import ExecutionResult, print_ast
 
 from claude_api.client import operations
@@ -75,7 +74,7 @@ class Api:
         if settings.url:
             endpoint = graphql_endpoint(settings.url)
             key = settings.api_key.get_secret_value() if settings.api_key else None
-            transport = _HTTPTransport(endpoint, api_key=key)
+            transport = _http_transport(endpoint, api_key=key)
             where = endpoint
         else:
             transport = InProcessTransport(settings.database_url)
@@ -92,7 +91,7 @@ class Api:
         """
         import httpx
 
-        if not isinstance(self._transport, _HTTPTransport):
+        if not isinstance(self._transport, _http_transport_class()):
             raise ApiError(f"{path} is a server's route: ask one with --url")
         url = self._transport.url.removesuffix(GRAPHQL_PATH) + path
         started = False
@@ -221,20 +220,33 @@ def _server_error(error: TransportServerError, where: str) -> ApiError:
     return ApiError(f"the server at {where} failed (HTTP {error.code})", code="SERVER_ERROR")
 
 
-class _HTTPTransport(HTTPXTransport):
-    """gql's httpx transport with an API key, and 401/403 told apart even with a GraphQL body."""
+def _http_transport(url: str, *, api_key: str | None) -> Transport:
+    """gql's httpx transport to `url`, with `api_key` as a bearer token."""
+    return _http_transport_class()(url, api_key=api_key)
 
-    def __init__(self, url: str, *, api_key: str | None) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        super().__init__(url=url, headers=headers, timeout=HTTP_TIMEOUT)
-        self.auth_headers = headers
 
-    def _prepare_result(self, response: Any) -> ExecutionResult:
-        # A server may explain a refusal in a GraphQL error body, which gql would pass on as an
-        # ordinary query error; the status says more.
-        if response.status_code in AUTH_STATUSES:
-            raise TransportServerError(f"HTTP {response.status_code}", response.status_code)
-        return super()._prepare_result(response)
+@cache
+def _http_transport_class() -> type[Transport]:
+    # httpx loads only for a server's URL: a command run in-process never needs it.
+    from gql.transport.httpx import HTTPXTransport
+
+    class HTTPTransport(HTTPXTransport):
+        """gql's httpx transport with an API key, and 401/403 told apart even with a GraphQL
+        body."""
+
+        def __init__(self, url: str, *, api_key: str | None) -> None:
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+            super().__init__(url=url, headers=headers, timeout=HTTP_TIMEOUT)
+            self.auth_headers = headers
+
+        def _prepare_result(self, response: Any) -> ExecutionResult:
+            # A server may explain a refusal in a GraphQL error body, which gql would pass on as
+            # an ordinary query error; the status says more.
+            if response.status_code in AUTH_STATUSES:
+                raise TransportServerError(f"HTTP {response.status_code}", response.status_code)
+            return super()._prepare_result(response)
+
+    return HTTPTransport
 
 
 FILL_HINT = "run `claude-api import`, `claude-api hook install` or `claude-api demo`"

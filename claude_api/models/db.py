@@ -13,16 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import make_url
 
 from claude_api.files import PRIVATE, private_directory
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +34,11 @@ MIGRATION_LOCK_NAMESPACE = 0x63_6C_61_75  # any constant: the first key of the a
 _PG_LOCK = text("SELECT pg_advisory_lock(:namespace, hashtext(current_schema()))")
 _PG_UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(current_schema()))")
 _SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside the database
+# The newest migration in migrations/versions: every command that opens the database compares
+# the stored revision with it, and alembic (with its script directory, which imports every
+# migration) loads only when they differ. A test keeps it equal to alembic's head.
+HEAD_REVISION = "0009"
+VERSION_TABLE = "alembic_version"  # alembic's default, which migrations/env.py keeps
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -192,6 +196,8 @@ def write_engine(engine: Engine) -> Engine:
 
 def alembic_config(engine: Engine) -> Config:
     """An alembic config bound to `engine`, with the migrations shipped in this package."""
+    from alembic.config import Config
+
     config = Config()
     script_location = resources.files("claude_api.models") / "migrations"
     config.set_main_option("script_location", str(script_location))
@@ -204,6 +210,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     processes at once (they take turns; the first migrates, the others find nothing to do)."""
     if revision == "head" and current_revision(engine) == head_revision():
         return  # the usual start: no lock taken, so a read-only database still opens
+    from alembic import command
+
     with _migration_lock(engine) as migrating:
         command.upgrade(alembic_config(migrating), revision)
 
@@ -240,13 +248,30 @@ def _migration_lock(engine: Engine) -> Iterator[Engine]:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema version the database is at (None when it was never migrated)."""
+    """The schema version the database is at (None when it was never migrated).
+
+    Read as alembic reads it, from its version table, without loading alembic. Raises
+    ValueError when the table holds several versions (branches this project never makes).
+    """
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(versions) > 1:
+        raise ValueError(f"{VERSION_TABLE} holds several versions: {[v[0] for v in versions]}")
+    return versions[0][0] if versions else None
 
 
-def head_revision() -> str | None:
+def head_revision() -> str:
     """The schema version this code expects."""
+    return HEAD_REVISION
+
+
+def migrations_head_revision() -> str | None:
+    """The head of the migrations shipped in this package, as alembic finds it (it imports
+    every migration script): what `HEAD_REVISION` must be."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(
         alembic_config(create_engine("sqlite://"))
     ).get_current_head()
