@@ -15,6 +15,10 @@ lines of its leaderboards' shown rows; an agent's page; the task list (plain, of
 failed invocations, its next page); a task. Every answer is computed afresh (the query layer's
 kept answers are not used: a page redrawn after a write computes too), after one warm-up run.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
+The baseline, measured in the same run, is bench_queries' plain `SELECT agent_name, count(*),
+sum(cost_usd), avg(duration_seconds) FROM agent_usage GROUP BY agent_name` over the whole table,
+run once after each timed load of a page: each page's ratio is its median over the median of the
+baselines run beside it, so a machine busy with other work moves both.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bench.bench_queries import analyze, fill_demo, kept_database, stored
+from bench.bench_queries import analyze, baseline, fill_demo, kept_database, stored
 from bench.bench_tracking import fresh_database
 from claude_api.client.transport import LocalContext
 from claude_api.dashboard.documents import documents
@@ -60,6 +64,7 @@ class Page:
     requests: Callable[[Callable[[Request], dict[str, Any]]], None]
     times: dict[str, list[float]] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)
+    baselines: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,14 @@ def run_page(runner: Runner, page: Page, timed: bool) -> None:
         page.totals.append(total)
 
 
+def run_baseline(engine: Engine, page: Page) -> None:
+    """The plain GROUP BY of the whole table, timed beside the page's loads."""
+    started = time.perf_counter()
+    with Session(engine) as session:
+        baseline(session)
+    page.baselines.append(time.perf_counter() - started)
+
+
 def afresh() -> Any:
     """Answers computed, not taken from the query layer's kept answers."""
     computing = getattr(queries, "computing_afresh", None)
@@ -311,20 +324,29 @@ def main() -> None:
                 run_page(runner, page, timed=False)
                 for _ in range(args.repeat):
                     run_page(runner, page, timed=True)
+                    run_baseline(engine, page)
         finally:
             runner.close()
 
-    print(f"\n{'page and its requests':44} {'median ms':>10} {'p95 ms':>10}")
+    print(f"\n{'page and its requests':44} {'median ms':>10} {'p95 ms':>10} {'x baseline':>11}")
     for page in measured:
         median = statistics.median(page.totals) * 1000
+        ratio = median / (statistics.median(page.baselines) * 1000)
         verdict = "" if median < TARGET_MS else "  SLOW"
-        print(f"{page.label:44} {median:10.1f} {p95(page.totals) * 1000:10.1f}{verdict}")
+        print(
+            f"{page.label:44} {median:10.1f} {p95(page.totals) * 1000:10.1f} {ratio:11.2f}{verdict}"
+        )
         if len(page.times) > 1:
             for label, times in page.times.items():
                 print(
                     f"  {label:42} {statistics.median(times) * 1000:10.1f} "
                     f"{p95(times) * 1000:10.1f}"
                 )
+    every = [seconds * 1000 for page in measured for seconds in page.baselines]
+    print(
+        f"{'baseline GROUP BY agent_name':44} {statistics.median(every):10.1f} "
+        f"{p95(every):10.1f} {1:11.2f}"
+    )
     print(f"\n{args.repeat} timed loads of each page; target: under {TARGET_MS:.0f} ms each")
 
 
