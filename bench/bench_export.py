@@ -1,16 +1,19 @@
 """`claude-api analytics export` of a million invocations in bounded memory.
 
     python -m bench.bench_export [--rows 1000000] [--baseline-rows 10000] [--format csv|jsonl]
+                                 [--repeat 3]
 
 Fills two temporary SQLite files through the write path (agents and skills, batches of 10,000),
 then runs the console script in a subprocess on each, in-process (no server): the baseline and the
 full export. Prints rows/s and each run's peak RSS; bounded memory means the ratio of the peak RSS
 of the full export to the baseline's stays near 1, whatever the number of rows.
 
-On the full database it then times a plain dump of both usage tables with `sqlite3` and `csv`
-(no filters, no order, no escaping: the floor of any export) and the console script against a
-`claude-api serve` on loopback (`--url`, the streaming endpoint), and prints each export's time
-against the plain dump's, measured in the same run.
+On the full database it then times, `--repeat` times in turn, a plain dump of both usage tables
+with `sqlite3` and `csv` (no filters, no order, no escaping: the floor of any export), the console
+script in-process, and the console script against a `claude-api serve` on loopback (`--url`, the
+streaming endpoint), and prints the median of each and each export's median against the plain
+dump's, measured in the same run. CPU seconds (user + system, of the timed process only: not
+the server's) are printed beside the wall-clock seconds: on a busy machine they vary less.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import os
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +97,7 @@ class Run:
     seconds: float
     peak_rss_mb: float
     file_mb: float
+    cpu_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
@@ -117,7 +122,8 @@ def export(database: Path, target: Path, export_format: str, url: str | None = N
     with target.open("rb") as file:
         lines = sum(1 for _ in file)
     rows = lines - 1 if export_format == "csv" else lines
-    return Run(rows, seconds, usage.ru_maxrss / 1024, target.stat().st_size / 2**20)
+    size = target.stat().st_size / 2**20
+    return Run(rows, seconds, usage.ru_maxrss / 1024, size, usage.ru_utime + usage.ru_stime)
 
 
 def plain_dump(database: Path, target: Path) -> Run:
@@ -138,7 +144,8 @@ def plain_dump(database: Path, target: Path) -> Run:
         raise SystemExit("the plain dump failed")
     with target.open("rb") as file:
         rows = sum(1 for _ in file)
-    return Run(rows, seconds, usage.ru_maxrss / 1024, target.stat().st_size / 2**20)
+    size = target.stat().st_size / 2**20
+    return Run(rows, seconds, usage.ru_maxrss / 1024, size, usage.ru_utime + usage.ru_stime)
 
 
 @contextmanager
@@ -164,11 +171,39 @@ def server(database: Path) -> Iterator[str]:
         process.wait(30)
 
 
+def median(runs: list[Run]) -> Run:
+    """The median of each figure of `runs` (of the same export)."""
+    return Run(
+        rows=runs[0].rows,
+        seconds=statistics.median(run.seconds for run in runs),
+        peak_rss_mb=statistics.median(run.peak_rss_mb for run in runs),
+        file_mb=runs[0].file_mb,
+        cpu_seconds=statistics.median(run.cpu_seconds for run in runs),
+    )
+
+
 def report(label: str, run: Run) -> None:
     print(
-        f"{label:<9} {run.rows:>10,} rows  {run.seconds:>8.1f} s  {run.rows_per_second:>9,.0f} "
-        f"rows/s  peak RSS {run.peak_rss_mb:>7.1f} MB  file {run.file_mb:>8.1f} MB"
+        f"{label:<9} {run.rows:>10,} rows  {run.seconds:>8.1f} s  CPU {run.cpu_seconds:>6.1f} s  "
+        f"{run.rows_per_second:>9,.0f} rows/s  peak RSS {run.peak_rss_mb:>7.1f} MB  "
+        f"file {run.file_mb:>8.1f} MB"
     )
+
+
+def compare(database: Path, folder: Path, export_format: str, repeat: int) -> dict[str, Run]:
+    """The plain dump and the full export in-process and over HTTP, `repeat` times in turn
+    (so that a busier moment of the machine weighs on each alike); the median of each."""
+    timed: dict[str, list[Run]] = {"plain": [], "full": [], "http": []}
+    with server(database) as url:
+        for _ in range(repeat):
+            timed["plain"].append(plain_dump(database, folder / "plain.csv"))
+            target = folder / f"full.{export_format}"
+            timed["full"].append(export(database, target, export_format))
+            target = folder / f"http.{export_format}"
+            timed["http"].append(export(database, target, export_format, url))
+    if (folder / f"full.{export_format}").read_bytes() != target.read_bytes():
+        raise SystemExit("the exports in-process and over HTTP differ")
+    return {label: median(runs) for label, runs in timed.items()}
 
 
 def main() -> None:
@@ -176,6 +211,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the full export")
     parser.add_argument("--baseline-rows", type=int, default=10_000, help="rows of the baseline")
     parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each full export")
     arguments = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as directory:
@@ -190,11 +226,7 @@ def main() -> None:
             if runs[label].rows != expected:
                 raise SystemExit(f"{label}: exported {runs[label].rows:,} rows, not {expected:,}")
             if label == "full":
-                runs["plain"] = plain_dump(database, folder / "plain.csv")
-                with server(database) as url:
-                    runs["http"] = export(
-                        database, folder / f"http.{arguments.format}", arguments.format, url
-                    )
+                runs.update(compare(database, folder, arguments.format, arguments.repeat))
             database.unlink()
         print(f"$ {shlex.join([sys.executable, '-m', 'bench.bench_export', *sys.argv[1:]])}")
         for label, run in runs.items():
@@ -202,7 +234,8 @@ def main() -> None:
         for label in ("full", "http"):
             print(
                 f"{label} export time / plain sqlite3+csv dump time: "
-                f"{runs[label].seconds / runs['plain'].seconds:.2f}"
+                f"{runs[label].seconds / runs['plain'].seconds:.2f} "
+                f"(CPU: {runs[label].cpu_seconds / runs['plain'].cpu_seconds:.2f}, the client's)"
             )
         ratio = runs["full"].peak_rss_mb / runs["baseline"].peak_rss_mb
         scale = runs["full"].rows / runs["baseline"].rows

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -63,39 +64,39 @@ def escape_formula(value: Any) -> Any:
 
 
 # The text columns a spreadsheet could read as a formula; ids, enums, times and numbers cannot.
-_TEXT_INDEXES = tuple(
-    COLUMNS.index(column)
-    for column in ("name", "task_id", "project_id", "model", "error_message", "source")
-)
+TEXT_COLUMNS = ("name", "task_id", "project_id", "model", "error_message", "source")
 
 
 def write_rows(
-    rows: Iterable[list[Any]], file: TextIO, format: ExportFormat, *, header: bool = True
+    rows: Iterable[Sequence[Any]], file: TextIO, format: ExportFormat, *, header: bool = True
 ) -> int:
     """Write rows of plain values in COLUMNS order (the query layer's `iter_invocation_rows`)
-    to `file` as `format`: CSV with a header row (unless `header` is false), empty cells for
-    missing values and formula-like text escaped, or JSON Lines with null for missing values.
-    Returns how many rows."""
+    to `file` as `format`: CSV with a header row (unless `header` is false) and empty cells for
+    missing values, or JSON Lines with null for missing values. Cells are written as they come:
+    CSV rows should have formula-like text escaped already (`iter_invocation_rows` does it in
+    SQL with `escape_formulas`). Returns how many rows."""
     written = 0
     writer = csv.writer(file) if format is ExportFormat.CSV else None
     if writer is not None and header:
         writer.writerow(COLUMNS)
     for chunk in _chunks(rows):
         if writer is not None:
-            for values in chunk:
-                for index in _TEXT_INDEXES:
-                    values[index] = escape_formula(values[index])
             writer.writerows(chunk)
         else:
-            file.writelines(
-                json.dumps(dict(zip(COLUMNS, values, strict=True)), ensure_ascii=False) + "\n"
-                for values in chunk
+            file.write(
+                "".join(
+                    [_JSON.encode(dict(zip(COLUMNS, row, strict=True))) + "\n" for row in chunk]
+                )
             )
         written += len(chunk)
     return written
 
 
-def stream_rows(rows: Iterable[list[Any]], format: ExportFormat) -> Iterator[str]:
+# One encoder for every line: json.dumps with any option builds a new one per call.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+def stream_rows(rows: Iterable[Sequence[Any]], format: ExportFormat) -> Iterator[str]:
     """The text `write_rows` would write, in chunks of STREAM_ROWS rows."""
     buffer = io.StringIO(newline="")
     if format is ExportFormat.CSV:
@@ -115,12 +116,7 @@ def _drain(buffer: io.StringIO) -> str:
     return text
 
 
-def _chunks(records: Iterable[Any]) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == STREAM_ROWS:
-            yield chunk
-            chunk = []
-    if chunk:
+def _chunks(rows: Iterable[Sequence[Any]]) -> Iterator[list[Sequence[Any]]]:
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, STREAM_ROWS)):
         yield chunk

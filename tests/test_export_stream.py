@@ -85,7 +85,7 @@ def test_the_stream_is_the_listing(engine: Engine, mixed: list, scope: UsageFilt
     order = [(r.timestamp, r.kind.value, r.event_id) for r in streamed]
     assert order == sorted(order)
     with Session(engine) as session:
-        plain = list(iter_invocation_rows(session, filter=scope, batch=batch))
+        plain = [list(row) for row in iter_invocation_rows(session, filter=scope, batch=batch)]
     assert plain == [
         [
             value.value

@@ -324,7 +324,9 @@ def _export_local(
     except InvalidFilter as error:
         raise ApiError(error.message, code="BAD_USER_INPUT", field=error.field) from None
     with Session(engine) as session:
-        rows = _counted(iter_invocation_rows(session, filter=scope), advance)
+        escape = export_format is ExportFormat.CSV
+        rows = iter_invocation_rows(session, filter=scope, escape_formulas=escape)
+        rows = _counted(rows, advance)
         return write_rows(rows, file, export_format)
 
 

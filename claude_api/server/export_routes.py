@@ -80,7 +80,10 @@ def _rows(services: Services, scope: UsageFilter, chosen: ExportFormat) -> Itera
     # event loop. No deadline: an export takes as long as its rows.
     with services.session() as session:
         try:
-            yield from stream_rows(iter_invocation_rows(session, filter=scope), chosen)
+            rows = iter_invocation_rows(
+                session, filter=scope, escape_formulas=chosen is ExportFormat.CSV
+            )
+            yield from stream_rows(rows, chosen)
         except InvalidFilter as error:  # after the 200: the client sees a cut stream
             logger.error("export stopped: %s", error)
             raise
