@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -18,7 +19,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from claude_api.client.app import app
-from claude_api.exports import COLUMNS
+from claude_api.exports import COLUMNS, TEXT_COLUMNS, escape_formula
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries import iter_invocation_rows, iter_invocations, list_invocations
 from claude_api.server.export_routes import EXPORT_PATH
@@ -99,6 +100,61 @@ def test_the_stream_is_the_listing(engine: Engine, mixed: list, scope: UsageFilt
         ]
         for record in streamed
     ]
+
+
+def as_exported(record: Any, *, escaped: bool) -> list[Any]:
+    """A record of the listing as the export writes it, converted here in Python."""
+    values = []
+    for column in COLUMNS:
+        value = getattr(record, column)
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, UUID):
+            value = str(value)
+        elif escaped and column in TEXT_COLUMNS:
+            value = escape_formula(value)
+        values.append(value)
+    return values
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_the_database_writes_the_cells_as_python_would(engine: Engine, escaped: bool) -> None:
+    # Times with and without fractions of a second, ids of a parent, costs without a finite
+    # short decimal, text a spreadsheet would run (each starting character), quotes, new
+    # lines and characters beyond ASCII.
+    texts = ["=SUM(A1)", "+1", "-2", "@cmd", "\tTAB", "\rCR", "a=b", 'é "q"\nline', "'"]
+    parent = make_event(timestamp=START + timedelta(microseconds=1))
+    events = [parent]
+    for i, text in enumerate(texts):
+        at = START + timedelta(seconds=i, microseconds=(i * 123_457) % 1_000_000)
+        events.append(
+            make_event(
+                kind="skill" if i % 2 else "agent",
+                name=text,
+                task_id=text,
+                project_id=text,
+                model=text,
+                source=text,
+                parent_id=parent.event_id,
+                status="failed",
+                error_message=text,
+                timestamp=at,
+                finished_at=at + timedelta(seconds=1, microseconds=i),
+                duration_seconds=1 / 3,
+                cost_usd=0.1 + 0.2,
+                cache_read_tokens=9_876_543_210,
+            )
+        )
+    add_events(engine, *events)
+    with Session(engine) as session:
+        records = list(iter_invocations(session))
+        rows = list(iter_invocation_rows(session, escape_formulas=escaped, batch=2))
+    assert [list(row) for row in rows] == [as_exported(r, escaped=escaped) for r in records]
+    assert len(rows) == len(events)
+    if escaped:
+        assert {row[COLUMNS.index("name")] for row in rows} >= {"'" + text for text in texts[:6]}
 
 
 # ---- the server's export stream --------------------------------------------------------------
