@@ -11,8 +11,9 @@ is then the last stored event). A few budgets and alert rules are set on it, so 
 budgets and open alerts have something to compute. Each page runs its requests in order as the
 browser's time zone `--tz` makes them (its periods end at local midnight, or at the end of the
 hour for the last 24 hours): the overview's analytics, its budgets and alerts, then the trend
-lines of its leaderboards' shown rows; an agent's page; the task list (plain, of an agent, of
-failed invocations, its next page); a task. Every answer is computed afresh (the query layer's
+lines of its leaderboards' shown rows; an agent's page (its analytics, then the budgets and
+alerts covering it); the task list (plain, of an agent, of failed invocations, its next page); a
+task. Every answer is computed afresh (the query layer's
 kept answers are not used: a page redrawn after a write computes too), after one warm-up run.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 The baseline, measured in the same run, is bench_queries' plain `SELECT agent_name, count(*),
@@ -137,8 +138,11 @@ def usage(period: Range, tz: str, kind: str, name: str) -> Callable[..., None]:
         "period": period.bucket,
     }
 
+    covering = {"projectId": None, "kind": kind, "name": name}
+
     def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
         ask(("usage", documents()["USAGE"], variables))
+        ask(("budgets and alerts", documents()["GUARDRAILS"], covering))
 
     return requests
 

@@ -655,6 +655,26 @@ def test_the_overview_shows_budgets_and_open_alerts(browser, seeded) -> None:
         # Each names what it covers: the agent's page, the project's overview.
         planner.locator("a").click()
         page.wait_for_url("**/agents/planner")
+
+        # An agent's or a skill's page shows those covering it (and the URL's project).
+        def shown_on(path: str) -> tuple[set[int], set[int]]:
+            t.open(path)
+            page.locator("#budgets h2").wait_for()
+            return (
+                {int(r.get_attribute("data-budget")) for r in t.rows("#table-budgets tbody tr")},
+                {int(r.get_attribute("data-rule")) for r in t.rows("#table-alerts tbody tr")},
+            )
+
+        budgets_of = lambda *names: {ids[f"budget {n}"] for n in names}  # noqa: E731
+        rules_of = lambda *names: {ids[f"rule {n}"] for n in names}  # noqa: E731
+        assert shown_on("/agents/planner") == (
+            budgets_of("planner", "web", "api", "all"),
+            rules_of("failing", "api failing"),
+        )
+        assert shown_on("/skills/commit?project=web") == (
+            budgets_of("web", "all"),
+            rules_of("failing"),
+        )
         t.open("/")
         budgets_web = page.locator(f'#table-budgets tr[data-budget="{ids["budget web"]}"] a')
         assert budgets_web.get_attribute("href") == "/?project=web"

@@ -47,14 +47,17 @@ const TASK_SUMMARY = `
       taskId status durationSeconds invocations completed failed running totalCostUsd
       unpricedInvocations totalTokens firstSeenAt lastSeenAt agents skills`;
 
-/** Budgets in their current period and the open alerts: of the project when one is given. */
+/**
+ * Budgets in their current period and the open alerts: those covering the project, the agent or
+ * skill when given (null: every one).
+ */
 export const GUARDRAILS = `
-query DashboardGuardrails($projectId: String) {
-  budgetStatus(projectId: $projectId) {
+query DashboardGuardrails($projectId: String, $kind: Kind, $name: String) {
+  budgetStatus(kind: $kind, name: $name, projectId: $projectId) {
     budget { id kind name projectId period unit limitUsd limitTokens action tz label }
     startAt endAt invocations unpricedInvocations spent remaining forecast exhausted message
   }
-  alertRules(state: FIRING, projectId: $projectId) {
+  alertRules(state: FIRING, kind: $kind, name: $name, projectId: $projectId) {
     id metric kind name projectId threshold windowSeconds minSample value changedAt label
   }
 }`;

@@ -1,9 +1,37 @@
 // Budgets in their current period and the open alerts, as the API reports them: each names what
 // it covers with a link to that agent's, skill's or project's page; a spent budget and a forecast
 // past the limit are said in words and marked, not told by colour alone.
+import { graphql } from "../api.js";
 import { h, link } from "../dom.js";
 import * as f from "../format.js";
+import { GUARDRAILS } from "../queries.js";
 import { href, usagePath } from "../state.js";
+
+/**
+ * The budgets and open alerts covering the URL's project (and `kind` and `name`, on an agent's
+ * or skill's page): `ask()` asks for them, `sections(answer)` draws them, and `tick()` asks again
+ * and redraws them in place, as they change with the clock (a new day, an alert resolving) and
+ * not only with the data. Their answer is asked apart from the analytics', which is kept until
+ * the data changes.
+ */
+export function guardrails(params, kind = null, name = null) {
+  const variables = { projectId: params.get("project") || null, kind, name };
+  const ask = () => graphql(GUARDRAILS, variables);
+  return {
+    ask,
+    sections: (answer) => [
+      h("section", { id: "alerts" }, h("h2", {}, "Open alerts"), alertTable(answer.alertRules, params)),
+      h("section", { id: "budgets" },
+        h("h2", {}, "Budgets ", h("span", { class: "sub" }, "in their current period")),
+        budgetTable(answer.budgetStatus, params)),
+    ],
+    tick: async () => {
+      const now = await ask();
+      document.querySelector("#alerts > .table-wrap, #alerts > p")?.replaceWith(alertTable(now.alertRules, params));
+      document.querySelector("#budgets > .table-wrap, #budgets > p")?.replaceWith(budgetTable(now.budgetStatus, params));
+    },
+  };
+}
 
 /** Where a budget's or a rule's scope is shown: its agent or skill, else its project. */
 function scopeLink(scope, label, params) {

@@ -5,11 +5,11 @@ import { graphql } from "../api.js";
 import { colour, otherColour, sparkline, stackedBars } from "../charts.js";
 import { figure, h, section } from "../dom.js";
 import * as f from "../format.js";
-import { GUARDRAILS, OVERVIEW } from "../queries.js";
+import { OVERVIEW } from "../queries.js";
 import { filterOf } from "../state.js";
 import { sortableTable } from "../table.js";
 import { cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
-import { alertTable, budgetTable } from "./guardrails.js";
+import { guardrails } from "./guardrails.js";
 
 const SHOWN = 10; // leaderboard rows before "show all"
 const boards = {
@@ -21,12 +21,8 @@ export async function render({ params, range }) {
   const filter = filterOf(params, range.since, range.until);
   const previous = filterOf(params, range.previousSince, range.previousUntil);
   const period = range.bucket;
-  // Budgets and alerts apart: they change with the clock, so their answer is never kept, while
-  // the analytics' answer is kept until the data changes.
-  const [data, guardrails] = await Promise.all([
-    graphql(OVERVIEW, { filter, previous, period }),
-    graphql(GUARDRAILS, { projectId: params.get("project") || null }),
-  ]);
+  const covering = guardrails(params);
+  const [data, guarding] = await Promise.all([graphql(OVERVIEW, { filter, previous, period }), covering.ask()]);
   const trends = new Map();
   const top = data.topAgents.map((entry) => ["AGENT", entry.name]);
   const agentBoard = leaderboard("AGENT", data.agents, params, filter, period, trends);
@@ -38,21 +34,14 @@ export async function render({ params, range }) {
   const empty = current.invocations === 0;
   return {
     title: "Overview",
-    // Budgets and alerts also change with the clock (a new day, an alert resolving), not only
-    // with the data: redrawn on their own now and then.
-    tick: async () => {
-      const now = await graphql(GUARDRAILS, { projectId: params.get("project") || null });
-      document.querySelector("#alerts > .table-wrap, #alerts > p")?.replaceWith(alertTable(now.alertRules, params));
-      document.querySelector("#budgets > .table-wrap, #budgets > p")?.replaceWith(budgetTable(now.budgetStatus, params));
-    },
+    tick: covering.tick,
     content: [
       h("h1", {}, "Overview ", h("span", { class: "sub" }, range.label)),
       empty
         ? h("p", { class: "note" }, "No invocations in this period. Record some with `claude-api import`, `claude-api hook install` or `claude-api demo`, or pick a longer period.")
         : null,
       headline(current, data.previous),
-      h("section", { id: "alerts" }, h("h2", {}, "Open alerts"), alertTable(guardrails.alertRules, params)),
-      h("section", { id: "budgets" }, h("h2", {}, "Budgets ", h("span", { class: "sub" }, "in their current period")), budgetTable(guardrails.budgetStatus, params)),
+      ...covering.sections(guarding),
       h("div", { class: "grid2" },
         section("Cost over time", overTime("cost", "Cost", data.total.buckets, top, trends, "totalCostUsd", f.usd, f.usdAxis, period)),
         section("Invocations over time", overTime("invocations", "Invocations", data.total.buckets, top, trends, "invocations", f.count, f.count, period))),

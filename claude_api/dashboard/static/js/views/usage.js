@@ -8,15 +8,21 @@ import * as f from "../format.js";
 import { USAGE } from "../queries.js";
 import { filterOf, href } from "../state.js";
 import { cost, errorTable, modelTable, taskTable, tokenDetail } from "./common.js";
+import { guardrails } from "./guardrails.js";
 
 export async function render({ where, params, range }) {
   const { kind, name } = where;
   const noun = kind === "AGENT" ? "agent" : "skill";
   const filter = filterOf(params, range.since, range.until);
   const previous = filterOf(params, range.previousSince, range.previousUntil);
+  const covering = guardrails(params, kind, name);
   let data;
+  let guarding;
   try {
-    data = await graphql(USAGE, { kind, name, isAgent: kind === "AGENT", filter, previous, period: range.bucket });
+    [data, guarding] = await Promise.all([
+      graphql(USAGE, { kind, name, isAgent: kind === "AGENT", filter, previous, period: range.bucket }),
+      covering.ask(),
+    ]);
   } catch (error) {
     if (error instanceof ApiError && error.code === "NOT_FOUND") {
       return {
@@ -33,9 +39,11 @@ export async function render({ where, params, range }) {
   const period = range.bucket;
   return {
     title: name,
+    tick: covering.tick,
     content: [
       h("h1", {}, h("span", { class: "kind" }, noun), name, " ", h("span", { class: "sub" }, range.label)),
       figures(stats, before),
+      ...covering.sections(guarding),
       h("div", { class: "grid2" },
         section("Runs over time", stackedBars({
           title: "Runs per bucket by status",
