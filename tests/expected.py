@@ -31,10 +31,8 @@ def totals(events: Iterable[UsageEvent]) -> dict[str, Any]:
     statuses = Counter(event.status for event in events)
     completed, failed = statuses[Status.COMPLETED], statuses[Status.FAILED]
     costs = [e.cost_usd for e in events if e.cost_usd is not None]
-    tokens = {
-        field: sum(getattr(e, field) for e in events if getattr(e, field) is not None)
-        for field in TOKEN_FIELDS
-    }
+    tokens = {field: _reported_sum(getattr(e, field) for e in events) for field in TOKEN_FIELDS}
+    known = [count for count in tokens.values() if count is not None]
     return {
         "invocations": len(events),
         "completed": completed,
@@ -47,8 +45,16 @@ def totals(events: Iterable[UsageEvent]) -> dict[str, Any]:
         "avg_cost_usd": fmean(costs) if costs else None,
         "avg_duration_seconds": _mean(durations(events)),
         **tokens,
-        "total_tokens": sum(tokens.values()),
+        "total_tokens": sum(known) if known or not events else None,
     }
+
+
+def _reported_sum(values: Iterable[int | None]) -> int | None:
+    """The sum of the values reported; 0 over no invocation, None (unknown) when there are
+    invocations and none reports one."""
+    values = list(values)
+    reported = [value for value in values if value is not None]
+    return sum(reported) if reported or not values else None
 
 
 def durations(events: Iterable[UsageEvent]) -> list[float]:

@@ -156,3 +156,45 @@ def test_the_totals_row_is_set_apart_from_a_project_named_total(cli: Cli) -> Non
         assert lines[totals].split()[1:2] == ["2"] and "$7.00" in lines[totals]
         assert lines[totals - 1] == "" and totals == project + 3
         assert not any(lines[totals + 1 :]), printed
+
+
+def test_tokens_nobody_reported_print_as_unknown_not_zero(cli: Cli) -> None:
+    """Inline skills (no model, no tokens, no cost, as Claude Code records them) beside a skill
+    that reports tokens: their token counts are unknown (`-`, null in JSON), the other's and the
+    totals' are the sum of what was reported."""
+    inline = [
+        make_event(
+            kind="skill",
+            name="commit",
+            timestamp=BASE_TIME + timedelta(hours=i),
+            model=None,
+            cost_usd=None,
+            input_tokens=None,
+            output_tokens=None,
+            cache_read_tokens=None,
+            cache_creation_tokens=None,
+        )
+        for i in range(3)
+    ]
+    measured = make_event(
+        kind="skill",
+        name="pdf",
+        timestamp=BASE_TIME + timedelta(hours=5),
+        input_tokens=120,
+        output_tokens=30,
+        cache_read_tokens=None,
+        cache_creation_tokens=None,
+    )
+    add_events(cli.engine, *inline, measured)
+    stats = {row["name"]: row for row in cli.both_json("skills", "stats", *RANGE)}
+    assert stats["commit"]["inputTokens"] is None and stats["commit"]["totalTokens"] is None
+    assert stats["pdf"]["inputTokens"] == 120 and stats["pdf"]["cacheReadTokens"] is None
+    assert stats["pdf"]["totalTokens"] == 150
+    models = {row["model"]: row for row in cli.both_json("models", *RANGE)["models"]}
+    assert models[None]["totalTokens"] is None
+    assert cli.both_json("models", *RANGE)["totals"]["totalTokens"] == 150
+    printed = cli.run("in-process", "models", *RANGE, COLUMNS="100").stdout
+    assert table_row(printed, "(none)")[-1] == "-"
+    printed = cli.run("in-process", "skills", "stats", *RANGE, COLUMNS="120").stdout
+    tokens = printed[printed.index("Tokens") :]
+    assert table_row(tokens, "commit")[1:] == ["-"] * 5

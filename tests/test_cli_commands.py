@@ -157,12 +157,7 @@ def test_stats_without_a_name_list_every_one(cli: Cli, engine: Engine, kind: Kin
             output.tokens(stats.output_tokens),
             output.tokens(stats.cache_creation_tokens),
             output.tokens(stats.cache_read_tokens),
-            output.tokens(
-                stats.input_tokens
-                + stats.output_tokens
-                + stats.cache_creation_tokens
-                + stats.cache_read_tokens
-            ),
+            output.tokens(stats.total_tokens),
         ]
     assert ("Unpriced" in performance) == unpriced
     assert_fits(printed)

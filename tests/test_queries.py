@@ -409,7 +409,8 @@ def metric_value(metric: LeaderboardMetric, events: list[UsageEvent]) -> float |
         LeaderboardMetric.USAGE: totals["invocations"],
         LeaderboardMetric.SUCCESS_RATE: totals["success_rate"],
         LeaderboardMetric.DURATION: totals["avg_duration_seconds"],
-        LeaderboardMetric.TOKENS: totals["input_tokens"] + totals["output_tokens"],
+        # Unknown (not ranked) when none of the invocations reports tokens.
+        LeaderboardMetric.TOKENS: totals["total_tokens"],
     }[metric]
 
 

@@ -73,14 +73,20 @@ class Totals:
     avg_duration_seconds: float | None = strawberry.field(
         description="Average duration of finished invocations."
     )
-    input_tokens: Long = strawberry.field(description="Input tokens, cache tokens not included.")
-    output_tokens: Long
-    cache_creation_tokens: Long = strawberry.field(
+    input_tokens: Long | None = strawberry.field(
+        description="Input tokens, cache tokens not included; each token count is null "
+        "(unknown) when there are invocations and none of them reports it."
+    )
+    output_tokens: Long | None
+    cache_creation_tokens: Long | None = strawberry.field(
         description="Tokens written to the prompt cache (cache write)."
     )
-    cache_read_tokens: Long = strawberry.field(description="Tokens read from the prompt cache.")
-    total_tokens: Long = strawberry.field(
-        description="Input + output + cache creation + cache read tokens."
+    cache_read_tokens: Long | None = strawberry.field(
+        description="Tokens read from the prompt cache."
+    )
+    total_tokens: Long | None = strawberry.field(
+        description="Input + output + cache creation + cache read tokens, of those known; null "
+        "when none is."
     )
 
 
@@ -389,11 +395,11 @@ class TaskSummary(FromResult):
         description="As in Totals: null when none of its invocations reports a cost."
     )
     unpriced_invocations: Long
-    input_tokens: Long
-    output_tokens: Long
-    cache_creation_tokens: Long
-    cache_read_tokens: Long
-    total_tokens: Long
+    input_tokens: Long | None
+    output_tokens: Long | None
+    cache_creation_tokens: Long | None
+    cache_read_tokens: Long | None
+    total_tokens: Long | None
     first_seen_at: datetime
     last_seen_at: datetime
     ended_at: datetime | None = strawberry.field(

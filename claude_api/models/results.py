@@ -27,8 +27,9 @@ class UsageTotals:
 
     `total_cost_usd` is None (unknown) when there are invocations and none reports a cost, 0.0
     when there are none; `unpriced_invocations` counts those without a cost, so a sum over
-    partly priced invocations says that it is partial. `total_tokens` is input + output +
-    cache creation + cache read tokens.
+    partly priced invocations says that it is partial. Each token count is None (unknown) in
+    the same way, when there are invocations and none reports it; `total_tokens` is input +
+    output + cache creation + cache read tokens, of those known (None when none is).
     """
 
     invocations: int
@@ -40,11 +41,11 @@ class UsageTotals:
     unpriced_invocations: int
     avg_cost_usd: float | None
     avg_duration_seconds: float | None
-    input_tokens: int
-    output_tokens: int
-    cache_creation_tokens: int
-    cache_read_tokens: int
-    total_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    total_tokens: int | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,11 +255,11 @@ class TaskSummary:
     running: int
     total_cost_usd: float | None
     unpriced_invocations: int
-    input_tokens: int
-    output_tokens: int
-    cache_creation_tokens: int
-    cache_read_tokens: int
-    total_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    total_tokens: int | None
     first_seen_at: datetime
     last_seen_at: datetime
     ended_at: datetime | None

@@ -38,11 +38,12 @@ often they succeed, what they cost and how long they take.
 
 Times are ISO 8601 and UTC in answers. Counts and token sums are exact integers; tokens are
 counted as input, output, cache creation (cache write) and cache read tokens, and `total_tokens`
-is their sum. A total cost is null when none of the invocations it sums reports a cost (0 when
-there are none), and `unpriced_invocations` says how many invocations it leaves out, so a
-partly priced sum shows as such. An error answers with `message` and, for a bad
-parameter, `errors`: one `{field, message}` per problem, naming the parameter. Unknown query
-parameters are refused, so a typo cannot silently widen a question.
+is the sum of those known. A total cost is null when none of the invocations it sums reports a
+cost (0 when there are none), and `unpriced_invocations` says how many invocations it leaves
+out, so a partly priced sum shows as such; each token sum is null in the same way. An error
+answers with `message` and, for a bad parameter, `errors`: one `{field, message}` per problem,
+naming the parameter. Unknown query parameters are refused, so a typo cannot silently widen a
+question.
 
 Requests need an API key (`Authorization: Bearer cc_...`, made with `claude-api keys create`)
 unless the server listens on loopback only and `CLAUDE_API_AUTH` is not `required`; `/healthz`

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from claude_api.events import Kind
-from claude_api.models.queries._source import as_float, as_int, bytewise
+from claude_api.models.queries._source import as_float, as_int, as_known_int, bytewise
 from claude_api.models.results import ErrorCount
 from claude_api.models.types import UTCDateTime
 
@@ -61,10 +61,21 @@ def totals_columns() -> tuple[Any, ...]:
         _ratio(sa.func.sum(c.duration_sum), sa.func.sum(c.duration_count)).label(
             "avg_duration_seconds"
         ),
-        sa.func.sum(c.input_sum).label("input_tokens"),
-        sa.func.sum(c.output_sum).label("output_tokens"),
-        sa.func.sum(c.cache_read_sum).label("cache_read_tokens"),
-        sa.func.sum(c.cache_creation_sum).label("cache_creation_tokens"),
+        _reported_sum(c.input_sum, c.input_count, invocations).label("input_tokens"),
+        _reported_sum(c.output_sum, c.output_count, invocations).label("output_tokens"),
+        _reported_sum(c.cache_read_sum, c.cache_read_count, invocations).label("cache_read_tokens"),
+        _reported_sum(c.cache_creation_sum, c.cache_creation_count, invocations).label(
+            "cache_creation_tokens"
+        ),
+    )
+
+
+def _reported_sum(total: Any, count: Any, invocations: Any) -> Any:
+    # The sum of the values the invocations reported; 0 over no invocation, and NULL (unknown)
+    # when none of them reported one (the rollups hold 0 there), as for the cost.
+    return sa.case(
+        (sa.func.coalesce(sa.func.sum(count), 0) > 0, sa.func.sum(total)),
+        (invocations == 0, sa.literal_column("0", sa.BigInteger)),
     )
 
 
@@ -100,9 +111,10 @@ def totals_fields(row: Any) -> dict[str, Any]:
             "cache_creation_tokens": 0, "cache_read_tokens": 0, "total_tokens": 0,
         }  # fmt: skip
     tokens = {
-        name: as_int(getattr(row, name))
+        name: as_known_int(getattr(row, name))
         for name in ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
     }
+    reported = [count for count in tokens.values() if count is not None]
     return {
         "invocations": as_int(row.invocations),
         "completed": as_int(row.completed),
@@ -114,7 +126,7 @@ def totals_fields(row: Any) -> dict[str, Any]:
         "avg_cost_usd": as_float(row.avg_cost_usd),
         "avg_duration_seconds": as_float(row.avg_duration_seconds),
         **tokens,
-        "total_tokens": sum(tokens.values()),
+        "total_tokens": sum(reported) if reported else None,
     }
 
 

@@ -203,6 +203,11 @@ def as_int(value: int | Decimal | None) -> int:
     return 0 if value is None else int(value)
 
 
+def as_known_int(value: int | Decimal | None) -> int | None:
+    """A sum of reported values as int; None (unknown) stays None."""
+    return None if value is None else int(value)
+
+
 def as_float(value: float | Decimal | None) -> float | None:
     """An average or ratio as float (PostgreSQL averages integers as NUMERIC)."""
     return None if value is None else float(value)

@@ -382,17 +382,8 @@ def _leaderboard_read(shape: Shape, metric: LeaderboardMetric, limit: int) -> sa
         LeaderboardMetric.COST: c.total_cost_usd,
         LeaderboardMetric.SUCCESS_RATE: c.success_rate,
         LeaderboardMetric.DURATION: c.avg_duration_seconds,
-        LeaderboardMetric.TOKENS: sum(
-            (
-                sa.func.coalesce(column, 0)
-                for column in (
-                    c.input_tokens,
-                    c.output_tokens,
-                    c.cache_creation_tokens,
-                    c.cache_read_tokens,
-                )
-            ),
-            sa.literal_column("0", sa.BigInteger),
+        LeaderboardMetric.TOKENS: _known_tokens(
+            c.input_tokens, c.output_tokens, c.cache_creation_tokens, c.cache_read_tokens
         ),
     }[metric]
     minimum = sa.bindparam("min_invocations", type_=sa.BigInteger())
@@ -403,6 +394,12 @@ def _leaderboard_read(shape: Shape, metric: LeaderboardMetric, limit: int) -> sa
         .order_by(value.desc(), bytewise(c.name), c.kind)
         .limit(limit)
     )
+
+
+def _known_tokens(*counts: Any) -> Any:
+    # The sum of the token counts known; NULL (not ranked) when none is.
+    known = sum((sa.func.coalesce(count, 0) for count in counts), sa.literal_column("0"))
+    return sa.case((sa.func.coalesce(*counts).is_(None), sa.null()), else_=known)
 
 
 @cached()
