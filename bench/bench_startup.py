@@ -2,10 +2,15 @@
 on every subagent and skill call keeps it waiting; each against `python -c pass` measured in the
 same run.
 
-    python -m bench.bench_startup [--runs 7] [--events 2000] [--hook-calls 200]
+    python -m bench.bench_startup [--runs 7] [--events 2000] [--hook-calls 200] [--before DIR]
 
 Start-up: `claude-api --help` and `claude-api agents stats --json` on a small database
-(in-process): the median wall time of `--runs` runs after one warm-up.
+(in-process): the median wall time and CPU time of `--runs` runs after one warm-up. With
+`--before DIR` (the source tree of an earlier commit, e.g. `git archive REV | tar -x -C DIR`)
+each command also runs with that tree's `claude_api` (first on PYTHONPATH), alternately with
+this one, so that both meet the same load. The processes may write bytecode caches (as an
+installed package has them): a stale cache would time the compiler. `--hook-calls 0` times the
+start-up only.
 
 The hook: `--hook-calls` calls (after 3 warm-ups) of each command, each fed the PostToolUse
 payload of a session of its own (a prompt, an Agent call and its result, as Claude Code writes
@@ -53,19 +58,6 @@ CLAUDE_API = BIN / "claude-api"
 CLAUDE_API_HOOK = BIN / "claude-api-hook"
 START = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 WARM_UP = 3
-
-
-def median_ms(command: list[str], *, env: dict[str, str], runs: int, stdin: str = "") -> float:
-    """The median wall time of `command` in milliseconds, after one warm-up run."""
-    times = []
-    for attempt in range(runs + 1):
-        started = time.perf_counter()
-        subprocess.run(
-            command, input=stdin, env=env, capture_output=True, text=True, check=True, timeout=300
-        )
-        if attempt:
-            times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def percentiles(milliseconds: list[float]) -> tuple[float, float]:
@@ -159,12 +151,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each start-up")
     parser.add_argument("--events", type=int, default=2000, help="demo events in the database")
     parser.add_argument("--hook-calls", type=int, default=200, help="timed calls of each hook")
+    parser.add_argument(
+        "--before", type=Path, metavar="DIR", help="an earlier source tree to time the start-up of"
+    )
     args = parser.parse_args()
+    if args.before is not None and not (args.before / "claude_api" / "__init__.py").is_file():
+        parser.error(f"{args.before} holds no claude_api package")
     print(f"$ {shlex.join([sys.executable, '-m', 'bench.bench_startup', *sys.argv[1:]])}")
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
+        kept = ("CLAUDE_", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
         env = {
-            **{key: value for key, value in os.environ.items() if not key.startswith("CLAUDE_")},
+            **{key: value for key, value in os.environ.items() if not key.startswith(kept)},
             "CLAUDE_API_DATABASE_URL": f"sqlite:///{home / 'analytics.db'}",
             "HOME": str(home),
             "XDG_DATA_HOME": str(home / "data"),
@@ -172,7 +170,8 @@ def main() -> None:
             "COLUMNS": "80",
         }
         start_up(env, args)
-        hooks(home, env, args)
+        if args.hook_calls > 0:
+            hooks(home, env, args)
 
 
 def start_up(env: dict[str, str], args: argparse.Namespace) -> None:
@@ -190,13 +189,36 @@ def start_up(env: dict[str, str], args: argparse.Namespace) -> None:
             [str(CLAUDE_API), "agents", "stats", "--json"],
         ),
     ]
-    floor = None
-    print(f"\nstart-up: median of {args.runs} runs after a warm-up")
-    print(f"{'command':<48} {'ms':>8} {'x python -c pass':>17}")
-    for label, command in cases:
-        elapsed = median_ms(command, env=env, runs=args.runs)
-        floor = floor or elapsed
-        print(f"{label:<48} {elapsed:>8.0f} {elapsed / floor:>17.1f}")
+    trees = {"now": env}
+    if args.before is not None:
+        trees = {"before": {**env, "PYTHONPATH": str(args.before.resolve())}, **trees}
+    wall: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for attempt in range(args.runs + 1):  # the first is the warm-up
+        for label, command in cases:
+            for tree, tree_env in trees.items():
+                elapsed, used = run_timed(command, b"", tree_env)
+                if attempt:
+                    wall.setdefault((label, tree), []).append(elapsed)
+                    cpu.setdefault((label, tree), []).append(used)
+    print(f"\nstart-up: median of {args.runs} runs after a warm-up, in ms")
+    header = f"{'command':<48}"
+    for tree in trees:
+        header += f" {tree + ' wall':>11} {'x floor':>8} {tree + ' CPU':>10} {'x floor':>8}"
+    print(header)
+    floor_label = cases[0][0]
+    for label, _ in cases:
+        line = f"{label:<48}"
+        for tree in trees:
+            elapsed = statistics.median(wall[label, tree])
+            used = statistics.median(cpu[label, tree])
+            floor = statistics.median(wall[floor_label, tree])
+            floor_cpu = statistics.median(cpu[floor_label, tree])
+            line += (
+                f" {elapsed:>11.0f} {elapsed / floor:>8.1f} {used:>10.0f} {used / floor_cpu:>8.1f}"
+            )
+        print(line)
+    print("CPU: median user + system time of the process; x floor: over `python -c pass`")
 
 
 def hooks(home: Path, env: dict[str, str], args: argparse.Namespace) -> None:
