@@ -133,9 +133,14 @@ def _changed_condition(rows: ChangedRows, dialect_name: str) -> tuple[str | None
     ids: Any = rows.ids if dialect_name == "postgresql" else json.dumps(rows.ids)
     if rows.after_id is None:
         if rows.ids and rows.first is not None and rows.last is not None:
-            within = "timestamp BETWEEN %(first)s AND %(last)s"
-            values = {"ids": ids, "first": rows.first, "last": rows.last}
-            return f"{listed} AND {within}", values
+            # A semi-join on the ids, not `id = ANY(...)`: on a month's partition not yet
+            # analyzed the planner walks the timestamp index and compares each row with every
+            # id of the list (about a second per 10,000-row batch, bench/bench_tracking.py).
+            within = (
+                "id IN (SELECT unnest(CAST(%(ids)s AS bigint[]))) "
+                "AND timestamp BETWEEN %(first)s AND %(last)s"
+            )
+            return within, {"ids": ids, "first": rows.first, "last": rows.last}
         return (listed, {"ids": ids}) if rows.ids else (None, None)
     after = "%(after)s" if dialect_name == "postgresql" else ":after"
     if not rows.ids:
