@@ -155,6 +155,8 @@ def server(database: Path) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "CLAUDE_API_DATABASE_URL": f"sqlite:///{database}"}
+    # The invocations start on 2026-01-01: keep them from the purge a minute after the start.
+    env["CLAUDE_API_RETENTION_DAYS"] = "0"
     command = [str(CLAUDE_API), "serve", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -232,9 +232,9 @@ def analytics_export(
         else:
             with atomic_file(path) as file:
                 written = _export(api, file, chosen, kind=kind.variable(), name=name, filter=scope)
-        purged = api.run("PurgedInvocations", kind=kind.variable(), name=name, filter=scope)
+        purged = _purged(api, kind=kind.variable(), name=name, filter=scope)
     output.info(f"exported {written:,} invocations to {target if path else 'standard output'}")
-    _purge_note(purged["purgedInvocations"], written)
+    _purge_note(purged, written)
 
 
 def _export_format(path: Path | None, chosen: ExportFormat | None) -> ExportFormat:
@@ -306,15 +306,26 @@ def _export_local(
     """The rows straight from the query layer: GraphQL would cost more than writing them."""
     from sqlmodel import Session
 
+    from claude_api.models.queries import iter_invocation_rows
+
+    scope = _local_filter(kind, name, filter)
+    with Session(engine) as session:
+        escape = export_format is ExportFormat.CSV
+        rows = iter_invocation_rows(session, filter=scope, escape_formulas=escape)
+        rows = _counted(rows, advance)
+        return write_rows(rows, file, export_format)
+
+
+def _local_filter(kind: str | None, name: str | None, filter: dict[str, Any]) -> Any:
+    """The query layer's filter for an export's GraphQL variables."""
     from claude_api.errors import InvalidFilter
     from claude_api.models.filters import UsageFilter
-    from claude_api.models.queries import iter_invocation_rows
 
     def instant(key: str) -> datetime | None:
         return datetime.fromisoformat(filter[key]) if key in filter else None
 
     try:
-        scope = UsageFilter(
+        return UsageFilter(
             kind=kind.lower() if kind else None,
             name=name,
             project_id=filter.get("projectId"),
@@ -323,11 +334,26 @@ def _export_local(
         )
     except InvalidFilter as error:
         raise ApiError(error.message, code="BAD_USER_INPUT", field=error.field) from None
+
+
+def _purged(
+    api: Api, *, kind: str | None, name: str | None, filter: dict[str, Any]
+) -> dict[str, Any] | None:
+    """PurgedInvocations' answer; in-process straight from the query layer, as the export's
+    rows, so that an export loads no GraphQL schema."""
+    engine = api.local_engine()
+    if engine is None:
+        answer = api.run("PurgedInvocations", kind=kind, name=name, filter=filter)
+        return answer["purgedInvocations"]
+    from sqlmodel import Session
+
+    from claude_api.models.queries.purged import count_purged_invocations
+
     with Session(engine) as session:
-        escape = export_format is ExportFormat.CSV
-        rows = iter_invocation_rows(session, filter=scope, escape_formulas=escape)
-        rows = _counted(rows, advance)
-        return write_rows(rows, file, export_format)
+        purged = count_purged_invocations(session, filter=_local_filter(kind, name, filter))
+    if purged is None:
+        return None
+    return {"before": purged.before.isoformat(), "invocations": purged.invocations}
 
 
 def _counted(records: Iterator[Any], advance: Any) -> Iterator[Any]:

@@ -281,7 +281,6 @@ class InProcessTransport(Transport):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
-        from claude_api.graph.schema import build_schema
         from claude_api.models.db import make_engine, upgrade
 
         try:
@@ -309,7 +308,6 @@ class InProcessTransport(Transport):
                 code="DATABASE_UNAVAILABLE",
             ) from None
         self._context = LocalContext(engine)
-        self._schema = build_schema()
         self._loop = asyncio.new_event_loop()
 
     def execute(self, request: GraphQLRequest, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -318,6 +316,10 @@ class InProcessTransport(Transport):
 
         self.engine(create=_is_mutation(request))
         assert self._loop is not None
+        if self._schema is None:  # on first use: a command reading the engine only needs none
+            from claude_api.graph.schema import build_schema
+
+            self._schema = build_schema()
         result = self._loop.run_until_complete(
             self._schema.execute(
                 print_ast(request.document),
