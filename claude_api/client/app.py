@@ -7,6 +7,7 @@ agents commands and what they use.
 
 from __future__ import annotations
 
+import gc
 import logging
 from importlib import import_module
 from typing import Any
@@ -173,4 +174,11 @@ def main_callback(verbose: bool = typer.Option(False, "--verbose", "-v", help="L
 
 def main() -> None:
     """Entry point of the `claude-api` console script."""
-    app()
+    try:
+        app()
+    finally:
+        # The command has closed what it opened. Left to the collector, the exit would walk the
+        # libraries' hundred thousand objects (modules, classes, the schema) several times over
+        # while tearing them down: a fifth of an in-process command's CPU, to free memory that
+        # the process's end frees anyway.
+        gc.freeze()
