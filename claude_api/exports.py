@@ -9,7 +9,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -68,18 +68,25 @@ TEXT_COLUMNS = ("name", "task_id", "project_id", "model", "error_message", "sour
 
 
 def write_rows(
-    rows: Iterable[Sequence[Any]], file: TextIO, format: ExportFormat, *, header: bool = True
+    rows: Iterable[Sequence[Any]],
+    file: TextIO,
+    format: ExportFormat,
+    *,
+    header: bool = True,
+    progress: Callable[[int], object] | None = None,
+    every: int = STREAM_ROWS,
 ) -> int:
     """Write rows of plain values in COLUMNS order (the query layer's `iter_invocation_rows`)
     to `file` as `format`: CSV with a header row (unless `header` is false) and empty cells for
     missing values, or JSON Lines with null for missing values. Cells are written as they come:
     CSV rows should have formula-like text escaped already (`iter_invocation_rows` does it in
-    SQL with `escape_formulas`). Returns how many rows."""
+    SQL with `escape_formulas`). Calls `progress` with the number of rows written after every
+    `every` of them. Returns how many rows."""
     written = 0
     writer = csv.writer(file) if format is ExportFormat.CSV else None
     if writer is not None and header:
         writer.writerow(COLUMNS)
-    for chunk in _chunks(rows):
+    for chunk in _chunks(rows, every):
         if writer is not None:
             writer.writerows(chunk)
         else:
@@ -89,6 +96,8 @@ def write_rows(
                 )
             )
         written += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
     return written
 
 
@@ -101,7 +110,7 @@ def stream_rows(rows: Iterable[Sequence[Any]], format: ExportFormat) -> Iterator
     buffer = io.StringIO(newline="")
     if format is ExportFormat.CSV:
         csv.writer(buffer).writerow(COLUMNS)
-    for chunk in _chunks(rows):
+    for chunk in _chunks(rows, STREAM_ROWS):
         write_rows(chunk, buffer, format, header=False)
         yield _drain(buffer)
     rest = _drain(buffer)
@@ -116,7 +125,7 @@ def _drain(buffer: io.StringIO) -> str:
     return text
 
 
-def _chunks(rows: Iterable[Sequence[Any]]) -> Iterator[list[Sequence[Any]]]:
+def _chunks(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
     rows = iter(rows)
-    while chunk := list(itertools.islice(rows, STREAM_ROWS)):
+    while chunk := list(itertools.islice(rows, size)):
         yield chunk

@@ -4,7 +4,6 @@ the purge of invocations past their retention."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -312,8 +311,7 @@ def _export_local(
     with Session(engine) as session:
         escape = export_format is ExportFormat.CSV
         rows = iter_invocation_rows(session, filter=scope, escape_formulas=escape)
-        rows = _counted(rows, advance)
-        return write_rows(rows, file, export_format)
+        return write_rows(rows, file, export_format, progress=advance, every=EXPORT_PAGE_SIZE)
 
 
 def _local_filter(kind: str | None, name: str | None, filter: dict[str, Any]) -> Any:
@@ -354,17 +352,6 @@ def _purged(
     if purged is None:
         return None
     return {"before": purged.before.isoformat(), "invocations": purged.invocations}
-
-
-def _counted(records: Iterator[Any], advance: Any) -> Iterator[Any]:
-    """`records`, telling the progress bar every EXPORT_PAGE_SIZE of them."""
-    every, count = EXPORT_PAGE_SIZE, 0
-    for count, record in enumerate(records, start=1):
-        yield record
-        if count % every == 0:
-            advance(every)
-    if count % every:
-        advance(count % every)
 
 
 def _export_stream(

@@ -168,8 +168,8 @@ class uuid_text(FunctionElement[str]):  # lower case: it reads like the SQL it s
 @compiles(uuid_text)
 def _compile_uuid_text(element: uuid_text, compiler: SQLCompiler, **kw: Any) -> str:
     # SQLite holds a UUID as its 32 hex digits.
-    hex = compiler.process(element.clauses, **kw)
-    pieces = [f"substr({hex}, {start}, {length})" for start, length in _UUID_PIECES]
+    digits = compiler.process(element.clauses, **kw)
+    pieces = [f"substr({digits}, {start}, {length})" for start, length in _UUID_PIECES]
     return " || '-' || ".join(pieces)
 
 
