@@ -7,11 +7,11 @@ per million invocations, on SQLite and PostgreSQL.
 Each database is filled with `claude-api demo --events N` (realistic tasks: a main thread,
 subagents and skills, errors, tokens and costs over 90 days) and measured: on PostgreSQL with
 `pg_relation_size` (rows), `pg_indexes_size` and the TOAST of each table, its monthly
-partitions counted as the raw rows they hold (after the maintenance that moves the demo's past
-months out of the DEFAULT partition), and the registry of event ids apart; on SQLite with the
-`dbstat` table (every b-tree page, the indexes' own). Raw rows grow linearly with invocations;
-the rollups grow with the distinct (hour, name, project, model, ...) combinations, so their
-figure holds for data spread like the demo's.
+partitions counted as the raw rows they hold (each month of the demo's has its partition
+before the fill, as on a server that ran through them), and the registry of event ids apart;
+on SQLite with the `dbstat` table (every b-tree page, the indexes' own). Raw rows grow
+linearly with invocations; the rollups grow with the distinct (hour, name, project, model, ...)
+combinations, so their figure holds for data spread like the demo's.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from claude_api.models import partitions
 from claude_api.models.db import make_engine, upgrade
@@ -40,6 +41,19 @@ def fill(url: str, events: int) -> None:
         [str(CLAUDE_API), "demo", "--events", str(events), "--days", "90", "--seed", "11"],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
+
+
+def create_past_months(engine: Engine, *, days: int) -> None:
+    """The partitions of the months of the last `days` days, as on a server that ran through
+    them: the demo's rows land in their months, not in the DEFAULT partition (whose indexes
+    would keep the space of the rows maintenance moves out of it)."""
+    now = datetime.now(UTC)
+    month = partitions.month_of(now - timedelta(days=days))
+    with engine.begin() as connection:
+        while month < partitions.month_of(now):
+            for table in partitions.PARTITIONED:
+                partitions.create_month(connection, table, month)
+            month = partitions.next_month(month)
 
 
 def invocations(url: str) -> int:
@@ -137,10 +151,11 @@ def main() -> None:
         separator = "&" if "?" in args.database_url else "?"
         url = f"{args.database_url}{separator}options=-csearch_path%3D{schema}"
         try:
-            upgrade(make_engine(url))
-            fill(url, args.events)
             engine = make_engine(url)
-            # What the server's daily maintenance does: the demo's past months get partitions.
+            upgrade(engine)
+            create_past_months(engine, days=91)
+            fill(url, args.events)
+            # What the server's daily maintenance does (here it finds nothing to move).
             purge(engine, raw_retention_days=None, rollup_retention_days=None)
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(text("VACUUM ANALYZE"))
