@@ -251,6 +251,16 @@ def test_a_bad_database_url_is_one_line(url: str) -> None:
     assert "CLAUDE_API_DATABASE_URL" in result.stderr
 
 
+@pytest.mark.parametrize("url", ["nonsense://x/y", "mysql://root@localhost/analytics"])
+def test_an_unsupported_database_is_named_without_library_internals(url: str) -> None:
+    result = run_cli("agents", "stats", database_url=url)
+    assert result.returncode == 1
+    scheme = url.split(":")[0]
+    assert f"{scheme!r} is not a database this service stores in" in result.stderr
+    assert "sqlite:///" in result.stderr and "postgresql+psycopg://" in result.stderr
+    assert "plugin" not in result.stderr and "sqlalchemy" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     [

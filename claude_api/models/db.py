@@ -41,6 +41,9 @@ HEAD_REVISION = "0009"
 VERSION_TABLE = "alembic_version"  # alembic's default, which migrations/env.py keeps
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; a SQLite file and its directory are created on first use, readable
     by their owner only.
@@ -51,7 +54,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     before it is used, and plans without parallel workers.
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"{backend!r} is not a database this service stores in: use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DATABASE"
+        )
+    if backend != "sqlite":
         engine = create_engine(url, **kwargs)
         _ping_idle_connections(engine)
         _plan_serially(engine)
