@@ -8,9 +8,10 @@ indexes are built on each partition at once, the event id index with the timesta
 The registry is filled from the old tables and indexed after, and the old tables dropped.
 
 It runs in one transaction that holds the usage tables the whole time: writes wait (producers
-retry or spool), reads of raw rows wait. On a 2-core machine it takes about 30 s per million
-invocations (bench/RESULTS.md, "Partitions"), and needs free disk for a second copy of the
-raw rows and their indexes until it commits.
+retry or spool), reads of raw rows wait. On a shared 2-core machine it took 13-25 s per
+million invocations, about twice a plain rewrite of the table (bench/RESULTS.md, "Monthly
+partitions"), and it needs free disk for a second copy of the raw rows and their indexes
+until it commits.
 
 Revision ID: 0009
 Revises: 0008
