@@ -253,7 +253,8 @@ def test_a_postgresql_answer_reads_one_snapshot(postgresql_url: str) -> None:
             add_events(engine, make_event(name="debugger"))
             assert queries.usage_stats(session, filter=scope).invocations == before == 2
             assert data_version.current(session) == version
-            assert session.execute(text("SHOW transaction_read_only")).scalar() == "on"
+            level = session.execute(text("SHOW transaction_isolation")).scalar()
+            assert level == "repeatable read"
         with gateway.session() as session, computing_afresh():
             assert queries.usage_stats(session, filter=scope).invocations == 3
         # The engine's own sessions are untouched: the write path still writes.
