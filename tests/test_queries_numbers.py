@@ -215,3 +215,28 @@ def test_totals_of_nothing_cost_nothing(engine: Engine) -> None:
     with Session(engine) as session:
         stats = usage_stats(session, filter=UsageFilter())
     assert (stats.invocations, stats.total_cost_usd, stats.unpriced_invocations) == (0, 0.0, 0)
+
+
+def test_a_cost_sum_is_the_same_whichever_way_its_rows_are_read(engine: Engine) -> None:
+    """$0.10 + $0.20 + $0.30 is $0.60 in every answer, not the 0.6000000000000001 of adding
+    binary floats in the order the database happened to read them (a task read page by page
+    and read whole gave two different figures)."""
+    events = [
+        make_event(task_id="sum-task", cost_usd=cost, timestamp=START + timedelta(hours=i))
+        for i, cost in enumerate((0.1, 0.2, 0.3))
+    ]
+    add_events(engine, *events)
+    with Session(engine) as session, reading_raw_rows():
+        raw = usage_stats(session, filter=UsageFilter())
+    with Session(engine) as session:
+        stats = usage_stats(session, filter=UsageFilter())
+        tasks = list_tasks(session, filter=UsageFilter())
+        history = usage_by_period(
+            session,
+            filter=UsageFilter(since=START, until=START + timedelta(days=1)),
+            period=Period.DAY,
+        )
+    assert raw.total_cost_usd == stats.total_cost_usd == 0.6
+    assert raw.avg_cost_usd == stats.avg_cost_usd == 0.2
+    assert [task.total_cost_usd for task in tasks.items] == [0.6]
+    assert history.totals.total_cost_usd == 0.6

@@ -12,7 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from claude_api.events import Kind
-from claude_api.models.queries._source import as_float, as_int, as_known_int, bytewise
+from claude_api.models.queries._source import (
+    as_float,
+    as_int,
+    as_known_int,
+    as_usd,
+    bytewise,
+)
 from claude_api.models.results import ErrorCount
 from claude_api.models.types import UTCDateTime
 
@@ -121,9 +127,9 @@ def totals_fields(row: Any) -> dict[str, Any]:
         "failed": as_int(row.failed),
         "running": as_int(row.running),
         "success_rate": as_float(row.success_rate),
-        "total_cost_usd": as_float(row.total_cost_usd),
+        "total_cost_usd": as_usd(row.total_cost_usd),
         "unpriced_invocations": as_int(row.unpriced_invocations),
-        "avg_cost_usd": as_float(row.avg_cost_usd),
+        "avg_cost_usd": as_usd(row.avg_cost_usd),
         "avg_duration_seconds": as_float(row.avg_duration_seconds),
         **tokens,
         "total_tokens": sum(reported) if reported else None,
