@@ -61,7 +61,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
     def _refuse(self, path: str, limit: int) -> Response:
         message = f"the request body is larger than {limit:,} bytes, the limit of {path}"
@@ -72,7 +72,7 @@ class BodyLimitMiddleware:
         )
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A `receive` that gives `body` in one message, then whatever the client sends next."""
     sent = False
 

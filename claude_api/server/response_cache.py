@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from claude_api.errors import Forbidden
 from claude_api.models.gateway import Gateway, recording
 from claude_api.server.auth import principal_of
+from claude_api.server.limits import replay_body
 from claude_api.server.services import Services
 
 STORE_BYTES = 32 * 2**20
@@ -87,7 +88,7 @@ class ResponseCacheMiddleware:
         body = b""
         if method == "POST":
             body = await request.body()
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
         headers = Headers(scope=scope)
         digest = hashlib.blake2b(digest_size=16)
         for part in (
@@ -188,17 +189,3 @@ async def _send(send: Send, stored: _Stored, etag: str) -> None:
     headers = [*stored.headers, (b"etag", etag.encode()), CACHE_CONTROL]
     await send({"type": "http.response.start", "status": stored.status, "headers": headers})
     await send({"type": "http.response.body", "body": stored.body})
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives `body` in one message, then whatever the client sends next."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay

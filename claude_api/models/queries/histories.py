@@ -14,15 +14,15 @@ from sqlalchemy.orm import Session
 from claude_api.errors import InvalidFilter
 from claude_api.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_text, to_enum
-from claude_api.models.queries._aggregates import PART, totals_columns, totals_fields
+from claude_api.models.queries._aggregates import PART, totals_columns
 from claude_api.models.queries._binding import Shape, bind, statements
 from claude_api.models.queries._cache import cached
 from claude_api.models.queries._calendar import calendar_buckets
 from claude_api.models.queries._parts import plan, usage_parts
 from claude_api.models.queries._pieces import split_ranges
 from claude_api.models.queries._source import not_indexed
-from claude_api.models.queries.history import _bucket_index, _history_range
-from claude_api.models.results import History, HistoryBucket, UsageTotals
+from claude_api.models.queries.history import _bucket_index, _history_range, assemble_history
+from claude_api.models.results import History
 from claude_api.models.types import UTCDateTime
 
 _MEASURES = [column for key, column in PART.items() if key not in ("kind", "model", "project")]
@@ -67,23 +67,16 @@ def usage_by_period_per_name(
     for row in session.execute(_per_name_read(shape, whole, len(edges)), values):
         found[row.name][row.bucket] = row
     return tuple(
-        History(
+        assemble_history(
             kind=Kind(filter.kind),
             name=name,
             period=period,
             tz=filter.tz,
-            start_at=since,
-            end_at=until,
-            buckets=tuple(
-                HistoryBucket(
-                    period_start=bucket.period_start,
-                    start_at=bucket.start_at,
-                    end_at=bucket.end_at,
-                    **totals_fields(found[name].get(number)),
-                )
-                for number, bucket in enumerate(buckets)
-            ),
-            totals=UsageTotals(**totals_fields(found[name].get(_WHOLE))),
+            since=since,
+            until=until,
+            buckets=buckets,
+            rows=found[name],
+            totals=found[name].get(_WHOLE),
         )
         for name in chosen
     )

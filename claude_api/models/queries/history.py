@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -91,11 +91,38 @@ def usage_by_period(
     kind = filter.kind
     if scope is not None:
         kind = kind_named(filter, kinds_of(found.pop(_KINDS_ROW).kinds))
-    return History(
+    return assemble_history(
         kind=kind,
         name=filter.name,
         period=period,
         tz=filter.tz,
+        since=since,
+        until=until,
+        buckets=buckets,
+        rows=found,
+        totals=totals,
+    )
+
+
+def assemble_history(
+    *,
+    kind: Kind | None,
+    name: str | None,
+    period: Period,
+    tz: str,
+    since: datetime,
+    until: datetime,
+    buckets: Sequence[Any],
+    rows: Mapping[int, Any],
+    totals: Any,
+) -> History:
+    """A `History` of calendar `buckets` from the rows of `totals_columns` read per bucket
+    number (`rows`; a bucket without a row has zero counts) and over the whole range."""
+    return History(
+        kind=kind,
+        name=name,
+        period=period,
+        tz=tz,
         start_at=since,
         end_at=until,
         buckets=tuple(
@@ -103,7 +130,7 @@ def usage_by_period(
                 period_start=bucket.period_start,
                 start_at=bucket.start_at,
                 end_at=bucket.end_at,
-                **totals_fields(found.get(number)),
+                **totals_fields(rows.get(number)),
             )
             for number, bucket in enumerate(buckets)
         ),
