@@ -35,6 +35,7 @@ from claude_api.models.rollup_tables import (
     KindRollup,
     ModelRollup,
     NameDurationBin,
+    NameRollup,
     RetentionState,
     UsageRollup,
 )
@@ -54,6 +55,7 @@ _ROLLUP_TABLES = (
     UsageRollup.__table__,
     ModelRollup.__table__,
     KindRollup.__table__,
+    NameRollup.__table__,
     DurationBin.__table__,
     KindDurationBin.__table__,
     NameDurationBin.__table__,

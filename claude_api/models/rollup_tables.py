@@ -2,7 +2,7 @@
 
 A rollup row holds the counts and sums of every finished invocation of one (kind, name,
 project) that started in its bucket; `usage_model_rollup` the same per model and status too,
-`usage_kind_rollup` per kind only.
+`usage_name_rollup` per (kind, name) over every project, `usage_kind_rollup` per kind only.
 Their durations are kept as DDSketch bins per (kind, name, project) in `usage_duration_bins`,
 per (kind, name) in `usage_name_duration_bins` and per kind in `usage_kind_duration_bins`;
 `usage_error_rollup` counts their failure messages per (kind, name, project). Running
@@ -94,6 +94,20 @@ class KindRollup(RollupMeasures, table=True):
     grain: str = Field(sa_type=sa.String(8), primary_key=True)
     bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     kind: str = Field(sa_type=sa.String(16), primary_key=True)
+
+
+class NameRollup(RollupMeasures, table=True):
+    """Finished invocations per (kind, name) and bucket, every project together: read when a
+    query tells names apart but no project, so a name's buckets are one row each and lie next
+    to each other in the key (a trend line of a name reads its own rows only)."""
+
+    __tablename__ = "usage_name_rollup"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    kind: str = Field(sa_type=sa.String(16), primary_key=True)
+    name: str = Field(sa_type=NAME, primary_key=True)
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
 
 
 class DurationBin(SQLModel, table=True):

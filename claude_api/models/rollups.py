@@ -35,6 +35,7 @@ BIN_TABLES = {
 MEASURE_TABLES = {
     "usage_rollup": _KEY,
     "usage_model_rollup": f"{_KEY}, model_key, status",
+    "usage_name_rollup": "kind, name",
     "usage_kind_rollup": "kind",
 }
 ERROR_TABLE = "usage_error_rollup"

@@ -38,6 +38,7 @@ from claude_api.models.rollup_tables import (
     ErrorRollup,
     KindRollup,
     ModelRollup,
+    NameRollup,
     RetentionState,
     UsageRollup,
 )
@@ -99,7 +100,11 @@ def rollups_purged_before() -> Any:
 
 
 def usage_parts(
-    filter: Filter, pieces: Pieces | None = None, *, by: Sequence[str] = ("kind", "name")
+    filter: Filter,
+    pieces: Pieces | None = None,
+    *,
+    by: Sequence[str] = ("kind", "name"),
+    names: Any = None,
 ) -> sa.Subquery:
     """Partial aggregates of the invocations matching `filter`, with the columns `by` (any of
     `kind`, `name`, `at`, a bucket's or an invocation's start, `model` and `project`, NULL
@@ -109,6 +114,9 @@ def usage_parts(
     `pieces` may cut the filter's range finer (a history's buckets); each piece must lie in it.
     Pieces with buckets to subtract (`split_counts`) give exact sums of COUNT_COLUMNS only: the
     subtracted rows hold NULL in the other columns.
+
+    `names`, an expanding bind parameter, narrows the rollup rows to those names through their
+    key; the caller narrows the raw rows (where the name's index would not pay).
     """
     pieces = plan(filter, pieces)
     if not pieces.uses_rollups:
@@ -117,7 +125,7 @@ def usage_parts(
         branch
         for negated, grains in ((False, pieces.rollup), (True, pieces.less))
         for grain, intervals in grains.items()
-        for branch in _rollup_branches(filter, grain, intervals, by, negated=negated)
+        for branch in _rollup_branches(filter, grain, intervals, by, negated, names)
     ]
     if filter.status is not Status.RUNNING and pieces.raw:
         rows = usage_rows(filter, intervals=pieces.raw)
@@ -189,13 +197,14 @@ def _rollup_branches(
     grain: str,
     intervals: list[Interval],
     by: Sequence[str],
-    *,
-    negated: bool = False,
+    negated: bool,
+    names: Any,
 ) -> list[sa.Select[Any]]:
     table = _rollup_table(filter, by)
     keys, measures = _rollup_columns(table, tuple(by), negated)
+    named = [] if names is None else [table.c.name.in_(names)]
     return [
-        _aggregated(keys, measures).where(*conditions)
+        _aggregated(keys, measures).where(*conditions, *named)
         for conditions in rollup_scans(table, filter, grain, intervals)
     ]
 
@@ -204,9 +213,11 @@ def _rollup_table(filter: Filter, by: Sequence[str]) -> sa.Table:
     """The rollup table with the fewest rows that tells apart what `filter` and `by` ask."""
     if filter.model is not None or filter.status is not None or "model" in by:
         return ModelRollup.__table__  # several times the rows: read only when needed
-    if filter.name is None and filter.project_id is None and not {"name", "project"} & {*by}:
+    if filter.project_id is not None or "project" in by:
+        return UsageRollup.__table__
+    if filter.name is None and "name" not in by:
         return KindRollup.__table__
-    return UsageRollup.__table__
+    return NameRollup.__table__
 
 
 @cache
