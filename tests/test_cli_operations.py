@@ -12,8 +12,8 @@ from claude_api.client import operations
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 USED = {
-    "AgentList", "AgentStats", "History", "InvocationCount", "Invocations", "Leaderboard",
-    "Names", "PurgedInvocations", "Report", "SkillList", "SkillStats",
+    "StatsList", "Stats", "History", "InvocationCount", "Invocations", "Leaderboard",
+    "Names", "PurgedInvocations", "Report",
     "Budgets", "BudgetStatus", "SetBudget", "RemoveBudget", "Task", "TaskList", "UsageHistory",
     "AlertRules", "AlertHistory", "AddAlertRule", "RemoveAlertRule", "Models", "Projects",
 }  # fmt: skip

@@ -123,7 +123,7 @@ def show_stats(
     title = kind.capitalize()
     if name is not None:
         with open_api(url, kind=kind, name=name) as api:
-            stats = api.run(f"{title}Stats", name=name, filter=filter)[kind]
+            stats = api.run("Stats", name=name, isAgent=kind == "agent", filter=filter)[kind]
         if json_output:
             output.print_json(stats)
         else:
@@ -133,7 +133,13 @@ def show_stats(
     with open_api(url) as api:
         after = None
         while True:
-            page = api.run(f"{title}List", filter=filter, first=LIST_PAGE_SIZE, after=after)
+            page = api.run(
+                "StatsList",
+                filter=filter,
+                first=LIST_PAGE_SIZE,
+                after=after,
+                isAgent=kind == "agent",
+            )
             listing = page[f"{kind}s"]
             items.extend(listing["items"])
             if not listing["hasNext"]:
