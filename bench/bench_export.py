@@ -1,12 +1,13 @@
 """`claude-api analytics export` of a million invocations in bounded memory.
 
     python -m bench.bench_export [--rows 1000000] [--baseline-rows 10000] [--format csv|jsonl]
-                                 [--repeat 3]
+                                 [--repeat 3] [--keep DIR]
 
 Fills two temporary SQLite files through the write path (agents and skills, batches of 10,000),
-then runs the console script in a subprocess on each, in-process (no server): the baseline and the
-full export. Prints rows/s and each run's peak RSS; bounded memory means the ratio of the peak RSS
-of the full export to the baseline's stays near 1, whatever the number of rows.
+or reuses those an earlier run kept in `--keep DIR`, then runs the console script in a
+subprocess on each, in-process (no server): the baseline and the full export. Prints rows/s and
+each run's peak RSS; bounded memory means the ratio of the peak RSS of the full export to the
+baseline's stays near 1, whatever the number of rows.
 
 On the full database it then times, `--repeat` times in turn, a plain dump of both usage tables
 with `sqlite3` and `csv` (no filters, no order, no escaping: the floor of any export), the console
@@ -230,25 +231,37 @@ def main() -> None:
     parser.add_argument("--baseline-rows", type=int, default=10_000, help="rows of the baseline")
     parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each full export")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the filled databases in DIR and reuse them when they are there already",
+    )
     arguments = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
         runs = {}
         for label, rows in (("baseline", arguments.baseline_rows), ("full", arguments.rows)):
-            database = folder / f"{label}.db"
-            # In a process of its own: a child of a bench that grew while filling would count
-            # the bench's memory in its own peak RSS (fork copies it before exec).
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                seconds = pool.submit(fill, database, rows).result()
-            print(f"stored {rows:,} rows through the write path in {seconds:.1f} s")
+            kept = arguments.keep / f"{label}-{rows}.db" if arguments.keep else None
+            database = kept or folder / f"{label}.db"
+            if kept is None or not kept.exists():
+                if kept is not None:
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                # In a process of its own: a child of a bench that grew while filling would
+                # count the bench's memory in its own peak RSS (fork copies it before exec).
+                context = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(1, mp_context=context) as pool:
+                    seconds = pool.submit(fill, database, rows).result()
+                print(f"stored {rows:,} rows through the write path in {seconds:.1f} s")
             runs[label] = export(database, folder / f"{label}.{arguments.format}", arguments.format)
             expected = rows
             if runs[label].rows != expected:
                 raise SystemExit(f"{label}: exported {runs[label].rows:,} rows, not {expected:,}")
             if label == "full":
                 runs.update(compare(database, folder, arguments.format, arguments.repeat))
-            database.unlink()
+            if kept is None:
+                database.unlink()
         print(f"$ {shlex.join([sys.executable, '-m', 'bench.bench_export', *sys.argv[1:]])}")
         for label, run in runs.items():
             report(label, run)

@@ -70,7 +70,7 @@ class RowCounter:
     def add(self, chunk: str) -> int:
         """Count `chunk`; how many rows it ended."""
         before = self.rows
-        if not self._csv:
+        if not self._csv or (not self._quoted and '"' not in chunk):
             self._lines += chunk.count("\n")
             return self.rows - before
         # Between two quote characters the text is inside a cell (a doubled quote closes and
