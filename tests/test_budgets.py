@@ -26,7 +26,7 @@ from claude_api.models.db import write_engine
 from claude_api.models.filters import Period, UsageFilter
 from claude_api.models.queries import usage_stats
 from claude_api.models.queries._calendar import period_range
-from claude_api.models.queries._pieces import split_range
+from claude_api.models.queries._range_split import split_range
 from claude_api.models.queries.budgets import (
     SessionReader,
     budget_statuses,

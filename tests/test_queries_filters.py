@@ -23,7 +23,7 @@ from claude_api.models.filters import (
     to_enum,
 )
 from claude_api.models.queries._calendar import calendar_buckets
-from claude_api.models.queries._source import bytewise, usage_rows
+from claude_api.models.queries._raw_rows import bytewise, usage_rows
 
 MOMENT = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from claude_api.models.queries import (
     reading_raw_rows,
     usage_stats,
 )
-from claude_api.models.queries._pieces import Interval, Pieces, split_counts
+from claude_api.models.queries._range_split import Interval, Pieces, split_counts
 from claude_api.models.retention import bucket_floor, purge
 from tests.factories import add_events, make_event
 

@@ -1,7 +1,7 @@
 """A budget's period in its time zone, and a UTC range as the rollup buckets that cover it.
 
 Standard library only, for the PreToolUse hook. The query layer computes the same calendar
-edges (`models.queries._calendar`) and the same bucket split (`models.queries._pieces`); tests
+edges (`models.queries._calendar`) and the same bucket split (`models.queries._range_split`); tests
 hold these to theirs.
 """
 

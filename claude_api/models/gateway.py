@@ -4,7 +4,7 @@ blocking work off the event loop, read sessions with a deadline (`timeouts`) tha
 snapshot, and `answer`, where the caller's scope and project, the answer cache and the
 translation of the query layer's errors meet.
 
-The answer cache lives in the query layer (`queries._cache`); what a surface needs of it is
+The answer cache lives in the query layer (`queries._answer_cache`); what a surface needs of it is
 here: `recording` tells the data version a response's answers were all read under (the HTTP
 edge's ETag), `mark_uncacheable` marks a response that holds anything else.
 """
@@ -27,7 +27,7 @@ from claude_api.errors import Forbidden, InvalidFilter, NotFound
 from claude_api.models import data_version
 from claude_api.models.keys import Scope
 from claude_api.models.queries import list_names
-from claude_api.models.queries._cache import (
+from claude_api.models.queries._answer_cache import (
     Record,
     caches_answers,
     computing_afresh,

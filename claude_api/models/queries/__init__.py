@@ -4,8 +4,8 @@ session and typed filters to typed results. Resolvers, REST handlers and the CLI
 
 from __future__ import annotations
 
-from claude_api.models.queries._cache import computing_afresh
-from claude_api.models.queries._pieces import reading_raw_rows
+from claude_api.models.queries._answer_cache import computing_afresh
+from claude_api.models.queries._range_split import reading_raw_rows
 from claude_api.models.queries.breakdowns import usage_by_model, usage_by_project
 from claude_api.models.queries.history import usage_by_period, usage_report
 from claude_api.models.queries.invocations import (

@@ -12,13 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from claude_api.events import Kind
-from claude_api.models.queries._source import (
-    as_float,
-    as_int,
-    as_known_int,
-    as_usd,
-    bytewise,
-)
+from claude_api.models.queries._numbers import as_float, as_int, as_known_int, as_usd
+from claude_api.models.queries._raw_rows import bytewise
 from claude_api.models.results import ErrorCount
 from claude_api.models.types import UTCDateTime
 

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from claude_api.events import Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._binding import Shape, bind, statements
-from claude_api.models.queries._parts import FINISHED, counting_plan, plan, rollup_scans
-from claude_api.models.queries._pieces import Pieces, raw_pieces
-from claude_api.models.queries._source import ROW, usage_rows
+from claude_api.models.queries._partial_sums import FINISHED, counting_plan, plan, rollup_scans
+from claude_api.models.queries._range_split import Pieces, raw_pieces
+from claude_api.models.queries._raw_rows import ROW, usage_rows
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
 

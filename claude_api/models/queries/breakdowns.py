@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._aggregates import PART, totals_columns, totals_fields
-from claude_api.models.queries._binding import Shape, bind, statements
-from claude_api.models.queries._cache import cached
-from claude_api.models.queries._parts import plan, usage_parts
+from claude_api.models.queries._answer_cache import cached
+from claude_api.models.queries._partial_sums import plan, usage_parts
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.results import Breakdown, ModelUsage, ProjectUsage, UsageTotals
 
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from claude_api.events import Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._binding import bind
-from claude_api.models.queries._cache import cached
-from claude_api.models.queries._parts import counting_plan
+from claude_api.models.queries._answer_cache import cached
+from claude_api.models.queries._partial_sums import counting_plan
 from claude_api.models.queries._percentiles import durations_read
+from claude_api.models.queries._statement_shapes import bind
 from claude_api.models.sketch import bin_value
 
 # The lower edges of the buckets after the first, [0, 0.001): 1, 2 and 5 times each power of ten.

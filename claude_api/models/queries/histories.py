@@ -15,12 +15,12 @@ from claude_api.errors import InvalidFilter
 from claude_api.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_text, to_enum
 from claude_api.models.queries._aggregates import PART, totals_columns
-from claude_api.models.queries._binding import Shape, bind, statements
-from claude_api.models.queries._cache import cached
+from claude_api.models.queries._answer_cache import cached
 from claude_api.models.queries._calendar import calendar_buckets
-from claude_api.models.queries._parts import plan, usage_parts
-from claude_api.models.queries._pieces import split_ranges
-from claude_api.models.queries._source import not_indexed
+from claude_api.models.queries._partial_sums import plan, usage_parts
+from claude_api.models.queries._range_split import split_ranges
+from claude_api.models.queries._raw_rows import not_indexed
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.queries.history import _bucket_index, _history_range, assemble_history
 from claude_api.models.results import History
 from claude_api.models.types import UTCDateTime

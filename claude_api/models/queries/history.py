@@ -18,8 +18,7 @@ from claude_api.models.queries._aggregates import (
     totals_columns,
     totals_fields,
 )
-from claude_api.models.queries._binding import Shape, bind, statements
-from claude_api.models.queries._cache import cached
+from claude_api.models.queries._answer_cache import cached
 from claude_api.models.queries._calendar import (
     calendar_buckets,
     hour_start,
@@ -29,7 +28,8 @@ from claude_api.models.queries._calendar import (
     period_start,
     shift,
 )
-from claude_api.models.queries._parts import (
+from claude_api.models.queries._numbers import as_int
+from claude_api.models.queries._partial_sums import (
     kind_named,
     kinds_of,
     kinds_scope,
@@ -37,8 +37,8 @@ from claude_api.models.queries._parts import (
     recorded_kinds_column,
     usage_parts,
 )
-from claude_api.models.queries._pieces import split_ranges
-from claude_api.models.queries._source import as_int
+from claude_api.models.queries._range_split import split_ranges
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.queries.stats import errors_by_name
 from claude_api.models.results import (
     History,

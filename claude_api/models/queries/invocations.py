@@ -24,7 +24,7 @@ from claude_api.events import Kind
 from claude_api.exports import COLUMNS, FORMULA_STARTS, TEXT_COLUMNS
 from claude_api.models.filters import UsageFilter, check_limit, to_enum
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._source import usage_fields, usage_rows
+from claude_api.models.queries._raw_rows import usage_fields, usage_rows
 from claude_api.models.results import InvocationRecord, Page
 
 _INVOCATIONS_LISTING = "invocations"

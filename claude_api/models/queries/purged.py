@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._cache import cached
-from claude_api.models.queries._parts import usage_parts
-from claude_api.models.queries._pieces import Pieces, split_range
+from claude_api.models.queries._answer_cache import cached
+from claude_api.models.queries._partial_sums import usage_parts
+from claude_api.models.queries._range_split import Pieces, split_range
 from claude_api.models.retention import purged_before
 
 

@@ -25,10 +25,10 @@ from claude_api.models.queries._aggregates import (
     totals_columns,
     totals_fields,
 )
-from claude_api.models.queries._binding import Shape, bind, statements
-from claude_api.models.queries._cache import cached
+from claude_api.models.queries._answer_cache import cached
+from claude_api.models.queries._numbers import as_float
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._parts import (
+from claude_api.models.queries._partial_sums import (
     counted_pieces,
     counting_plan,
     error_parts,
@@ -46,8 +46,9 @@ from claude_api.models.queries._percentiles import (
     no_percentiles,
     percentiles_of,
 )
-from claude_api.models.queries._pieces import Pieces
-from claude_api.models.queries._source import as_float, bytewise
+from claude_api.models.queries._range_split import Pieces
+from claude_api.models.queries._raw_rows import bytewise
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.results import ErrorCount, LeaderboardEntry, Page, UsageStats
 
 DEFAULT_TOP_ERRORS = 5

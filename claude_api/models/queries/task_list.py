@@ -26,11 +26,12 @@ from claude_api.errors import InvalidFilter
 from claude_api.events import Kind, Status
 from claude_api.models.filters import UsageFilter, check_limit
 from claude_api.models.queries._aggregates import stats_columns, totals_fields
-from claude_api.models.queries._binding import Shape, bind, statements
+from claude_api.models.queries._numbers import as_int
 from claude_api.models.queries._pagination import decode_cursor, make_page
-from claude_api.models.queries._parts import plan, raw_parts
-from claude_api.models.queries._pieces import raw_pieces
-from claude_api.models.queries._source import as_int, not_indexed, usage_rows
+from claude_api.models.queries._partial_sums import plan, raw_parts
+from claude_api.models.queries._range_split import raw_pieces
+from claude_api.models.queries._raw_rows import not_indexed, usage_rows
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.queries.breakdowns import _totals_read
 from claude_api.models.results import Page, TaskSummary
 from claude_api.models.tables import USAGE_TABLES

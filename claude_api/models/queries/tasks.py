@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from claude_api.errors import NotFound
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._source import usage_fields, usage_rows
+from claude_api.models.queries._raw_rows import usage_fields, usage_rows
 from claude_api.models.queries.purged import count_purged_invocations
 from claude_api.models.queries.task_list import list_tasks
 from claude_api.models.results import TaskInvocation

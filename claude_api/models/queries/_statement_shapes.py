@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from claude_api.events import Kind, Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._pieces import Interval, Pieces
+from claude_api.models.queries._range_split import Interval, Pieces
 from claude_api.models.types import UTCDateTime
 
 TEXT_FIELDS = ("name", "task_id", "project_id", "model")

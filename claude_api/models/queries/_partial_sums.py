@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from claude_api.errors import NotFound
 from claude_api.events import Kind, Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._binding import Filter, Shape, bind
-from claude_api.models.queries._pieces import (
+from claude_api.models.queries._range_split import (
     Interval,
     Pieces,
     raw_only,
@@ -32,7 +31,8 @@ from claude_api.models.queries._pieces import (
     split_counts,
     split_range,
 )
-from claude_api.models.queries._source import ROW, usage_rows, within
+from claude_api.models.queries._raw_rows import ROW, usage_rows, within
+from claude_api.models.queries._statement_shapes import Filter, Shape, bind
 from claude_api.models.retention import purged_before
 from claude_api.models.rollup_tables import (
     ErrorRollup,

@@ -1,12 +1,12 @@
-"""The rows every query reads: one usage table for a kind, or both as a union, filtered.
+"""The raw rows every query reads: one usage table for a kind, or both as a union, filtered.
 
-Also the small pieces all queries share: byte-order comparison of names and number coercion.
+Also two SQL functions the queries share: byte-order comparison of names, and a column kept
+out of index choice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -16,8 +16,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from claude_api.events import CostSource, Kind, Status
-from claude_api.models.queries._binding import Filter
-from claude_api.models.queries._pieces import Interval
+from claude_api.models.queries._range_split import Interval
+from claude_api.models.queries._statement_shapes import Filter
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
 SHARED_COLUMNS = (
@@ -196,30 +196,3 @@ def usage_fields(row: Any) -> dict[str, Any]:
         "error_message": row.error_message,
         "source": row.source,
     }
-
-
-def as_int(value: int | Decimal | None) -> int:
-    """An integer sum as int; PostgreSQL sums BIGINT as NUMERIC, and an empty sum is NULL."""
-    return 0 if value is None else int(value)
-
-
-def as_known_int(value: int | Decimal | None) -> int | None:
-    """A sum of reported values as int; None (unknown) stays None."""
-    return None if value is None else int(value)
-
-
-# Dollars to this many decimal places: prices are per million tokens, so a cost has at most a
-# few more decimals than a millionth of a dollar; finer digits of a sum are the noise of adding
-# binary floats in whichever order the database read the rows, which differs between plans.
-USD_DECIMALS = 10
-
-
-def as_usd(value: float | Decimal | None) -> float | None:
-    """A sum or average of costs in dollars, free of the float noise of its summation order:
-    the same invocations give the same figure whichever way they were read."""
-    return None if value is None else round(float(value), USD_DECIMALS)
-
-
-def as_float(value: float | Decimal | None) -> float | None:
-    """An average or ratio as float (PostgreSQL averages integers as NUMERIC)."""
-    return None if value is None else float(value)

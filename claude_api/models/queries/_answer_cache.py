@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from claude_api.models import data_version
-from claude_api.models.queries._pieces import raw_only
+from claude_api.models.queries._range_split import raw_only
 
 ANSWERS_PER_DATABASE = 256
 
