@@ -1,4 +1,9 @@
-"""Shared fixtures: a migrated database on SQLite and, when configured, on PostgreSQL."""
+"""Shared fixtures: a migrated database on SQLite and, when configured, on PostgreSQL.
+
+A test that uses `engine` gets its database already migrated, from a migration done once per
+test process (tests/_migrated_databases.py); a test that asks only for `database_url`,
+`sqlite_url` or `postgresql_url` gets an empty database, to migrate (or not) itself.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from claude_api.models.db import make_engine, upgrade
 from claude_api.tracking import Tracker, build_tracker
+from tests._migrated_databases import MigratedPostgresql, MigratedSqlite
 
 POSTGRES_ENV = "CLAUDE_API_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgresql"]
@@ -26,9 +32,32 @@ def _postgres_base_url() -> str:
     return url
 
 
+def _wants_migrated(request: pytest.FixtureRequest) -> bool:
+    """Whether the test uses `engine`, which migrates the database it is given anyway."""
+    return "engine" in request.fixturenames
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgresql() -> Iterator[MigratedPostgresql]:
+    migrated = MigratedPostgresql(_postgres_base_url())
+    yield migrated
+    migrated.close()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> MigratedSqlite:
+    return MigratedSqlite(tmp_path_factory.mktemp("migrated"))
+
+
 @pytest.fixture
-def postgresql_url() -> Iterator[str]:
-    """A URL of the test PostgreSQL database whose search path is a new, empty schema."""
+def postgresql_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL of the test PostgreSQL database whose search path is a new, empty schema (or, for a
+    test that uses `engine`, a schema as a fresh migration leaves it)."""
+    if _wants_migrated(request):
+        migrated: MigratedPostgresql = request.getfixturevalue("_migrated_postgresql")
+        yield migrated.checkout()
+        migrated.checkin()
+        return
     base = _postgres_base_url()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
@@ -44,7 +73,12 @@ def postgresql_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of a new SQLite file (or, for a test that uses `engine`, of a file as a fresh
+    migration leaves it)."""
+    if _wants_migrated(request):
+        migrated: MigratedSqlite = request.getfixturevalue("_migrated_sqlite")
+        return migrated.copy_to(tmp_path / "analytics.db")
     return f"sqlite:///{tmp_path / 'analytics.db'}"
 
 
@@ -58,7 +92,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def engine(database_url: str) -> Iterator[Engine]:
     """A migrated database."""
     engine = make_engine(database_url)
-    upgrade(engine)
+    upgrade(engine)  # nothing to do on the databases above, but `database_url` may be overridden
     yield engine
     engine.dispose()
 

@@ -1,0 +1,265 @@
+"""Migrated databases for the tests without a migration per test.
+
+A test that asks for a migrated database (the `engine` fixture) gets one in the state a fresh
+migration leaves, but the migration runs once per test process:
+
+- SQLite: the file of a database migrated once is copied to the test's path.
+- PostgreSQL: each test process keeps one migrated schema. After a test its rows are deleted,
+  its sequences restarted and its data version drawn anew. A test that changed the schema
+  itself (dropped a table, made or dropped a partition, migrated down) is found by comparing the
+  catalog with the catalog after migration, and the schema is then replaced by a new one; so is
+  a schema whose rows cannot be deleted at once (a connection left holding its locks) or whose
+  migration lock a connection still holds.
+
+Rows are deleted rather than truncated: TRUNCATE makes new files for every table, partition and
+index, ten times the cost of deleting the few rows a test writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, exc, text
+
+from claude_api.models.db import VERSION_TABLE, make_engine, upgrade
+
+logger = logging.getLogger(__name__)
+
+DATA_VERSION_TABLE = "data_version"  # one row, whose random token a fresh migration draws
+# A test's connection still holding locks: the schema is replaced rather than waited for.
+LOCK_TIMEOUT = "2s"
+VACUUM_AFTER_ROWS = 10_000  # a table that held more rows is vacuumed after the deletion
+
+_FINGERPRINT = text(
+    """
+WITH rels AS (SELECT c.oid, c.relname FROM pg_class c
+              WHERE c.relnamespace = to_regnamespace(current_schema()))
+SELECT md5(concat_ws('|',
+  (SELECT string_agg(concat_ws(',', c.relname, c.relkind, c.relpersistence, c.relnatts,
+                               c.relispartition, pg_get_expr(c.relpartbound, c.oid),
+                               c.relrowsecurity), ';' ORDER BY c.relname)
+     FROM pg_class c JOIN rels r ON r.oid = c.oid),
+  (SELECT string_agg(concat_ws(',', r.relname, a.attnum, a.attname, a.atttypid, a.atttypmod,
+                               a.attnotnull, a.attisdropped, a.attidentity, a.attgenerated,
+                               pg_get_expr(d.adbin, d.adrelid)), ';' ORDER BY r.relname, a.attnum)
+     FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid
+     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attnum > 0),
+  (SELECT string_agg(concat_ws(',', r.relname, k.conname, k.contype, pg_get_constraintdef(k.oid)),
+                     ';' ORDER BY r.relname, k.conname)
+     FROM pg_constraint k JOIN rels r ON r.oid = k.conrelid),
+  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ';' ORDER BY 1)
+     FROM pg_index i JOIN rels r ON r.oid = i.indrelid),
+  (SELECT string_agg(concat_ws(',', r.relname, t.tgname, t.tgenabled), ';'
+                     ORDER BY r.relname, t.tgname)
+     FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid),
+  (SELECT string_agg(p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', ';'
+                     ORDER BY 1)
+     FROM pg_proc p WHERE p.pronamespace = to_regnamespace(current_schema())),
+  (SELECT string_agg(t.typname, ';' ORDER BY 1)
+     FROM pg_type t WHERE t.typnamespace = to_regnamespace(current_schema())),
+  (SELECT string_agg(concat_ws(',', r.relname, s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
+                               s.seqcycle), ';' ORDER BY r.relname)
+     FROM pg_sequence s JOIN rels r ON r.oid = s.seqrelid),
+  (SELECT string_agg(version_num, ';' ORDER BY 1) FROM alembic_version)
+))
+"""
+)
+# Tables to empty: the plain and partitioned tables (a partition is emptied through its parent).
+_TABLES = text(
+    "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(current_schema()) "
+    "AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+)
+_FOREIGN_KEYS = text(
+    "SELECT k.conrelid::regclass::text, k.confrelid::regclass::text FROM pg_constraint k "
+    "WHERE k.contype = 'f' AND k.connamespace = to_regnamespace(current_schema())"
+)
+_RESTART_SEQUENCES = text(
+    "SELECT setval(format('%I', sequencename)::regclass, start_value, false) "
+    "FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+)
+# The migration lock and the retention lock are advisory locks keyed by the schema's name.
+_SCHEMA_LOCKS_HELD = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
+    "AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)"
+)
+
+
+def _month_now() -> tuple[int, int]:
+    now = datetime.now(UTC)
+    return now.year, now.month
+
+
+class MigratedPostgresql:
+    """One migrated schema of a PostgreSQL database, handed to one test at a time."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.replaced = 0  # schemas dropped because a test changed them or left them locked
+        self._admin = create_engine(base_url, pool_size=1)
+        self._schema: str | None = None
+        self._engine: Engine | None = None  # on the schema, for the resets
+        self._fingerprint = ""
+        self._tables: list[str] = []  # children before their parents
+        self._month = _month_now()  # the migration made the partitions of this month and the next
+        self._abandoned: list[str] = []
+
+    def url_of(self, schema: str, *settings: str) -> str:
+        separator = "&" if "?" in self.base_url else "?"
+        options = "%20".join(f"-c{setting.replace('=', '%3D')}" for setting in settings)
+        return f"{self.base_url}{separator}options=-csearch_path%3D{schema}" + (
+            f"%20{options}" if options else ""
+        )
+
+    def checkout(self) -> str:
+        """The URL of the schema, in the state a fresh migration leaves it."""
+        if self._schema is None or self._month != _month_now():
+            self._replace()
+        assert self._schema is not None
+        return self.url_of(self._schema)
+
+    def checkin(self) -> None:
+        """Bring the schema back to its state after migration, or replace it if it cannot be."""
+        if self._schema is None or self._engine is None:
+            return
+        try:
+            with self._engine.connect() as connection:
+                changed = connection.execute(_FINGERPRINT).scalar_one() != self._fingerprint
+                locked = connection.execute(_SCHEMA_LOCKS_HELD).scalar_one() > 0
+                connection.rollback()
+                if not (changed or locked):
+                    self._empty(connection)
+        except exc.DBAPIError as error:  # most likely a lock a test's connection still holds
+            logger.warning("schema %s could not be emptied (%s): replaced", self._schema, error)
+            changed = True
+        if changed or locked:
+            self._discard()
+
+    def close(self) -> None:
+        self._discard(replaced=False)
+        for schema in self._abandoned:
+            self._drop(schema, lock_timeout="10s")
+        self._admin.dispose()
+
+    def _drop(self, schema: str, lock_timeout: str) -> bool:
+        try:
+            with self._admin.begin() as connection:
+                connection.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        except exc.DBAPIError as error:
+            logger.warning("schema %s could not be dropped yet: %s", schema, error)
+            return False
+        return True
+
+    def _empty(self, connection: Connection) -> None:
+        emptied: list[str] = []
+        with connection.begin():
+            for table in self._tables:
+                deleted = connection.execute(text(f'DELETE FROM "{table}"')).rowcount
+                if deleted > VACUUM_AFTER_ROWS:
+                    emptied.append(table)
+            connection.execute(_RESTART_SEQUENCES)
+            connection.execute(
+                text(f"INSERT INTO {DATA_VERSION_TABLE} (id, token) VALUES (1, :token)"),
+                {"token": secrets.randbits(63)},
+            )
+        if emptied:
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+            for table in emptied:
+                autocommit.execute(text(f'VACUUM "{table}"'))
+            autocommit.commit()
+
+    def _discard(self, replaced: bool = True) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        if self._schema is not None:
+            self.replaced += replaced
+            if not self._drop(self._schema, lock_timeout=LOCK_TIMEOUT):
+                self._abandoned.append(self._schema)
+            self._schema = None
+
+    def _replace(self) -> None:
+        self._discard()
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        with self._admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        self._schema = schema
+        self._month = _month_now()
+        engine = make_engine(self.url_of(schema, f"lock_timeout={LOCK_TIMEOUT}"), pool_size=1)
+        self._engine = engine
+        upgrade(engine)
+        with engine.connect() as connection:
+            self._fingerprint = connection.execute(_FINGERPRINT).scalar_one()
+            tables = connection.execute(_TABLES).scalars().all()
+            references = connection.execute(_FOREIGN_KEYS).all()
+            seeded = [
+                table
+                for table in tables
+                if connection.execute(text(f'SELECT EXISTS (SELECT FROM "{table}")')).scalar()
+            ]
+        if sorted(seeded) != sorted([VERSION_TABLE, DATA_VERSION_TABLE]):
+            raise RuntimeError(
+                f"a fresh migration fills {seeded}: tests/_migrated_databases.py restores only "
+                f"{VERSION_TABLE} and {DATA_VERSION_TABLE}"
+            )
+        self._tables = _children_first(
+            [table for table in tables if table != VERSION_TABLE], references
+        )
+
+
+def _children_first(tables: list[str], references: list[tuple[str, str]]) -> list[str]:
+    """`tables` ordered so that a table comes before the tables its foreign keys refer to."""
+    ordered: list[str] = []
+    remaining = sorted(tables)
+    while remaining:
+        ready = [
+            table
+            for table in remaining
+            if not any(
+                parent == table and child in remaining and child != table
+                for child, parent in references
+            )
+        ]
+        if not ready:
+            raise RuntimeError(f"foreign keys refer to each other in a cycle among {remaining}")
+        ordered.extend(ready)
+        remaining = [table for table in remaining if table not in ready]
+    return ordered
+
+
+class MigratedSqlite:
+    """A SQLite database migrated once, copied for each test that needs one."""
+
+    def __init__(self, directory: Path) -> None:
+        template = directory / "migrated.db"
+        engine = make_engine(f"sqlite:///{template}")
+        try:
+            upgrade(engine)
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            engine.dispose()
+        self._content = template.read_bytes()
+
+    def copy_to(self, path: Path) -> str:
+        """A URL of a new database at `path` (readable by its owner only, as the service
+        makes it), in the state a fresh migration leaves it."""
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(self._content)
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA synchronous=OFF")
+            connection.execute(
+                f"UPDATE {DATA_VERSION_TABLE} SET token = ? WHERE id = 1", (secrets.randbits(63),)
+            )
+        finally:
+            connection.close()
+        return f"sqlite:///{path}"
