@@ -82,6 +82,48 @@ def test_the_stream_is_the_header_then_every_row() -> None:
     assert [json.loads(line) for line in lines] == objects
 
 
+JSON_CELL = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.sampled_from(["agent", "completed", "-0.0", "é", "\u2028"]),
+    st.text(max_size=4),
+)
+
+
+@given(st.lists(st.lists(JSON_CELL, min_size=1, max_size=3), max_size=12), st.randoms())
+def test_jsonl_lines_are_what_json_dumps_writes(cells: list[list[Any]], random: Any) -> None:
+    # Columns of one type or of several, repeated values or not.
+    rows = [[random.choice(choices) for choices in cells] * 19 for _ in range(len(cells) * 3)]
+    rows = [row[: len(COLUMNS)] for row in rows if len(row) >= len(COLUMNS)]
+    expected = "".join(
+        json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n" for row in rows
+    )
+    assert jsonl_lines(rows) == expected
+
+
+@pytest.mark.parametrize(
+    "costs",
+    [
+        [0.5, float("nan"), None, float("inf"), -float("inf")],  # JSON spells them NaN, Infinity
+        [0.0, -0.0, 0.0, -0.0, None, 0.0],  # equal, yet written apart
+        [1, 2, 1, 1, None, 1],
+    ],
+)
+def test_a_column_of_numbers_is_written_as_json_dumps_writes_it(costs: list[Any]) -> None:
+    rows = [export_row(i, cost_usd=cost) for i, cost in enumerate(costs)]
+    expected = [
+        json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) for row in rows
+    ]
+    assert jsonl_lines(rows).splitlines() == expected
+
+
+def test_a_row_of_another_width_is_refused() -> None:
+    with pytest.raises(ValueError, match="19 cells"):
+        jsonl_lines([export_row(1), export_row(2)[:-1]])
+
+
 def test_jsonl_lines_keep_the_columns_order_and_nulls() -> None:
     line = jsonl_lines([export_row(1, error_message='é "x"\n')])
     assert line.startswith('{"kind": "agent", "name": "agent-1", "event_id": ')
