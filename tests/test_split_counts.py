@@ -75,6 +75,26 @@ def test_a_month_less_a_few_days_reads_fewer_buckets() -> None:
     assert pieces.raw == [(since, since.replace(minute=0) + timedelta(hours=1))]
 
 
+def test_thirty_days_across_a_months_end_read_the_month_less_its_first_days() -> None:
+    """The dashboard's "last 30 days" in New York: from 7 November 05:00 to 7 December 05:00
+    UTC reads November less six days and five hours, then six days and five hours of
+    December, instead of thirty daily buckets."""
+    since = datetime(2026, 11, 7, 5, tzinfo=UTC)
+    until = datetime(2026, 12, 7, 5, tzinfo=UTC)
+    pieces = split_counts(since, until)
+    november, december = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    assert pieces.rollup == {
+        "month": [(november, december)],
+        "day": [(december, december + timedelta(days=6))],
+        "hour": [(december + timedelta(days=6), until)],
+    }
+    assert pieces.less == {
+        "day": [(november, november + timedelta(days=6))],
+        "hour": [(november + timedelta(days=6), since)],
+    }
+    assert pieces.raw == []
+
+
 def test_counts_subtracting_buckets_agree_with_the_totals(
     engine: Engine,
 ) -> None:

@@ -98,16 +98,17 @@ class KindRollup(RollupMeasures, table=True):
 
 class NameRollup(RollupMeasures, table=True):
     """Finished invocations per (kind, name) and bucket, every project together: read when a
-    query tells names apart but no project, so a name's buckets are one row each and lie next
-    to each other in the key (a trend line of a name reads its own rows only)."""
+    query tells names apart but no project, a name's bucket being one row instead of one per
+    project. Keyed by time first, like the others: every question reads a range of buckets
+    (with the name first, a range's edge hours would read every hour of every name)."""
 
     __tablename__ = "usage_name_rollup"
     __table_args__ = {"sqlite_with_rowid": False}
 
     grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     kind: str = Field(sa_type=sa.String(16), primary_key=True)
     name: str = Field(sa_type=NAME, primary_key=True)
-    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
 
 
 class DurationBin(SQLModel, table=True):

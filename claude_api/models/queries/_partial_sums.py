@@ -100,11 +100,7 @@ def rollups_purged_before() -> Any:
 
 
 def usage_parts(
-    filter: Filter,
-    pieces: Pieces | None = None,
-    *,
-    by: Sequence[str] = ("kind", "name"),
-    names: Any = None,
+    filter: Filter, pieces: Pieces | None = None, *, by: Sequence[str] = ("kind", "name")
 ) -> sa.Subquery:
     """Partial aggregates of the invocations matching `filter`, with the columns `by` (any of
     `kind`, `name`, `at`, a bucket's or an invocation's start, `model` and `project`, NULL
@@ -114,9 +110,6 @@ def usage_parts(
     `pieces` may cut the filter's range finer (a history's buckets); each piece must lie in it.
     Pieces with buckets to subtract (`split_counts`) give exact sums of COUNT_COLUMNS only: the
     subtracted rows hold NULL in the other columns.
-
-    `names`, an expanding bind parameter, narrows the rollup rows to those names through their
-    key; the caller narrows the raw rows (where the name's index would not pay).
     """
     pieces = plan(filter, pieces)
     if not pieces.uses_rollups:
@@ -125,7 +118,7 @@ def usage_parts(
         branch
         for negated, grains in ((False, pieces.rollup), (True, pieces.less))
         for grain, intervals in grains.items()
-        for branch in _rollup_branches(filter, grain, intervals, by, negated, names)
+        for branch in _rollup_branches(filter, grain, intervals, by, negated=negated)
     ]
     if filter.status is not Status.RUNNING and pieces.raw:
         rows = usage_rows(filter, intervals=pieces.raw)
@@ -197,14 +190,13 @@ def _rollup_branches(
     grain: str,
     intervals: list[Interval],
     by: Sequence[str],
-    negated: bool,
-    names: Any,
+    *,
+    negated: bool = False,
 ) -> list[sa.Select[Any]]:
     table = _rollup_table(filter, by)
     keys, measures = _rollup_columns(table, tuple(by), negated)
-    named = [] if names is None else [table.c.name.in_(names)]
     return [
-        _aggregated(keys, measures).where(*conditions, *named)
+        _aggregated(keys, measures).where(*conditions)
         for conditions in rollup_scans(table, filter, grain, intervals)
     ]
 

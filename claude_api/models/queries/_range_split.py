@@ -119,7 +119,9 @@ def split_counts(since: datetime | None, until: datetime | None) -> Pieces:
     """[since, until) for sums of counts, which may subtract: like `split_range`, except that a
     range's edge may read the whole month (or day) it falls in less the finer buckets outside
     the range, when that reads fewer rows than the finer buckets inside it (a range starting
-    30 days back reads one month and three days, not 27 days). Raw rows are never subtracted.
+    30 days back reads one month and three days, not 27 days; the 30 days from 7 November to
+    7 December read November less six days, and six days of December). Raw rows are never
+    subtracted.
     """
     try:
         found = _counted(since, until, 0)
@@ -150,8 +152,14 @@ def _counted(since: datetime | None, until: datetime | None, level: int) -> Cove
     start = None if since is None else _ceil(since, grain)
     end = None if until is None else _floor(until, grain)
     if start is not None and end is not None and start >= end:
-        return _counted(since, until, level + 1)
-    cost, pieces = _BUCKET_COST[grain], [(1, grain, (start, end))]
+        finer = _counted(since, until, level + 1)
+        if start > end:  # both ends in one bucket of this grain
+            return finer
+        # The range crosses one edge of this grain ("the last 30 days" across a month's end):
+        # each side may read its whole bucket less what lies outside the range.
+        left, right = _left(since, level, 1, flipped=False), _right(until, level, 1, flipped=False)
+        return min(finer, (left[0] + right[0], left[1] + right[1]), key=lambda cover: cover[0])
+    cost, pieces = _BUCKET_COST[grain] * _buckets(start, end, grain), [(1, grain, (start, end))]
     for edge in (
         _left(since, level, 1, flipped=False) if since is not None else (0.0, []),
         _right(until, level, 1, flipped=False) if until is not None else (0.0, []),
@@ -206,6 +214,16 @@ def _finer_inside(start: datetime, end: datetime, level: int, sign: int, *, left
         else _right(moment, level + 1, sign, flipped=False)
     )
     return cost + rest[0], pieces + rest[1]
+
+
+def _buckets(start: datetime | None, end: datetime | None, grain: str) -> float:
+    """How many `grain` buckets [start, end) holds (one when unbounded: the same in every
+    cover compared)."""
+    if start is None or end is None:
+        return 1.0
+    if grain == "month":
+        return float((end.year - start.year) * 12 + end.month - start.month)
+    return (end - start) / _SPAN[grain]
 
 
 def _floor(moment: datetime, grain: str) -> datetime:

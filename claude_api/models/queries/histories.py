@@ -86,13 +86,12 @@ def usage_by_period_per_name(
 def _per_name_read(shape: Shape, whole: Shape, edges: int) -> sa.CompoundSelect:
     """A row of totals per (name, bucket number) with data among the bind parameter `names`,
     and per name a row of its totals over the whole range (bucket _WHOLE)."""
-    # The rollup rows are narrowed to the names through their key (`usage_parts`); the raw
-    # rows not through an index: SQLite pushes the names down into the raw rows' branches,
-    # where the name's index would read every row of the names instead of the few running ones.
+    # Not through an index: SQLite pushes the names down into the raw rows' branches, where
+    # the name's index would read every row of the names instead of the few running ones.
     names = sa.bindparam("names", expanding=True)
     named = not_indexed(PART["name"]).in_(names)
     filter, pieces = shape.bound()
-    parts = usage_parts(filter, pieces, by=("name", "at"), names=names)
+    parts = usage_parts(filter, pieces, by=("name", "at"))
     starts = [sa.bindparam(f"edge_{number}", type_=UTCDateTime()) for number in range(edges)]
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
@@ -108,7 +107,7 @@ def _per_name_read(shape: Shape, whole: Shape, edges: int) -> sa.CompoundSelect:
         .group_by(indexed.c.name, indexed.c.bucket)
     )
     filter, pieces = whole.bound()
-    totals = usage_parts(filter, pieces, by=("name",), names=names)
+    totals = usage_parts(filter, pieces, by=("name",))
     per_name = (
         sa.select(
             PART["name"], sa.literal_column(str(_WHOLE), sa.Integer).label("bucket"),

@@ -43,19 +43,19 @@ def upgrade() -> None:
         sa.Column("first_seen", UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen", UTCDateTime(timezone=True), nullable=False),
         sa.Column("grain", sa.String(length=8), nullable=False),
+        sa.Column("bucket_start", UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("name", NAME, nullable=False),
-        sa.Column("bucket_start", UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("grain", "kind", "name", "bucket_start"),
+        sa.PrimaryKeyConstraint("grain", "bucket_start", "kind", "name"),
         sqlite_with_rowid=False,
     )
     summed = ", ".join(_SUMMED)
     sums = ", ".join(f"sum({column})" for column in _SUMMED)
     op.execute(
-        f"INSERT INTO usage_name_rollup (grain, kind, name, bucket_start, {summed}, "
-        f"first_seen, last_seen) SELECT grain, kind, name, bucket_start, {sums}, "
-        "min(first_seen), max(last_seen) FROM usage_rollup GROUP BY grain, kind, name, "
-        "bucket_start"
+        f"INSERT INTO usage_name_rollup (grain, bucket_start, kind, name, {summed}, "
+        f"first_seen, last_seen) SELECT grain, bucket_start, kind, name, {sums}, "
+        "min(first_seen), max(last_seen) FROM usage_rollup GROUP BY grain, bucket_start, kind, "
+        "name"
     )
 
 
