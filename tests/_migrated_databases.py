@@ -6,10 +6,11 @@ migration leaves, but the migration runs once per test process:
 - SQLite: the file of a database migrated once is copied to the test's path.
 - PostgreSQL: each test process keeps one migrated schema. After a test its rows are deleted,
   its sequences restarted and its data version drawn anew. A test that changed the schema
-  itself (dropped a table, made or dropped a partition, migrated down) is found by comparing the
-  catalog with the catalog after migration, and the schema is then replaced by a new one; so is
-  a schema whose rows cannot be deleted at once (a connection left holding its locks) or whose
-  migration lock a connection still holds.
+  itself (dropped a table or a partition, migrated down) is found by comparing the catalog with
+  the catalog after migration, and the schema is then replaced by a new one; so is a schema
+  whose rows cannot be deleted at once (a connection left holding its locks) or whose migration
+  or retention lock a connection still holds. Partitions a test made (maintenance makes those of
+  the months its rows fall in) are dropped instead.
 
 Rows are deleted rather than truncated: TRUNCATE makes new files for every table, partition and
 index, ten times the cost of deleting the few rows a test writes.
@@ -28,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, exc, text
 
 from claude_api.models.db import VERSION_TABLE, make_engine, upgrade
+from claude_api.models.partitions import is_partition_name
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ SELECT md5(concat_ws('|',
 ))
 """
 )
+_TABLES_AND_PARTITIONS = text(
+    "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(current_schema()) "
+    "AND c.relkind IN ('r', 'p')"
+)
 # Tables to empty: the plain and partitioned tables (a partition is emptied through its parent).
 _TABLES = text(
     "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(current_schema()) "
@@ -107,6 +113,7 @@ class MigratedPostgresql:
         self._engine: Engine | None = None  # on the schema, for the resets
         self._fingerprint = ""
         self._tables: list[str] = []  # children before their parents
+        self._relations: set[str] = set()  # the tables and partitions after migration
         self._month = _month_now()  # the migration made the partitions of this month and the next
         self._abandoned: list[str] = []
 
@@ -128,11 +135,12 @@ class MigratedPostgresql:
         """Bring the schema back to its state after migration, or replace it if it cannot be."""
         if self._schema is None or self._engine is None:
             return
+        changed = locked = False
         try:
             with self._engine.connect() as connection:
-                changed = connection.execute(_FINGERPRINT).scalar_one() != self._fingerprint
                 locked = connection.execute(_SCHEMA_LOCKS_HELD).scalar_one() > 0
                 connection.rollback()
+                changed = not locked and not self._as_migrated(connection)
                 if not (changed or locked):
                     self._empty(connection)
         except exc.DBAPIError as error:  # most likely a lock a test's connection still holds
@@ -156,6 +164,23 @@ class MigratedPostgresql:
             logger.warning("schema %s could not be dropped yet: %s", schema, error)
             return False
         return True
+
+    def _as_migrated(self, connection: Connection) -> bool:
+        """Whether the catalog is as the migration left it, once the partitions that a test made
+        (maintenance makes the months of the rows it finds) are dropped."""
+        with connection.begin():
+            if connection.execute(_FINGERPRINT).scalar_one() == self._fingerprint:
+                return True
+            made = [
+                name
+                for name in connection.execute(_TABLES_AND_PARTITIONS).scalars()
+                if is_partition_name(name) and name not in self._relations
+            ]
+            if not made:
+                return False
+            for name in made:
+                connection.execute(text(f'DROP TABLE "{name}"'))
+            return connection.execute(_FINGERPRINT).scalar_one() == self._fingerprint
 
     def _empty(self, connection: Connection) -> None:
         emptied: list[str] = []
@@ -198,6 +223,7 @@ class MigratedPostgresql:
         with engine.connect() as connection:
             self._fingerprint = connection.execute(_FINGERPRINT).scalar_one()
             tables = connection.execute(_TABLES).scalars().all()
+            self._relations = set(connection.execute(_TABLES_AND_PARTITIONS).scalars())
             references = connection.execute(_FOREIGN_KEYS).all()
             seeded = [
                 table
