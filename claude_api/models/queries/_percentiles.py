@@ -11,7 +11,7 @@ question that reads raw rows only (one task, a range shorter than an hour, or in
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,7 +48,7 @@ def duration_percentiles(
     if names is not None:
         values["names"] = sorted(set(names))
     read, exact = durations_read(shape, by_name, names is not None)
-    return percentiles_of(session.execute(read, values), by_name=by_name, exact=exact)
+    return percentiles_of(session.execute(read, values).all(), by_name=by_name, exact=exact)
 
 
 @statements
@@ -118,17 +118,18 @@ def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[
 
 
 def percentiles_of(
-    rows: Iterable[Any], *, by_name: bool, exact: bool
+    rows: Iterable[Sequence[Any]], *, by_name: bool, exact: bool
 ) -> dict[Key, dict[str, float | None]]:
-    """The PERCENTILES per key of the rows of `durations_read`."""
+    """The PERCENTILES per key of the rows of `durations_read`: (kind, name, duration, bin,
+    count) each, unpacked as tuples (thousands of bins per leaderboard)."""
     durations: defaultdict[Key, list[float]] = defaultdict(list)
     counts: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in rows:
-        key = (row.kind, row.name) if by_name else None
-        if row.bin is None:
-            durations[key].append(row.duration)
+    for kind, name, duration, bin, count in rows:
+        key = (kind, name) if by_name else None
+        if bin is None:
+            durations[key].append(duration)
         else:
-            counts[key][row.bin] += int(row.count)
+            counts[key][bin] += int(count)
     if exact:
         return {key: _exact(values) for key, values in durations.items()}
     for key, values in durations.items():

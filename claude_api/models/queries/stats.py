@@ -102,7 +102,11 @@ def usage_stats(
         rows = session.execute(read, values).all()
         found = sorted((row for row in rows if row.place is not None), key=lambda row: row.place)
         errors = [error_count(row) for row in found]
-        durations = (row for row in rows if row.place is None)
+        durations = (
+            (row.kind, row.name, row.duration, row.bin, row.count)
+            for row in rows
+            if row.place is None
+        )
         percentiles = percentiles_of(durations, by_name=False, exact=exact)
     else:
         percentiles = duration_percentiles(session, filter, by_name=False, pieces=counting)
