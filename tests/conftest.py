@@ -8,10 +8,12 @@ test process (tests/_migrated_databases.py); a test that asks only for `database
 from __future__ import annotations
 
 import os
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx._transports.default
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -21,6 +23,30 @@ from tests._migrated_databases import MigratedPostgresql, MigratedSqlite
 
 POSTGRES_ENV = "CLAUDE_API_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_default_tls_context() -> Iterator[None]:
+    """Every httpx client of the test process shares one default TLS context.
+
+    httpx makes a context for each client it builds, loading the whole CA bundle (10-30 ms),
+    and `httpx.get` builds a client per call, as does each `TestClient`; the tests speak plain
+    HTTP on loopback hundreds of times and never verify a certificate.
+    """
+    build = httpx._transports.default.create_ssl_context
+    shared: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+    def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True):  # type: ignore[no-untyped-def]
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in shared:
+            shared[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return shared[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx._transports.default, "create_ssl_context", create_ssl_context)
+        yield
 
 
 def _postgres_base_url() -> str:
