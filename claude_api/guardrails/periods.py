@@ -1,8 +1,8 @@
 """A budget's period in its time zone, and a UTC range as the rollup buckets that cover it.
 
 Standard library only, for the PreToolUse hook. The query layer computes the same calendar
-edges (`models.queries._calendar`) and the same bucket split (`models.queries._range_split`); tests
-hold these to theirs.
+edges (`models.queries._calendar`), which tests hold to these; both split ranges into buckets
+with `claude_api.buckets`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from claude_api import buckets
+from claude_api.buckets import Interval
+
 PERIODS = ("day", "week", "month")
-GRAINS = ("month", "day", "hour")  # coarsest first, as the rollups keep them
 SPOKEN = {"day": "today", "week": "this week", "month": "this month"}
 
 # A half-open range [start, end) of UTC instants.
@@ -44,57 +46,7 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
-def split(start: datetime, end: datetime) -> tuple[dict[str, list[Range]], list[Range]]:
+def split(start: datetime, end: datetime) -> tuple[dict[str, list[Interval]], list[Interval]]:
     """[start, end) as the fewest whole UTC months, days and hours (bucket starts per grain,
     coarsest first) and the raw ranges left at its edges (less than an hour on each side)."""
-    rollup: dict[str, list[Range]] = {grain: [] for grain in GRAINS}
-    raw: list[Range] = []
-    _split(start, end, 0, rollup, raw)
-    return {grain: _merged(ranges) for grain, ranges in rollup.items() if ranges}, _merged(raw)
-
-
-def _split(
-    start: datetime, end: datetime, level: int, rollup: dict[str, list[Range]], raw: list[Range]
-) -> None:
-    if start >= end:
-        return
-    if level == len(GRAINS):
-        raw.append((start, end))
-        return
-    grain = GRAINS[level]
-    first, last = _ceil(start, grain), _floor(end, grain)
-    if first >= last:
-        _split(start, end, level + 1, rollup, raw)
-        return
-    rollup[grain].append((first, last))
-    _split(start, first, level + 1, rollup, raw)
-    _split(last, end, level + 1, rollup, raw)
-
-
-def _floor(moment: datetime, grain: str) -> datetime:
-    if grain == "month":
-        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if grain == "day":
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil(moment: datetime, grain: str) -> datetime:
-    floor = _floor(moment, grain)
-    if floor == moment:
-        return floor
-    if grain == "month":
-        year, month = divmod(floor.year * 12 + floor.month, 12)
-        return floor.replace(year=year, month=month + 1)
-    return floor + (timedelta(days=1) if grain == "day" else timedelta(hours=1))
-
-
-def _merged(ranges: list[Range]) -> list[Range]:
-    ordered = sorted(ranges)
-    merged: list[Range] = []
-    for start, end in ordered:
-        if merged and merged[-1][1] == start:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
+    return buckets.split([(start, end)])

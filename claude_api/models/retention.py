@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from claude_api import buckets
 from claude_api.files import PRIVATE
 from claude_api.models import data_version, partitions
 from claude_api.models.db import write_engine
@@ -283,11 +284,7 @@ def purged_before(session: Session) -> tuple[datetime | None, datetime | None]:
 
 def bucket_floor(grain: str, moment: datetime) -> datetime:
     """The start of the UTC `grain` bucket holding `moment`."""
-    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    if grain == "hour":
-        return moment
-    moment = moment.replace(hour=0)
-    return moment if grain == "day" else moment.replace(day=1)
+    return buckets.floor(moment.astimezone(UTC), grain)
 
 
 def _past_buckets(table: sa.Table, before: datetime) -> sa.ColumnElement[bool]:

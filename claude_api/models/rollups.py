@@ -19,11 +19,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from claude_api.buckets import GRAINS
 from claude_api.events import Kind, Status
 from claude_api.models.sketch import bin_sql
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
-
-GRAINS = ("month", "day", "hour")  # coarsest first
 
 _KEY = "kind, name, project_key"
 # The rollup tables and their key columns after (grain, bucket_start).

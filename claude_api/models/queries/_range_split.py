@@ -15,10 +15,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from claude_api.models.rollups import GRAINS
-
-# A half-open range [start, end) of instants; None is unbounded on that side.
-Interval = tuple[datetime | None, datetime | None]
+from claude_api import buckets
+from claude_api.buckets import GRAINS, Interval, ceil, floor, merged
 
 _RAW_ONLY: ContextVar[bool] = ContextVar("raw_only", default=False)
 
@@ -67,43 +65,8 @@ def split_range(since: datetime | None, until: datetime | None) -> Pieces:
 
 def split_ranges(ranges: Iterable[Interval]) -> Pieces:
     """Disjoint ranges split one by one (no piece crosses a range's edge), then merged."""
-    rollup: dict[str, list[Interval]] = {grain: [] for grain in GRAINS}
-    raw: list[Interval] = []
-    for since, until in ranges:
-        _split(since, until, 0, rollup, raw)
-    return Pieces(
-        rollup={grain: _merged(intervals) for grain, intervals in rollup.items() if intervals},
-        raw=_merged(raw),
-    )
-
-
-def _split(
-    since: datetime | None,
-    until: datetime | None,
-    level: int,
-    rollup: dict[str, list[Interval]],
-    raw: list[Interval],
-) -> None:
-    if since is not None and until is not None and since >= until:
-        return
-    if level == len(GRAINS):
-        raw.append((since, until))
-        return
-    grain = GRAINS[level]
-    try:
-        start = None if since is None else _ceil(since, grain)
-        end = None if until is None else _floor(until, grain)
-    except (OverflowError, ValueError):  # next to the ends of the datetime range
-        _split(since, until, level + 1, rollup, raw)
-        return
-    if start is not None and end is not None and start >= end:
-        _split(since, until, level + 1, rollup, raw)
-        return
-    rollup[grain].append((start, end))
-    if since is not None and start is not None:
-        _split(since, start, level + 1, rollup, raw)
-    if until is not None and end is not None:
-        _split(end, until, level + 1, rollup, raw)
+    rollup, raw = buckets.split(ranges)
+    return Pieces(rollup=rollup, raw=raw)
 
 
 # What reading one bucket of each grain costs, in hour buckets: a coarser bucket holds more
@@ -137,9 +100,9 @@ def split_counts(since: datetime | None, until: datetime | None) -> Pieces:
         else:
             grains.setdefault(grain, {1: [], -1: []})[sign].append(interval)
     return Pieces(
-        rollup={g: _merged(by_sign[1]) for g, by_sign in grains.items() if by_sign[1]},
-        raw=_merged(raw),
-        less={g: _merged(by_sign[-1]) for g, by_sign in grains.items() if by_sign[-1]},
+        rollup={g: merged(by_sign[1]) for g, by_sign in grains.items() if by_sign[1]},
+        raw=merged(raw),
+        less={g: merged(by_sign[-1]) for g, by_sign in grains.items() if by_sign[-1]},
     )
 
 
@@ -149,8 +112,8 @@ def _counted(since: datetime | None, until: datetime | None, level: int) -> Cove
     if level == len(GRAINS):
         return 0.0, [(1, "raw", (since, until))]
     grain = GRAINS[level]
-    start = None if since is None else _ceil(since, grain)
-    end = None if until is None else _floor(until, grain)
+    start = None if since is None else ceil(since, grain)
+    end = None if until is None else floor(until, grain)
     if start is not None and end is not None and start >= end:
         finer = _counted(since, until, level + 1)
         if start > end:  # both ends in one bucket of this grain
@@ -171,7 +134,7 @@ def _counted(since: datetime | None, until: datetime | None, level: int) -> Cove
 def _left(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
     """`sign` times [moment, the end of the `level` bucket holding it)."""
     grain = GRAINS[level]
-    first, end = _floor(moment, grain), _ceil(moment, grain)
+    first, end = floor(moment, grain), ceil(moment, grain)
     if first == moment:
         return 0.0, []
     inside = _finer_inside(moment, end, level, sign, left=True)
@@ -185,13 +148,13 @@ def _left(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
 def _right(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
     """`sign` times [the start of the `level` bucket holding `moment`, moment)."""
     grain = GRAINS[level]
-    first = _floor(moment, grain)
+    first = floor(moment, grain)
     if first == moment:
         return 0.0, []
     inside = _finer_inside(first, moment, level, sign, left=False)
     if flipped:
         return inside
-    end = _ceil(moment, grain)
+    end = ceil(moment, grain)
     rest = _left(moment, level, -sign, flipped=True)
     whole: Cover = (_BUCKET_COST[grain] + rest[0], [(sign, grain, (first, end)), *rest[1]])
     return min(inside, whole, key=lambda cover: cover[0])
@@ -204,7 +167,7 @@ def _finer_inside(start: datetime, end: datetime, level: int, sign: int, *, left
         return (0.0, [(1, "raw", (start, end))]) if sign > 0 else _NONE
     finer = GRAINS[level + 1]
     moment = start if left else end
-    edge = _ceil(moment, finer) if left else _floor(moment, finer)
+    edge = ceil(moment, finer) if left else floor(moment, finer)
     whole = (edge, end) if left else (start, edge)
     count = (whole[1] - whole[0]) / _SPAN[finer]
     cost, pieces = count * _BUCKET_COST[finer], [(sign, finer, whole)] if count else []
@@ -224,36 +187,3 @@ def _buckets(start: datetime | None, end: datetime | None, grain: str) -> float:
     if grain == "month":
         return float((end.year - start.year) * 12 + end.month - start.month)
     return (end - start) / _SPAN[grain]
-
-
-def _floor(moment: datetime, grain: str) -> datetime:
-    if grain == "month":
-        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if grain == "day":
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil(moment: datetime, grain: str) -> datetime:
-    floor = _floor(moment, grain)
-    if floor == moment:
-        return floor
-    if grain == "month":
-        year, month = divmod(floor.year * 12 + floor.month, 12)
-        return floor.replace(year=year, month=month + 1)
-    return floor + (timedelta(days=1) if grain == "day" else timedelta(hours=1))
-
-
-def _merged(intervals: list[Interval]) -> list[Interval]:
-    """Sorted, with touching intervals joined."""
-    if not intervals:
-        return []
-    ordered = sorted(intervals, key=lambda piece: (piece[0] is not None, piece[0] or 0))
-    merged = [ordered[0]]
-    for start, end in ordered[1:]:
-        last_start, last_end = merged[-1]
-        if last_end is not None and start == last_end:
-            merged[-1] = (last_start, end)
-        else:
-            merged.append((start, end))
-    return merged
