@@ -102,6 +102,23 @@ def test_the_stream_is_the_listing(engine: Engine, mixed: list, scope: UsageFilt
     ]
 
 
+@pytest.mark.parametrize("batch", [1, 2, 3, 1000])
+def test_the_invocations_of_an_instant_are_in_event_id_order(engine: Engine, batch: int) -> None:
+    # Stored one by one, last event id first: the database's own order of an instant is the
+    # reverse of the export's.
+    ids = [UUID(int=(i + 1) << 64) for i in range(7)]
+    for i, event_id in enumerate(reversed(ids)):
+        instant = START + timedelta(minutes=1) if i < 5 else START + timedelta(minutes=i)
+        add_events(engine, make_event(kind="agent", event_id=event_id, timestamp=instant))
+    add_events(engine, make_event(kind="skill", timestamp=START + timedelta(minutes=1)))
+    with Session(engine) as session:
+        rows = list(iter_invocation_rows(session, batch=batch))
+    exported = [(row[COLUMNS.index("timestamp")], row[0], row[2]) for row in rows]
+    assert exported == sorted(exported)
+    agents = [UUID(row[2]) for row in rows if row[0] == "agent"]
+    assert agents == [*ids[2:], ids[1], ids[0]]
+
+
 def as_exported(record: Any, *, escaped: bool) -> list[Any]:
     """A record of the listing as the export writes it, converted here in Python."""
     values = []

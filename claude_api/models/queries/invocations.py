@@ -4,6 +4,7 @@ listing), all of them as a stream (what an export writes, in constant memory), a
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
 import operator
@@ -94,20 +95,27 @@ def iter_invocation_rows(
     a spreadsheet would run as a formula start with a quote (`claude_api.exports.escape_formula`).
 
     The database writes ids and times as text and each usage table is read by one statement
-    in (timestamp, event id) order, `batch` rows at a time; the two are merged here. No
-    Python object per id or time and no sort of both tables together, which an export of
-    millions of rows feels. The rows are those of the session's transaction."""
+    in timestamp order, `batch` rows at a time; the rows of an instant are put in event id
+    order here and the two tables merged. No Python object per id or time and no sort of both
+    tables together, which an export of millions of rows feels. The rows are those of the
+    session's transaction."""
     kinds = [filter.kind] if filter.kind is not None else list(Kind)
     tables = [
-        _raw_rows(session, _export_statement(filter.replace(kind=kind), escape_formulas), batch)
+        _in_export_order(
+            _raw_batches(
+                session, _export_statement(filter.replace(kind=kind), escape_formulas), batch
+            )
+        )
         for kind in kinds
     ]
     # The ISO texts of UTC times sort as the times do, and ids' texts as the ids.
     yield from heapq.merge(*tables, key=_EXPORT_ORDER)
 
 
-def _raw_rows(session: Session, statement: sa.Select[Any], batch: int) -> Iterator[tuple[Any, ...]]:
-    """The rows of `statement` as the database driver's tuples, `batch` at a time: the export
+def _raw_batches(
+    session: Session, statement: sa.Select[Any], batch: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of `statement` as lists of `batch` of the database driver's tuples: the export
     reads millions of rows, and SQLAlchemy's result rows would cost more than the driver's
     work. The statement must only select columns needing no conversion."""
     connection = session.connection()
@@ -130,20 +138,36 @@ def _raw_rows(session: Session, statement: sa.Select[Any], batch: int) -> Iterat
         else:
             cursor.execute(compiled.string, params)
         while rows := cursor.fetchmany(batch):
-            yield from rows
+            yield rows
     finally:
         # A stream dropped midway may end after its session: the cursor went with it.
         with contextlib.suppress(dialect.loaded_dbapi.Error):
             cursor.close()
 
 
+def _in_export_order(batches: Iterator[list[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
+    """The rows of one table's batches in timestamp order, each instant's rows put in event id
+    order. Sorting a batch of rows already in timestamp order costs Python less than the
+    database's sort of each instant's rows; the rows of the batch's last instant wait for the
+    next batch, which may hold more of them."""
+    waiting: list[tuple[Any, ...]] = []
+    for rows in batches:
+        rows = waiting + rows
+        rows.sort(key=_EXPORT_ORDER)
+        last = bisect.bisect_left(rows, _TIMESTAMP(rows[-1]), key=_TIMESTAMP)
+        yield from rows[:last]
+        waiting = rows[last:]
+    yield from waiting
+
+
 _EXPORT_ORDER = operator.itemgetter(
     COLUMNS.index("timestamp"), COLUMNS.index("kind"), COLUMNS.index("event_id")
 )
+_TIMESTAMP = operator.itemgetter(COLUMNS.index("timestamp"))
 
 
 def _export_statement(scope: UsageFilter, escape_formulas: bool) -> sa.Select[Any]:
-    """One table's rows in export columns, in (timestamp, event id) order."""
+    """One table's rows in export columns, in timestamp order."""
     rows = usage_rows(scope)
     columns = []
     for name in COLUMNS:
@@ -155,7 +179,7 @@ def _export_statement(scope: UsageFilter, escape_formulas: bool) -> sa.Select[An
         elif escape_formulas and name in TEXT_COLUMNS:
             column = formula_escaped(column)
         columns.append(column.label(name))
-    return sa.select(*columns).order_by(rows.c.timestamp, rows.c.event_id)
+    return sa.select(*columns).order_by(rows.c.timestamp)
 
 
 class uuid_text(FunctionElement[str]):  # lower case: it reads like the SQL it stands for
