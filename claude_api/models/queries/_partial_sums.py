@@ -194,11 +194,30 @@ def _rollup_branches(
     negated: bool = False,
 ) -> list[sa.Select[Any]]:
     table = _rollup_table(filter, by)
-    keys, measures = _rollup_columns(table, tuple(by), negated)
-    return [
-        _aggregated(keys, measures).where(*conditions)
-        for conditions in rollup_scans(table, filter, grain, intervals)
-    ]
+    single = _row_per_group(table, filter, by)
+    keys, measures = _rollup_columns(table, tuple(by), negated, summed=not single)
+    read = sa.select(*keys, *measures) if single else _aggregated(keys, measures)
+    return [read.where(*conditions) for conditions in rollup_scans(table, filter, grain, intervals)]
+
+
+# The rollup tables' key columns: the `by` key each one is, and the filter field that fixes it.
+_KEY_BY = {"kind": "kind", "name": "name", "project_key": "project", "model_key": "model"}
+_KEY_FIXED_BY = {"kind": "kind", "name": "name", "project_key": "project_id", "model_key": "model"}
+
+
+def _row_per_group(table: sa.Table, filter: Filter, by: Sequence[str]) -> bool:
+    """Whether each rollup row of one grain is a group of its own for `by` under `filter`
+    (every key column is in `by` or fixed by the filter): grouping such rows, as a trend line
+    of hours would, only adds work."""
+    if "at" not in by:
+        return False
+    for column in table.primary_key.columns:
+        if column.name in ("grain", "bucket_start") or _KEY_BY.get(column.name) in by:
+            continue
+        field = _KEY_FIXED_BY.get(column.name, column.name)
+        if getattr(filter, field, None) is None:
+            return False
+    return True
 
 
 def _rollup_table(filter: Filter, by: Sequence[str]) -> sa.Table:
@@ -214,8 +233,10 @@ def _rollup_table(filter: Filter, by: Sequence[str]) -> sa.Table:
 
 @cache
 def _rollup_columns(
-    table: sa.Table, by: tuple[str, ...], negated: bool = False
+    table: sa.Table, by: tuple[str, ...], negated: bool = False, *, summed: bool = True
 ) -> tuple[list[Any], list[Any]]:
+    """The keys `by` and the PART_COLUMNS of a rollup table's rows: summed per group, or
+    each row's own (`summed` False); negated for buckets to subtract."""
     c = table.c
     column = {"kind": sa.cast(c.kind, sa.String(16)), "at": c.bucket_start}
     if "project" in by:  # '' is the key of "no project", NULL in the raw rows
@@ -223,13 +244,14 @@ def _rollup_columns(
     if "model" in by:
         column["model"] = sa.func.nullif(c.model_key, "")
     keys = [(c.name if key == "name" else column[key]).label(key) for key in by]
+    total, least, greatest = (sa.func.sum, sa.func.min, sa.func.max) if summed else (_own,) * 3
     measures = [
-        sa.func.sum(c[name]).label(name) if name != "running" else _zero().label(name)
+        total(c[name]).label(name) if name != "running" else _zero().label(name)
         for name in PART_COLUMNS
         if name not in ("first_seen", "last_seen")
     ]
-    measures += [sa.func.min(c.first_seen).label("first_seen")]
-    measures += [sa.func.max(c.last_seen).label("last_seen")]
+    measures += [least(c.first_seen).label("first_seen")]
+    measures += [greatest(c.last_seen).label("last_seen")]
     if negated:
         measures = [
             (
@@ -240,6 +262,10 @@ def _rollup_columns(
             for measure in measures
         ]
     return keys, measures
+
+
+def _own(column: Any) -> Any:
+    return column
 
 
 def _zero() -> Any:
