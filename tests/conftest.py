@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx._transports.default
+import httpx2._transports.default
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -29,24 +31,31 @@ BACKENDS = ["sqlite", "postgresql"]
 def _one_default_tls_context() -> Iterator[None]:
     """Every httpx client of the test process shares one default TLS context.
 
-    httpx makes a context for each client it builds, loading the whole CA bundle (10-30 ms),
-    and `httpx.get` builds a client per call, as does each `TestClient`; the tests speak plain
-    HTTP on loopback hundreds of times and never verify a certificate.
+    httpx (and httpx2, under Starlette's TestClient and gql) makes a context for each client it
+    builds, loading the whole CA bundle (10-30 ms), and `httpx.get` builds a client per call; the
+    tests speak plain HTTP on loopback thousands of times and never verify a certificate.
     """
-    build = httpx._transports.default.create_ssl_context
-    shared: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for transports in (httpx._transports.default, httpx2._transports.default):
+            patch.setattr(transports, "create_ssl_context", _shared(transports.create_ssl_context))
+        yield
 
-    def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True):  # type: ignore[no-untyped-def]
+
+def _shared(build: Callable[..., ssl.SSLContext]) -> Callable[..., ssl.SSLContext]:
+    """`build`, whose default context (verify=True, no client certificate) is made once."""
+    made: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+    def create_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
         if verify is not True or cert is not None:
             return build(verify=verify, cert=cert, trust_env=trust_env)
         key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-        if key not in shared:
-            shared[key] = build(verify=verify, cert=cert, trust_env=trust_env)
-        return shared[key]
+        if key not in made:
+            made[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return made[key]
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(httpx._transports.default, "create_ssl_context", create_ssl_context)
-        yield
+    return create_ssl_context
 
 
 def _postgres_base_url() -> str:
