@@ -16,6 +16,8 @@ alerts covering it); the task list (plain, of an agent, of failed invocations, i
 task. Every answer is computed afresh (the query layer's
 kept answers are not used: a page redrawn after a write computes too), after one warm-up run.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
+"cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
+request run in worker threads at once): the figure a busy machine moves least.
 The baseline, measured in the same run, is bench_queries' plain `SELECT agent_name, count(*),
 sum(cost_usd), avg(duration_seconds) FROM agent_usage GROUP BY agent_name` over the whole table,
 run once after each timed load of a page: each page's ratio is its median over the median of the
@@ -65,6 +67,7 @@ class Page:
     requests: Callable[[Callable[[Request], dict[str, Any]]], None]
     times: dict[str, list[float]] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     baselines: list[float] = field(default_factory=list)
 
 
@@ -211,9 +214,11 @@ def run_page(runner: Runner, page: Page, timed: bool) -> None:
             page.times.setdefault(request[0], []).append(spent)
         return answer
 
+    cpu_started = time.process_time()
     page.requests(ask)
     if timed:
         page.totals.append(total)
+        page.cpu.append(time.process_time() - cpu_started)
 
 
 def run_baseline(engine: Engine, page: Page) -> None:
@@ -332,13 +337,18 @@ def main() -> None:
         finally:
             runner.close()
 
-    print(f"\n{'page and its requests':44} {'median ms':>10} {'p95 ms':>10} {'x baseline':>11}")
+    print(
+        f"\n{'page and its requests':44} {'median ms':>10} {'p95 ms':>10} {'x baseline':>11}"
+        f" {'cpu ms':>8}"
+    )
     for page in measured:
         median = statistics.median(page.totals) * 1000
         ratio = median / (statistics.median(page.baselines) * 1000)
+        cpu = statistics.median(page.cpu) * 1000
         verdict = "" if median < TARGET_MS else "  SLOW"
         print(
-            f"{page.label:44} {median:10.1f} {p95(page.totals) * 1000:10.1f} {ratio:11.2f}{verdict}"
+            f"{page.label:44} {median:10.1f} {p95(page.totals) * 1000:10.1f} {ratio:11.2f}"
+            f" {cpu:8.1f}{verdict}"
         )
         if len(page.times) > 1:
             for label, times in page.times.items():
