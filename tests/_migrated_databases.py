@@ -26,6 +26,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, exc, text
 
 from claude_api.models.db import VERSION_TABLE, make_engine, upgrade
@@ -38,8 +39,7 @@ DATA_VERSION_TABLE = "data_version"  # one row, whose random token a fresh migra
 LOCK_TIMEOUT = "2s"
 VACUUM_AFTER_ROWS = 10_000  # a table that held more rows is vacuumed after the deletion
 
-_FINGERPRINT = text(
-    """
+_FINGERPRINT_SQL = """
 WITH rels AS (SELECT c.oid, c.relname FROM pg_class c
               WHERE c.relnamespace = to_regnamespace(current_schema()))
 SELECT md5(concat_ws('|',
@@ -72,7 +72,7 @@ SELECT md5(concat_ws('|',
   (SELECT string_agg(version_num, ';' ORDER BY 1) FROM alembic_version)
 ))
 """
-)
+_FINGERPRINT = text(_FINGERPRINT_SQL)
 _TABLES_AND_PARTITIONS = text(
     "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(current_schema()) "
     "AND c.relkind IN ('r', 'p')"
@@ -86,12 +86,12 @@ _FOREIGN_KEYS = text(
     "SELECT k.conrelid::regclass::text, k.confrelid::regclass::text FROM pg_constraint k "
     "WHERE k.contype = 'f' AND k.connamespace = to_regnamespace(current_schema())"
 )
-_RESTART_SEQUENCES = text(
+_RESTART_SEQUENCES_SQL = (
     "SELECT setval(format('%I', sequencename)::regclass, start_value, false) "
     "FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL"
 )
 # The migration lock and the retention lock are advisory locks keyed by the schema's name.
-_SCHEMA_LOCKS_HELD = text(
+_SCHEMA_LOCKS_HELD_SQL = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
     "AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)"
 )
@@ -135,19 +135,16 @@ class MigratedPostgresql:
         """Bring the schema back to its state after migration, or replace it if it cannot be."""
         if self._schema is None or self._engine is None:
             return
-        changed = locked = False
         try:
             with self._engine.connect() as connection:
-                locked = connection.execute(_SCHEMA_LOCKS_HELD).scalar_one() > 0
-                connection.rollback()
-                changed = not locked and not self._as_migrated(connection)
-                if not (changed or locked):
-                    self._empty(connection)
-        except exc.DBAPIError as error:  # most likely a lock a test's connection still holds
-            logger.warning("schema %s could not be emptied (%s): replaced", self._schema, error)
-            changed = True
-        if changed or locked:
-            self._discard()
+                found = self._empty(connection)
+                if found == "changed" and self._as_migrated(connection):
+                    found = self._empty(connection)
+                if found == "emptied":
+                    return
+        except (exc.DBAPIError, psycopg.Error) as error:  # a table dropped, a lock held
+            logger.info("schema %s could not be emptied (%s): replaced", self._schema, error)
+        self._discard()
 
     def close(self) -> None:
         self._discard(replaced=False)
@@ -182,23 +179,39 @@ class MigratedPostgresql:
                 connection.execute(text(f'DROP TABLE "{name}"'))
             return connection.execute(_FINGERPRINT).scalar_one() == self._fingerprint
 
-    def _empty(self, connection: Connection) -> None:
-        emptied: list[str] = []
-        with connection.begin():
-            for table in self._tables:
-                deleted = connection.execute(text(f'DELETE FROM "{table}"')).rowcount
-                if deleted > VACUUM_AFTER_ROWS:
-                    emptied.append(table)
-            connection.execute(_RESTART_SEQUENCES)
-            connection.execute(
-                text(f"INSERT INTO {DATA_VERSION_TABLE} (id, token) VALUES (1, :token)"),
-                {"token": secrets.randbits(63)},
+    def _empty(self, connection: Connection) -> str:
+        """Delete the rows, restart the sequences and draw a new data version, in one round
+        trip that also reads the catalog: "emptied", or (nothing done) "changed" when the
+        catalog is not as after migration, "locked" when a connection holds a lock of it."""
+        script = "; ".join(
+            (
+                f"SELECT ({_FINGERPRINT_SQL}), ({_SCHEMA_LOCKS_HELD_SQL})",
+                *(f'DELETE FROM "{table}"' for table in self._tables),
+                _RESTART_SEQUENCES_SQL,
+                f"INSERT INTO {DATA_VERSION_TABLE} (id, token) VALUES (1, {secrets.randbits(63)})",
             )
-        if emptied:
+        )
+        with connection.begin() as transaction:
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(script)
+                fingerprint, locks = cursor.fetchone()
+                if fingerprint != self._fingerprint or locks:
+                    transaction.rollback()
+                    return "locked" if locks else "changed"
+                deleted = []
+                for _ in self._tables:
+                    cursor.nextset()
+                    deleted.append(cursor.rowcount)
+            finally:
+                cursor.close()
+        crowded = [t for t, n in zip(self._tables, deleted, strict=True) if n > VACUUM_AFTER_ROWS]
+        if crowded:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            for table in emptied:
+            for table in crowded:
                 autocommit.execute(text(f'VACUUM "{table}"'))
             autocommit.commit()
+        return "emptied"
 
     def _discard(self, replaced: bool = True) -> None:
         if self._engine is not None:
