@@ -320,7 +320,14 @@ def test_the_server_evaluates_rules_made_over_its_surfaces(
 
         [listed] = server.get("/v1/alerts", read).json()["items"]
         assert (listed["id"], listed["state"]) == (rule["id"], "firing")
-        [event] = server.get("/v1/alerts/history", read).json()["items"]
+
+        # The server records the delivery once the receiver has answered: a moment after the
+        # receiver holds the body.
+        def history() -> list[dict]:
+            return server.get("/v1/alerts/history", read).json()["items"]
+
+        wait_for(lambda: [event["delivery"] for event in history()] != ["sending"], timeout=30)
+        [event] = history()
         assert (event["change"], event["delivery"]) == ("fired", "delivered")
         graph = server.data("query { alertRules { id state label } }", read)["alertRules"]
         assert graph == [{"id": rule["id"], "state": "FIRING", "label": rule["label"]}]
