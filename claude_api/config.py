@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -159,6 +160,12 @@ class Settings(BaseSettings):
         description="Days of rollups (hourly, daily and monthly aggregates) to keep (0: forever, "
         "the default); at least CLAUDE_API_RETENTION_DAYS when both are set.",
     )
+    time_zones: Words = Field(
+        default_factory=list,
+        description="The time zones the dashboard and reports are read in (IANA names, comma-"
+        "separated; default: this machine's). The server keeps their days as daily rollups, "
+        "so a history by local day reads one row a day rather than 24 hourly ones.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -175,7 +182,7 @@ class Settings(BaseSettings):
         login = LoginSettingsSource(settings_cls)
         return init_settings, env_settings, dotenv_settings, file_secret_settings, login
 
-    @field_validator("allowed_origins", "allowed_hosts", mode="before")
+    @field_validator("allowed_origins", "allowed_hosts", "time_zones", mode="before")
     @classmethod
     def _split_words(cls, value: object) -> object:
         if isinstance(value, str):
@@ -197,6 +204,19 @@ class Settings(BaseSettings):
                     "https://dash.example.com (a scheme and a host, no path; no wildcard)"
                 )
         return origins
+
+    @field_validator("time_zones")
+    @classmethod
+    def _zones_are_zones(cls, zones: list[str]) -> list[str]:
+        for zone in zones:
+            try:
+                ZoneInfo(zone)
+            except (ValueError, ZoneInfoNotFoundError):
+                raise ValueError(
+                    f"CLAUDE_API_TIME_ZONES: {zone!r} is not a time zone such as "
+                    "America/New_York or Europe/Paris (an IANA name)"
+                ) from None
+        return zones
 
     @model_validator(mode="after")
     def _rollups_outlive_raw_rows(self) -> Self:

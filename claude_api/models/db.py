@@ -37,7 +37,7 @@ _SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside the database
 # The newest migration in migrations/versions: every command that opens the database compares
 # the stored revision with it, and alembic (with its script directory, which imports every
 # migration) loads only when they differ. A test keeps it equal to alembic's head.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 VERSION_TABLE = "alembic_version"  # alembic's default, which migrations/env.py keeps
 
 

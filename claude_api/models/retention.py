@@ -288,12 +288,17 @@ def bucket_floor(grain: str, moment: datetime) -> datetime:
 
 
 def _past_buckets(table: sa.Table, before: datetime) -> sa.ColumnElement[bool]:
-    # A bucket ends at or before `before` exactly when it starts before the bucket holding it.
+    # A bucket ends at or before `before` exactly when it starts before the bucket holding it;
+    # a day of the other day grains (`rollup_day_starts`) when it starts a day or more before.
     return sa.or_(
         *(
             sa.and_(table.c.grain == grain, table.c.bucket_start < bucket_floor(grain, before))
             for grain in GRAINS
-        )
+        ),
+        sa.and_(
+            table.c.grain.not_in(GRAINS),
+            table.c.bucket_start <= before.astimezone(UTC) - timedelta(days=1),
+        ),
     )
 
 

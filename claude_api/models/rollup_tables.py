@@ -186,3 +186,15 @@ class DataVersion(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     token: int = Field(sa_type=sa.BigInteger)
+
+
+class RollupDayStart(SQLModel, table=True):
+    """A day grain the measure rollups keep besides UTC days: days that start at `start_hour`
+    UTC (the grain `dayHH`, `claude_api.buckets.day_grain`), the days of a time zone the
+    dashboard and reports are read in (`claude_api.models.local_days`). Every write folds its
+    rows into each grain listed here, in the same transaction."""
+
+    __tablename__ = "rollup_day_starts"
+
+    grain: str = Field(sa_type=sa.String(8), primary_key=True)
+    start_hour: int = Field(sa_type=sa.Integer)

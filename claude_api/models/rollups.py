@@ -4,7 +4,8 @@ The write path tells which raw rows its upsert changed into finished ones (`Chan
 inserted rows and running rows it completed, never a duplicate or a replay, which the upsert
 leaves alone. `fold` copies those rows once into a per-connection temporary table, with their
 hour, day and month buckets and their duration bin computed, then adds them to the rollups,
-duration bins and error counts with additive upserts, before the writer commits. Rollup rows are
+duration bins and error counts with additive upserts, before the writer commits; the measure
+rollups also get the days of every grain listed in `rollup_day_starts`. Rollup rows are
 upserted in key order, so concurrent PostgreSQL writers lock them in one global order and
 cannot deadlock.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from claude_api.buckets import GRAINS
+from claude_api.buckets import GRAINS, day_grain
 from claude_api.events import Kind, Status
 from claude_api.models.sketch import bin_sql
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
@@ -38,6 +39,7 @@ MEASURE_TABLES = {
     "usage_kind_rollup": "kind",
 }
 ERROR_TABLE = "usage_error_rollup"
+DAY_STARTS_TABLE = "rollup_day_starts"  # the day grains kept besides UTC days
 ROLLUP_TABLES = (*MEASURE_TABLES, *BIN_TABLES, ERROR_TABLE)
 _RUNNING = f"'{Status.RUNNING.value}'"
 _BATCH = "rollup_batch"
@@ -83,6 +85,37 @@ def bucket_sql(grain: str, column: str, dialect_name: str) -> str:
         "month": (7, "-01 00:00:00.000000"),
     }[grain]
     return f"(substr({column}, 1, {prefix}) || '{padding}')"
+
+
+def shifted_day_sql(column: str, start_hour: str, dialect_name: str) -> str:
+    """The SQL expression of the start of the day holding a timestamp `column`, for days that
+    start at the hour `start_hour` (an SQL integer expression) UTC."""
+    if dialect_name == "postgresql":
+        shift = f"make_interval(hours => {start_hour})"
+        return f"(date_trunc('day', {column} - {shift}, 'UTC') + {shift})"
+    # SQLite's timestamps are UTC text: the date `start_hour` hours earlier, at that hour.
+    return (
+        f"(datetime(date({column}, '-' || {start_hour} || ' hours'), "
+        f"'+' || {start_hour} || ' hours') || '.000000')"
+    )
+
+
+def fill_day_grain(connection: Connection, start_hour: int) -> None:
+    """Add to the measure rollups the days that start at `start_hour` UTC, summed from their
+    hours: for a day grain added after rows were folded (the hours hold every finished
+    invocation, purged raw rows included)."""
+    grain = day_grain(start_hour)  # checks the hour, so both are safe to write in the SQL
+    shifted = shifted_day_sql("bucket_start", str(start_hour), connection.dialect.name)
+    sums = ", ".join(f"sum({name})" for name in SUMMED)
+    for table, key in MEASURE_TABLES.items():
+        connection.exec_driver_sql(
+            f"""INSERT INTO {table} (grain, bucket_start, {key}, {", ".join(SUMMED)},
+    first_seen, last_seen)
+SELECT '{grain}', {shifted}, {key}, {sums}, min(first_seen), max(last_seen)
+FROM {table} WHERE grain = 'hour'
+GROUP BY {shifted}, {key}
+ORDER BY {shifted}, {key}"""
+        )
 
 
 def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
@@ -218,22 +251,33 @@ GROUP BY hour, {finest}"""
     for table, key in MEASURE_TABLES.items():
         if table not in tables:
             continue
+        updates = ",\n    ".join(f"{name} = {table}.{name} + excluded.{name}" for name in summed)
+        upsert = f"""ON CONFLICT (grain, bucket_start, {key}) DO UPDATE SET
+    {updates},
+    first_seen = {smaller}({table}.first_seen, excluded.first_seen),
+    last_seen = {larger}({table}.last_seen, excluded.last_seen)"""
+        insert = f"""INSERT INTO {table} (grain, bucket_start, {key}, {", ".join(summed)},
+    first_seen, last_seen)"""
         for grain in GRAINS:
-            updates = ",\n    ".join(
-                f"{name} = {table}.{name} + excluded.{name}" for name in summed
-            )
             statements.append(
-                f"""INSERT INTO {table} (grain, bucket_start, {key}, {", ".join(summed)},
-    first_seen, last_seen)
+                f"""{insert}
 SELECT '{grain}', {grain}, {key}, {sums}, min(first_seen), max(last_seen)
 FROM {_GROUPS} WHERE true
 GROUP BY {grain}, {key}
 ORDER BY {grain}, {key}
-ON CONFLICT (grain, bucket_start, {key}) DO UPDATE SET
-    {updates},
-    first_seen = {smaller}({table}.first_seen, excluded.first_seen),
-    last_seen = {larger}({table}.last_seen, excluded.last_seen)"""
+{upsert}"""
             )
+        # The other day grains kept (none, unless a time zone was added): an hour lies in one
+        # day of each, so the hour's groups add up to them.
+        shifted = shifted_day_sql("hour", "starts.start_hour", dialect_name)
+        statements.append(
+            f"""{insert}
+SELECT starts.grain, {shifted}, {key}, {sums}, min(first_seen), max(last_seen)
+FROM {_GROUPS} CROSS JOIN {DAY_STARTS_TABLE} AS starts WHERE true
+GROUP BY starts.grain, {shifted}, {key}
+ORDER BY starts.grain, {shifted}, {key}
+{upsert}"""
+        )
     for table, key in BIN_TABLES.items():
         if table not in tables:
             continue

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from claude_api.config import Settings
 from claude_api.models.db import make_engine, upgrade
 from claude_api.models.gateway import Gateway
+from claude_api.models.local_days import keep_local_days
 from claude_api.server.auth import KeyVerifier
 from claude_api.tracking import Tracker, build_tracker
 
@@ -40,6 +41,7 @@ class Services:
         engine = make_engine(settings.database_url)
         if migrate:
             upgrade(engine)
+            keep_local_days(engine, settings.time_zones)
         return cls(settings=settings, engine=engine, tracker=build_tracker(engine))
 
     # The gateway's own, for the handlers that are not analytics (budgets, alerts, ingest).

@@ -9,7 +9,7 @@ almost all of a history comes from the rollups.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -63,9 +63,11 @@ def split_range(since: datetime | None, until: datetime | None) -> Pieces:
     return split_ranges([(since, until)])
 
 
-def split_ranges(ranges: Iterable[Interval]) -> Pieces:
-    """Disjoint ranges split one by one (no piece crosses a range's edge), then merged."""
-    rollup, raw = buckets.split(ranges)
+def split_ranges(ranges: Iterable[Interval], day_starts: Collection[int] = ()) -> Pieces:
+    """Disjoint ranges split one by one (no piece crosses a range's edge), then merged; days
+    that start at one of the UTC hours `day_starts` may be read whole (only the measure
+    rollups keep them: `claude_api.models.local_days`)."""
+    rollup, raw = buckets.split(ranges, day_starts)
     return Pieces(rollup=rollup, raw=raw)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from claude_api.errors import InvalidFilter
 from claude_api.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_text, to_enum
+from claude_api.models.local_days import day_starts
 from claude_api.models.queries._aggregates import PART, totals_columns
 from claude_api.models.queries._answer_cache import cached
 from claude_api.models.queries._calendar import calendar_buckets
@@ -58,7 +59,9 @@ def usage_by_period_per_name(
     since, until = _history_range(filter, period, now)
     buckets = calendar_buckets(since, until, period, filter.zone)
     ranged = filter.replace(since=since, until=until)
-    shape, values = bind(ranged, split_ranges((b.start_at, b.end_at) for b in buckets))
+    shape, values = bind(
+        ranged, split_ranges(((b.start_at, b.end_at) for b in buckets), day_starts(session))
+    )
     whole, whole_values = bind(ranged, plan(ranged), prefix="whole_")
     edges = [bucket.start_at for bucket in buckets[1:]]
     values |= whole_values | {f"edge_{number}": edge for number, edge in enumerate(edges)}

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from claude_api.errors import InvalidFilter
 from claude_api.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_count, to_enum
+from claude_api.models.local_days import day_starts
 from claude_api.models.queries._aggregates import (
     PART,
     stats_columns,
@@ -76,7 +77,9 @@ def usage_by_period(
     period = to_enum(Period, period, field="period")
     since, until = _history_range(filter, period, now)
     buckets = calendar_buckets(since, until, period, filter.zone)
-    pieces = split_ranges((bucket.start_at, bucket.end_at) for bucket in buckets)
+    pieces = split_ranges(
+        ((bucket.start_at, bucket.end_at) for bucket in buckets), day_starts(session)
+    )
     shape, values = bind(filter.replace(since=since, until=until), pieces)
     edges = [bucket.start_at for bucket in buckets[1:]]
     values.update((f"edge_{number}", edge) for number, edge in enumerate(edges))
