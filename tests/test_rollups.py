@@ -28,6 +28,7 @@ from claude_api.errors import NotFound
 from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models import queries
 from claude_api.models.filters import LeaderboardMetric, Period, UsageFilter
+from claude_api.models.local_days import keep_days, start_hours
 from claude_api.models.queries import reading_raw_rows
 from claude_api.models.retention import purge
 from claude_api.models.rollups import MEASURE_TABLES, ROLLUP_TABLES, backfill
@@ -41,7 +42,13 @@ PROJECTS = [None, "web", "api"]
 MODELS = [None, "claude-sonnet-4-5", "claude-haiku-4-5"]
 ERRORS = ["boom", "Reached maximum number of turns (25)", "x" * 300]
 ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"]
-TABLES = ("agent_usage", "skill_usage", *ROLLUP_TABLES, "retention_state", "data_version")
+TABLES = (
+    "agent_usage", "skill_usage", *ROLLUP_TABLES, "retention_state", "data_version",
+    "rollup_day_starts",
+)  # fmt: skip
+# The days of New York and Paris, kept as daily rollups besides UTC days (in a history, the
+# local days of New York are then read whole; those of Kolkata and Kathmandu still by hours).
+LOCAL_DAY_ZONES = ["America/New_York", "Europe/Paris"]
 PERCENTILE_FIELDS = {"p50_duration_seconds", "p95_duration_seconds", "p99_duration_seconds"}
 PERCENTILE_BOARDS = {f"leaderboard {LeaderboardMetric.P50}", f"leaderboard {LeaderboardMetric.P95}"}
 
@@ -221,16 +228,26 @@ def raw_answers(engine: Engine, asked: dict[str, Callable[[Session], Any]]) -> d
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(history=histories(), filter=filters(), day=offsets.map(lambda o: (START + o).date()))
+@given(
+    history=histories(),
+    filter=filters(),
+    day=offsets.map(lambda o: (START + o).date()),
+    local_days_from=st.sampled_from([None, 0, 1]),
+)
 def test_rollups_answer_as_the_raw_rows(
     engine: Engine,
     history: tuple[list[list[UsageEvent]], bool],
     filter: UsageFilter,
     day: date,
+    local_days_from: int | None,
 ) -> None:
+    """`local_days_from`: the batch before which the days of LOCAL_DAY_ZONES start to be kept
+    (filled from the hours of the batches before it, then folded by each write); None: never."""
     batches, purged = history
     empty(engine)
-    for batch in batches:
+    for number, batch in enumerate(batches):
+        if number == local_days_from:
+            assert keep_days(engine, start_hours(LOCAL_DAY_ZONES))
         add_events(engine, *batch)
     asked = questions(filter, day)
     rolled, raw = answers(engine, asked), raw_answers(engine, asked)

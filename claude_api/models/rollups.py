@@ -143,7 +143,9 @@ def backfill(
     _run(connection, _create_batch_sql(dialect_name))
     for kind in Kind:
         connection.exec_driver_sql(_stage_sql(kind, dialect_name, "true"))
-    _run(connection, fold_statements(dialect_name, tables or ROLLUP_TABLES, summed))
+    # A migration's backfill names its tables, and runs before rollup_day_starts exists.
+    statements = fold_statements(dialect_name, tables or ROLLUP_TABLES, summed, tables is None)
+    _run(connection, statements)
 
 
 def _run(connection: Connection, statements: tuple[str, ...]) -> None:
@@ -230,10 +232,14 @@ def _stage_sql(kind: Kind, dialect_name: str, where: str) -> str:
 
 @cache
 def fold_statements(
-    dialect_name: str, tables: tuple[str, ...] = (), summed: tuple[str, ...] = SUMMED
+    dialect_name: str,
+    tables: tuple[str, ...] = (),
+    summed: tuple[str, ...] = SUMMED,
+    local_days: bool = True,
 ) -> tuple[str, ...]:
     """The statements folding the staged rows into the rollup `tables` (default: all), adding
-    the `summed` measures (default: all), in the order they must run."""
+    the `summed` measures (default: all), in the order they must run; with `local_days`, into
+    the day grains of `rollup_day_starts` too."""
     tables = tables or ROLLUP_TABLES
     smaller, larger = ("least", "greatest") if dialect_name == "postgresql" else ("min", "max")
     statements = []
@@ -267,6 +273,8 @@ GROUP BY {grain}, {key}
 ORDER BY {grain}, {key}
 {upsert}"""
             )
+        if not local_days:
+            continue
         # The other day grains kept (none, unless a time zone was added): an hour lies in one
         # day of each, so the hour's groups add up to them.
         shifted = shifted_day_sql("hour", "starts.start_hour", dialect_name)
