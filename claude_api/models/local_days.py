@@ -41,7 +41,7 @@ def start_hours(zones: Iterable[str]) -> set[int]:
     and in summer time, over the last and the next two years; zones whose days start at a
     half or quarter hour add none.
 
-    Raises ZoneInfoNotFoundError (a ValueError) for an unknown zone."""
+    Raises ZoneInfoNotFoundError for an unknown zone."""
     hours: set[int] = set()
     now = datetime.now(UTC)
     for name in zones:
