@@ -18,6 +18,8 @@ kept answers are not used: a page redrawn after a write computes too), after one
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 "cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
 request run in worker threads at once): the figure a busy machine moves least.
+Unless `--utc-days-only`, the days of `--tz` are kept as daily rollups first, as the server
+started in that zone keeps them (the first run on a kept database fills them from the hours).
 The baseline, measured in the same run, is bench_queries' plain `SELECT agent_name, count(*),
 sum(cost_usd), avg(duration_seconds) FROM agent_usage GROUP BY agent_name` over the whole table,
 run once after each timed load of a page: each page's ratio is its median over the median of the
@@ -51,6 +53,7 @@ from claude_api.graph.schema import build_schema
 from claude_api.models import queries
 from claude_api.models.alerts import Metric, add_rule
 from claude_api.models.budgets import set_budget
+from claude_api.models.local_days import day_starts, keep_days, start_hours
 from claude_api.models.queries.alerts import list_rules
 
 TARGET_MS = 100.0
@@ -322,10 +325,26 @@ def main() -> None:
         "--keep", type=Path, metavar="DIR", help="keep the filled database in DIR and reuse it"
     )
     parser.add_argument("--tz", default="America/New_York", help="the browser's time zone")
+    parser.add_argument(
+        "--utc-days-only",
+        action="store_true",
+        help="do not keep the days of --tz as daily rollups, as the server started in that "
+        "zone does (for a database that does not keep them yet: a kept grain stays)",
+    )
     args = parser.parse_args()
 
     with database(args.database_url, args.size, args.keep) as (engine, now):
         with_guardrails(engine)
+        if not args.utc_days_only:
+            started = time.perf_counter()
+            added = keep_days(engine, start_hours([args.tz]))
+            if added:
+                print(
+                    f"kept the days of {args.tz} ({', '.join(added)}): "
+                    f"{time.perf_counter() - started:.1f} s"
+                )
+        with Session(engine) as session:
+            print(f"day grains kept besides UTC days: {list(day_starts(session)) or 'none'}")
         runner = Runner(engine)
         try:
             measured = pages(engine, now, args.tz)
