@@ -1,13 +1,16 @@
 """Recording through the hook path and bulk ingest through the recorder, against a raw
 `executemany`, and how long `emit` holds the caller's thread.
 
-    python -m bench.bench_tracking [--events 100000] [--database-url URL]
+    python -m bench.bench_tracking [--events 100000] [--database-url URL] [--time-zones ZONES]
 
 Each run measures the baseline and both recording paths on the same machine, in fresh copies of
 the same migrated tables, and prints the ratios. The baseline writes the table alone, so the
 ratios show the whole cost of recording, rollup maintenance included. PostgreSQL: pass a URL
 of an empty database; the benchmark creates and drops its own schema there. The events start
 at the beginning of the current UTC month (on PostgreSQL, in that month's partition).
+With `--time-zones`, each database keeps the days of those zones as daily rollups before the
+events are written, as a server started with `CLAUDE_API_TIME_ZONES` does: every write then
+adds to those days too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from claude_api.events import Kind, Status, UsageEvent
 from claude_api.models.db import make_engine, upgrade
+from claude_api.models.local_days import keep_days, start_hours
 from claude_api.models.write import event_row
 from claude_api.plugins.recorder import Recorder
 from claude_api.tracking import build_tracker
@@ -70,12 +74,14 @@ def schema_engine(url: str, schema: str) -> Engine:
 
 
 @contextmanager
-def fresh_database(url: str | None) -> Iterator[Engine]:
-    """A migrated, empty database: a temporary SQLite file, or a new schema in `url`."""
+def fresh_database(url: str | None, zones: list[str] | None = None) -> Iterator[Engine]:
+    """A migrated, empty database: a temporary SQLite file, or a new schema in `url`; keeping
+    the days of `zones` as daily rollups."""
     if url is None:
         with tempfile.TemporaryDirectory() as directory:
             engine = make_engine(f"sqlite:///{Path(directory) / 'bench.db'}")
             upgrade(engine)
+            keep_days(engine, start_hours(zones or []))
             yield engine
             engine.dispose()
         return
@@ -86,6 +92,7 @@ def fresh_database(url: str | None) -> Iterator[Engine]:
     engine = schema_engine(url, schema)
     try:
         upgrade(engine)
+        keep_days(engine, start_hours(zones or []))
         yield engine
     finally:
         engine.dispose()
@@ -170,22 +177,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--database-url", help="PostgreSQL URL (default: a SQLite temp file)")
+    parser.add_argument(
+        "--time-zones",
+        type=lambda text: [zone.strip() for zone in text.split(",") if zone.strip()],
+        default=[],
+        help="keep the days of these zones (comma-separated) as daily rollups",
+    )
     args = parser.parse_args()
 
     events = make_finished_events(args.events)
-    with fresh_database(args.database_url) as engine:
+    zones = args.time_zones
+    with fresh_database(args.database_url, zones) as engine:
         backend = engine.dialect.name
         raw_seconds = raw_insert(engine, events)
         assert count(engine) == len(events)
-    with fresh_database(args.database_url) as engine:
+    with fresh_database(args.database_url, zones) as engine:
         hook_seconds, holds = hook_path(engine, events)
         assert count(engine) == len(events)
-    with fresh_database(args.database_url) as engine:
+    with fresh_database(args.database_url, zones) as engine:
         bulk_seconds = bulk_ingest(engine, events)
         assert count(engine) == len(events)
 
     n = len(events)
-    print(f"backend: {backend}, events: {n:,}")
+    print(f"backend: {backend}, events: {n:,}, days kept of: {', '.join(zones) or 'UTC only'}")
     print(f"raw executemany : {raw_seconds:7.3f} s  {n / raw_seconds:>10,.0f} events/s")
     print(f"hook path       : {hook_seconds:7.3f} s  {n / hook_seconds:>10,.0f} events/s")
     print(f"bulk ingest     : {bulk_seconds:7.3f} s  {n / bulk_seconds:>10,.0f} events/s")

@@ -111,21 +111,22 @@ def totals_fields(row: Any) -> dict[str, Any]:
             "avg_duration_seconds": None, "input_tokens": 0, "output_tokens": 0,
             "cache_creation_tokens": 0, "cache_read_tokens": 0, "total_tokens": 0,
         }  # fmt: skip
+    values = row._mapping  # read by key: a third of the cost of attributes, per history bucket
     tokens = {
-        name: as_known_int(getattr(row, name))
+        name: as_known_int(values[name])
         for name in ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
     }
     reported = [count for count in tokens.values() if count is not None]
     return {
-        "invocations": as_int(row.invocations),
-        "completed": as_int(row.completed),
-        "failed": as_int(row.failed),
-        "running": as_int(row.running),
-        "success_rate": as_float(row.success_rate),
-        "total_cost_usd": as_usd(row.total_cost_usd),
-        "unpriced_invocations": as_int(row.unpriced_invocations),
-        "avg_cost_usd": as_usd(row.avg_cost_usd),
-        "avg_duration_seconds": as_float(row.avg_duration_seconds),
+        "invocations": as_int(values["invocations"]),
+        "completed": as_int(values["completed"]),
+        "failed": as_int(values["failed"]),
+        "running": as_int(values["running"]),
+        "success_rate": as_float(values["success_rate"]),
+        "total_cost_usd": as_usd(values["total_cost_usd"]),
+        "unpriced_invocations": as_int(values["unpriced_invocations"]),
+        "avg_cost_usd": as_usd(values["avg_cost_usd"]),
+        "avg_duration_seconds": as_float(values["avg_duration_seconds"]),
         **tokens,
         "total_tokens": sum(reported) if reported else None,
     }
