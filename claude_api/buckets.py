@@ -89,10 +89,16 @@ def _split(
 def _fewest_buckets_day(since: datetime, until: datetime, day_starts: tuple[int, ...]) -> str:
     """The day grain, UTC or starting at one of `day_starts`, that splits [since, until) into
     the fewest buckets (its whole days and the hours at its edges); UTC days on a tie."""
+    # Whole days of a kept grain, as a local day is: from one of its starts to another.
     hour = since.hour
-    if hour in day_starts and since == floor(since, "hour") and until == floor(until, "hour"):
-        if until.hour == hour and until - since >= _DAY:
-            return day_grain(hour)  # whole days of that grain, as a local day is
+    if (
+        hour in day_starts
+        and until.hour == hour
+        and since == floor(since, "hour")
+        and until == floor(until, "hour")
+        and until - since >= _DAY
+    ):
+        return day_grain(hour)
     best, fewest = "day", math.inf
     for grain in ("day", *(day_grain(hour) for hour in day_starts)):
         try:
