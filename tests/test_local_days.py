@@ -22,7 +22,7 @@ from sqlmodel import Session
 from claude_api import buckets
 from claude_api.config import Settings
 from claude_api.events import Kind, Status
-from claude_api.models import queries
+from claude_api.models import local_days, queries
 from claude_api.models.filters import Period, UsageFilter
 from claude_api.models.local_days import keep_days, keep_local_days, start_hours
 from claude_api.models.queries._range_split import split_ranges
@@ -40,7 +40,7 @@ UNTIL = datetime(2026, 11, 6, tzinfo=NEW_YORK).astimezone(UTC)
 NAMES = ("alpha", "beta")
 
 
-def local_days(zone: ZoneInfo, first: datetime, count: int) -> list[tuple[datetime, datetime]]:
+def days_in(zone: ZoneInfo, first: datetime, count: int) -> list[tuple[datetime, datetime]]:
     days = [first.astimezone(zone).date() + timedelta(days=number) for number in range(count + 1)]
     midnights = [
         datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC) for day in days
@@ -49,7 +49,7 @@ def local_days(zone: ZoneInfo, first: datetime, count: int) -> list[tuple[dateti
 
 
 def test_new_york_days_split_into_whole_local_days_where_they_are_kept() -> None:
-    days = local_days(NEW_YORK, SINCE, 10)
+    days = days_in(NEW_YORK, SINCE, 10)
     hours = timedelta(hours=1)
     rollup, raw = buckets.split(days, day_starts=(4, 5))
     assert raw == []
@@ -260,5 +260,21 @@ def test_an_unknown_time_zone_is_refused_by_name() -> None:
 
 
 def test_the_query_layer_reads_whole_local_days_as_one_piece() -> None:
-    days = local_days(NEW_YORK, SINCE, 3)
+    days = days_in(NEW_YORK, SINCE, 3)
     assert split_ranges(days, day_starts=(4,)).rollup == {"day04": [(days[0][0], days[-1][1])]}
+
+
+def test_a_long_write_makes_the_server_start_without_adding_days(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL: a writer that holds on (a large import under way) does not hold the server's
+    start for long; the days are added at the next start."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers take turns: the start waits for the write lock")
+    monkeypatch.setattr(local_days, "LOCK_TIMEOUT_SECONDS", 1)
+    with engine.connect() as writer:
+        writer.execute(sa.text("LOCK TABLE agent_usage IN ROW EXCLUSIVE MODE"))
+        assert keep_local_days(engine, ["America/New_York"]) == []
+        assert "are not kept as daily rollups" in caplog.text
+        writer.rollback()
+    assert keep_local_days(engine, ["America/New_York"]) == ["day04", "day05"]

@@ -34,6 +34,7 @@ from claude_api.models.tables import USAGE_TABLES
 logger = logging.getLogger(__name__)
 
 _TABLE = RollupDayStart.__table__
+LOCK_TIMEOUT_SECONDS = 10  # PostgreSQL: how long adding a grain waits for writers under way
 
 
 def start_hours(zones: Iterable[str]) -> set[int]:
@@ -89,8 +90,10 @@ def keep_days(engine: Engine, hours: Iterable[int]) -> list[str]:
     added = []
     with write_engine(engine).begin() as connection:
         if connection.dialect.name == "postgresql":
-            # Writers finish first, and none starts until the new days are filled.
+            # Writers finish first, and none starts until the new days are filled; a writer
+            # that holds on for long (a large import) makes this give up rather than wait.
             tables = ", ".join(table.__tablename__ for table in USAGE_TABLES.values())
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
             connection.exec_driver_sql(f"LOCK TABLE {tables} IN SHARE MODE")
         kept = set(connection.execute(sa.select(_TABLE.c.start_hour)).scalars())
         for hour in missing:
@@ -109,8 +112,9 @@ def keep_days(engine: Engine, hours: Iterable[int]) -> list[str]:
 
 def keep_local_days(engine: Engine, zones: Iterable[str]) -> list[str]:
     """`keep_days` for the days of `zones` (this machine's when there are none), as the server
-    does when it starts. A database it cannot write to (read-only) is left as it is, with a
-    warning: answers stay exact, local days are read from hours."""
+    does when it starts. A database it cannot write to (read-only, or held by a long write) is
+    left as it is, with a warning: answers stay exact, local days are read from hours, and the
+    next start tries again."""
     listed = list(zones)
     hours = start_hours(listed) if listed else machine_start_hours()
     try:
