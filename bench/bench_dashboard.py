@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import math
+import pkgutil
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -271,6 +273,24 @@ def with_guardrails(engine: Engine) -> None:
         session.commit()
 
 
+def without_kept_statements() -> int:
+    """Turn off what the query layer keeps once built (its statements per shape and their
+    pieces, `functools` caches): every question then builds its statement, and SQLAlchemy's
+    compiled cache, keyed by the statement's structure, is the only reuse. Returns how many
+    functions were unwrapped."""
+    unwrapped = 0
+    for info in pkgutil.iter_modules(queries.__path__):
+        module = importlib.import_module(f"{queries.__name__}.{info.name}")
+        for name, value in list(vars(module).items()):
+            inner = getattr(value, "__wrapped__", None)
+            if hasattr(value, "cache_info") and getattr(inner, "__module__", "").startswith(
+                queries.__name__
+            ):
+                setattr(module, name, inner)
+                unwrapped += 1
+    return unwrapped
+
+
 def pages(engine: Engine, now: datetime, tz: str) -> list[Page]:
     zone = ZoneInfo(tz)
     ranges = {period: page_range(period, now, zone) for period in ("24h", "7d", "30d", "90d")}
@@ -326,12 +346,20 @@ def main() -> None:
     )
     parser.add_argument("--tz", default="America/New_York", help="the browser's time zone")
     parser.add_argument(
+        "--no-kept-statements",
+        action="store_true",
+        help="build every statement anew, leaving its reuse to SQLAlchemy's compiled cache "
+        "(what the query layer's kept statements save)",
+    )
+    parser.add_argument(
         "--utc-days-only",
         action="store_true",
         help="do not keep the days of --tz as daily rollups, as the server started in that "
         "zone does (for a database that does not keep them yet: a kept grain stays)",
     )
     args = parser.parse_args()
+    if args.no_kept_statements:
+        print(f"kept statements turned off: {without_kept_statements()} functions")
 
     with database(args.database_url, args.size, args.keep) as (engine, now):
         with_guardrails(engine)
