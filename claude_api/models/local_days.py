@@ -120,5 +120,6 @@ def keep_local_days(engine: Engine, zones: Iterable[str]) -> list[str]:
     try:
         return keep_days(engine, hours)
     except sa.exc.DBAPIError as error:
-        logger.warning("the days of %s are not kept as daily rollups: %s", listed, error)
+        zones_named = ", ".join(listed) or "this machine's time zone"
+        logger.warning("the days of %s are not kept as daily rollups: %s", zones_named, error)
         return []
