@@ -8,7 +8,7 @@ from typing import Annotated, Literal, NamedTuple, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -231,3 +231,16 @@ class Settings(BaseSettings):
                 "from the rollups"
             )
         return self
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """What is wrong with the `CLAUDE_API_*` settings, one sentence per problem, each naming
+    its variable."""
+    reasons = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        variable = f"CLAUDE_API_{str(problem['loc'][0]).upper()}" if problem["loc"] else ""
+        reasons.append(
+            message if not variable or message.startswith(variable) else f"{variable}: {message}"
+        )
+    return "; ".join(reasons)

@@ -3,8 +3,12 @@ usage errors): unreachable server, refused key, unknown names with suggestions, 
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -191,3 +195,28 @@ def test_the_api_key_is_sent_as_a_bearer_token(cli: Cli, gated_url: str) -> None
 def test_error_text_is_not_read_as_markup(cli: Cli) -> None:
     result = cli.run("in-process", "agents", "stats", "[bold]x[/bold]")
     assert_sentence(result, 1, "no agent named '[bold]x[/bold]'")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("CLAUDE_API_RATE_LIMIT", "bogus", "CLAUDE_API_RATE_LIMIT: 'bogus' is not a rate"),
+        ("CLAUDE_API_TIME_ZONES", "Mars/Olympus", "CLAUDE_API_TIME_ZONES: 'Mars/Olympus' is not"),
+        ("CLAUDE_API_RETENTION_DAYS", "-3", "CLAUDE_API_RETENTION_DAYS: Input should be greater"),
+    ],
+)
+def test_a_setting_that_cannot_be_is_named_in_a_sentence(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    """The installed `claude-api` with a CLAUDE_API_* variable set to what it cannot be: one
+    sentence naming the variable, exit code 1, no traceback."""
+    env = {key: text for key, text in os.environ.items() if not key.startswith("CLAUDE_API_")}
+    env |= {"HOME": str(tmp_path), variable: value}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "claude-api"), "db", "status"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("CLAUDE_API_") == 1  # named once, not twice

@@ -9,9 +9,13 @@ late, replayed or finished after they started.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
@@ -278,3 +282,29 @@ def test_a_long_write_makes_the_server_start_without_adding_days(
         assert "are not kept as daily rollups" in caplog.text
         writer.rollback()
     assert keep_local_days(engine, ["America/New_York"]) == ["day04", "day05"]
+
+
+def test_db_upgrade_keeps_the_days_of_the_time_zones_set(tmp_path: Path) -> None:
+    """`claude-api db upgrade`, run as a user would, adds the days of CLAUDE_API_TIME_ZONES;
+    run again, it has nothing to add."""
+    url = f"sqlite:///{tmp_path / 'analytics.db'}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CLAUDE_API_")}
+    env |= {"HOME": str(tmp_path), "CLAUDE_API_DATABASE_URL": url}
+    env["CLAUDE_API_TIME_ZONES"] = "America/New_York"
+
+    def upgrade() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "claude_api.client", "db", "upgrade"],
+            capture_output=True, text=True, env=env, timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout + done.stderr
+
+    assert "now keeping local days as daily rollups: day04, day05" in upgrade()
+    assert "now keeping local days" not in upgrade()
+    env["CLAUDE_API_TIME_ZONES"] = "Mars/Olympus"
+    refused = subprocess.run(
+        [sys.executable, "-m", "claude_api.client", "db", "upgrade"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "CLAUDE_API_TIME_ZONES: 'Mars/Olympus' is not a time zone" in refused.stderr

@@ -176,6 +176,17 @@ def main() -> None:
     """Entry point of the `claude-api` console script."""
     try:
         app()
+    except Exception as error:
+        # A CLAUDE_API_* variable set to what it cannot be: said in a sentence, not a traceback.
+        from pydantic import ValidationError
+
+        from claude_api.client import output
+        from claude_api.config import Settings, invalid_settings
+
+        if not isinstance(error, ValidationError) or error.title != Settings.__name__:
+            raise
+        output.error(invalid_settings(error))
+        raise SystemExit(1) from None
     finally:
         # The command has closed what it opened. Left to the collector, the exit would walk the
         # libraries' hundred thousand objects (modules, classes, the schema) several times over

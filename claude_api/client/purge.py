@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from claude_api.client import output
 from claude_api.client.output import Column
-from claude_api.config import Settings
+from claude_api.config import Settings, invalid_settings
 
 PURGE_COLUMNS = [
     Column("rows", "Rows"),
@@ -67,7 +67,7 @@ def analytics_purge(
     try:
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as error:
-        message = "; ".join(_reason(problem) for problem in error.errors())
+        message = invalid_settings(error)
         for name, value in overrides.items():
             if value is not None:  # name the option that was given, not the variable it beat
                 message = message.replace(_variable(name), f"--{name.replace('_', '-')}")
@@ -141,13 +141,6 @@ def _engine(settings: Settings) -> Iterator[Engine]:
 
 def _first_line(error: Exception) -> str:
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-
-
-def _reason(problem: Any) -> str:
-    message = str(problem["msg"]).removeprefix("Value error, ")
-    if not problem["loc"]:
-        return message
-    return f"{_variable(str(problem['loc'][0]))}: {message}"
 
 
 def _variable(setting: str) -> str:
