@@ -83,6 +83,8 @@ def keep_days(engine: Engine, hours: Iterable[int]) -> list[str]:
     wanted = sorted({hour for hour in hours if hour != 0})
     for hour in wanted:
         buckets.day_grain(hour)  # raises ValueError outside 0-23
+    # Read first, outside a write transaction: the usual start finds every grain kept and takes
+    # no write lock, so a read-only database still opens.
     with Session(engine) as session:
         missing = [hour for hour in wanted if hour not in day_starts(session)]
     if not missing:
