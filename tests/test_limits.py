@@ -418,3 +418,14 @@ def test_token_buckets_forget_the_callers_seen_least_recently() -> None:
         buckets.take(caller)
     assert buckets.take("a")[1] == "a"  # still remembered: empty
     assert buckets.take("b") == (0.0, None)  # forgotten: full again
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["{ agents { ...Missing } }", "{ ...Missing }", "fragment F on Query { ...Missing } { ...F }"],
+)
+def test_a_spread_of_an_unknown_fragment_is_named(open_server: Secured, query: str) -> None:
+    response = open_server.graphql(query)
+    assert response.status_code == 200
+    assert error_codes(response) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert response.json()["errors"][0]["message"] == "Unknown fragment 'Missing'."

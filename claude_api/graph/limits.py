@@ -8,7 +8,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from graphql import GraphQLError, SelectionSetNode, ValidationContext, ValidationRule, visit
+from graphql import (
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    visit,
+)
 from graphql.language import Visitor
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_limit
@@ -35,29 +43,39 @@ class NonEmptySelections(ValidationRule):
 
 
 def depth_limit(max_depth: int) -> type[ValidationRule]:
-    """Strawberry's depth limit (introspection not counted), skipped for a document with an
-    empty selection set, which `NonEmptySelections` refuses anyway."""
+    """Strawberry's depth limit (introspection not counted), skipped for a document it cannot
+    measure, which other rules refuse anyway: an empty selection set (`NonEmptySelections`;
+    the limiter raised ValueError) or a spread of a fragment the document does not define
+    (graphql-core's KnownFragmentNames; the limiter raised KeyError)."""
     measure = create_validator(max_depth, None, None)
 
     class DepthLimit(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            if not _has_empty_selection(context.document):
+            if _measurable(context.document):
                 measure(context)  # reports through the context as it measures
 
     return DepthLimit
 
 
-def _has_empty_selection(document: Any) -> bool:
-    found = False
+def _measurable(document: Any) -> bool:
+    empty = False
+    defined: set[str] = set()
+    spread: set[str] = set()
 
     class Finder(Visitor):
         def enter_selection_set(self, node: SelectionSetNode, *_args: Any) -> None:
-            nonlocal found
-            found = found or not node.selections
+            nonlocal empty
+            empty = empty or not node.selections
+
+        def enter_fragment_definition(self, node: FragmentDefinitionNode, *_args: Any) -> None:
+            defined.add(node.name.value)
+
+        def enter_fragment_spread(self, node: FragmentSpreadNode, *_args: Any) -> None:
+            spread.add(node.name.value)
 
     visit(document, Finder())
-    return found
+    return not empty and spread <= defined
 
 
 def nested_deeper(value: object, limit: int) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from claude_api.access import Principal
 from claude_api.errors import EventConflict
@@ -26,6 +27,7 @@ from claude_api.models.keys import Scope
 from claude_api.models.queries.durations import duration_histogram
 from claude_api.models.queries.histories import usage_by_period_per_name
 from claude_api.models.queries.purged import count_purged_invocations
+from claude_api.models.queries.stats import DEFAULT_TOP_ERRORS
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
@@ -68,9 +70,33 @@ async def _query(
     )
 
 
-async def _stats(info: Info, kind: Kind, name: str, filter: UsageFilterInput | None) -> Any:
+def _asks(selections: Iterable[Selection], *path: str) -> bool:
+    """Whether `selections` ask for the field at `path` (its GraphQL names, outermost first),
+    through fragments; a field a directive may skip counts as asked."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name != path[0]:
+                continue
+            if len(path) == 1 or _asks(selection.selections, *path[1:]):
+                return True
+        elif _asks(selection.selections, *path):
+            return True
+    return False
+
+
+def _top_errors(info: Info, *path: str) -> int:
+    """How many top errors a stats field computes: none unless its `topErrors` is asked, so a
+    page that shows no errors does not pay for counting them."""
+    return DEFAULT_TOP_ERRORS if _asks(info.selected_fields[0].selections, *path) else 0
+
+
+async def _stats(
+    info: Info, kind: Kind | None, name: str | None, filter: UsageFilterInput | None
+) -> Any:
     scope = to_filter(filter, kind=kind, name=name)
-    return types.UsageStats.of(await _query(info, queries.usage_stats, filter=scope))
+    return await _query(
+        info, queries.usage_stats, filter=scope, top_errors=_top_errors(info, "topErrors")
+    )
 
 
 async def _stats_page(
@@ -84,9 +110,10 @@ async def _stats_page(
         filter=scope,
         limit=first,
         after=after,
+        top_errors=_top_errors(info, "items", "topErrors"),
     )
     return types.UsageStatsPage(
-        items=[types.UsageStats.of(item) for item in page.items],
+        items=list(page.items),
         next_cursor=page.next_cursor,
         has_next=page.has_next,
     )
@@ -113,8 +140,7 @@ class Query(GuardrailQueries):
     async def usage(
         self, info: Info, kind: types.Kind | None = None, filter: UsageFilterInput | None = None
     ) -> types.UsageStats:
-        scope = to_filter(filter, kind=kind)
-        return types.UsageStats.of(await _query(info, queries.usage_stats, filter=scope))
+        return await _stats(info, kind, None, filter)
 
     @strawberry.field(description="Statistics of every agent, by name.")
     async def agents(
@@ -157,7 +183,7 @@ class Query(GuardrailQueries):
             limit=limit,
             min_invocations=min_invocations,
         )
-        return [types.LeaderboardEntry.from_result(entry) for entry in entries]
+        return entries
 
     @strawberry.field(
         description="Invocations of one agent or skill per local hour, day, week or month, empty "
@@ -174,7 +200,7 @@ class Query(GuardrailQueries):
     ) -> types.History | None:
         scope = to_filter(filter, kind=kind, name=name)
         history = await _query(info, queries.usage_by_period, filter=scope, period=period)
-        return types.History.of(history)
+        return history
 
     @strawberry.field(
         description="The histories of several agents or skills of one kind at once, in the order "
@@ -198,7 +224,7 @@ class Query(GuardrailQueries):
             period=period,
             named=tuple(names),
         )
-        return [types.History.of(history) for history in found]
+        return found
 
     @strawberry.field(
         description="Invocations per model, with the totals of them all (both kinds when kind "
@@ -226,7 +252,7 @@ class Query(GuardrailQueries):
         filter: UsageFilterInput | None = None,
     ) -> types.DurationHistogram:
         scope = to_filter(filter, kind=kind, name=name)
-        return types.DurationHistogram.of(await _query(info, duration_histogram, filter=scope))
+        return await _query(info, duration_histogram, filter=scope)
 
     @strawberry.field(
         description="Invocations per project, with the totals of them all (both kinds when "
@@ -254,7 +280,7 @@ class Query(GuardrailQueries):
         report = await _query(
             info, queries.usage_report, period=period, on=date, filter=to_filter(filter, kind=kind)
         )
-        return types.Report.of(report)
+        return report
 
     @strawberry.field(description="Every agent and skill invocation of one task; null if unknown.")
     async def task(self, info: Info, id: str) -> types.Task | None:
@@ -262,8 +288,8 @@ class Query(GuardrailQueries):
         page = await _query(info, queries.list_tasks, filter=UsageFilter(task_id=id), limit=1)
         return types.Task(
             id=id,
-            summary=types.TaskSummary.of(page.items[0]),
-            invocations=[types.TaskInvocation.from_result(u) for u in usage],
+            summary=page.items[0],
+            invocations=list(usage),
         )
 
     @strawberry.field(
@@ -287,7 +313,7 @@ class Query(GuardrailQueries):
             after=after,
         )
         return types.TaskSummaryPage(
-            items=[types.TaskSummary.of(item) for item in page.items],
+            items=list(page.items),
             next_cursor=page.next_cursor,
             has_next=page.has_next,
         )
@@ -314,7 +340,7 @@ class Query(GuardrailQueries):
             after=after,
         )
         return types.InvocationPage(
-            items=[types.InvocationRecord.from_result(item) for item in page.items],
+            items=list(page.items),
             next_cursor=page.next_cursor,
             has_next=page.has_next,
         )
@@ -344,7 +370,7 @@ class Query(GuardrailQueries):
     ) -> types.PurgedInvocations | None:
         scope = to_filter(filter, kind=kind, name=name)
         purged = await _query(info, count_purged_invocations, filter=scope)
-        return None if purged is None else types.PurgedInvocations.from_result(purged)
+        return purged
 
     @strawberry.field(
         description="Every agent or skill name ever recorded (both when kind is null), in code "

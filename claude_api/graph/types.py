@@ -1,11 +1,15 @@
-"""Strawberry output types: the query layer's results as GraphQL objects (`from_result`)."""
+"""Strawberry output types of the query layer's results.
+
+A type marked `reads(result)` resolves the query layer's `result` objects as they are: its
+fields are read from theirs by name, so no copy is made of a result, however many rows it has
+(`tests/test_graph_types.py` checks that every field exists on the result).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from datetime import date, datetime
-from functools import cache
-from typing import Any, Self
+from typing import TypeVar
 from uuid import UUID
 
 import strawberry
@@ -15,6 +19,7 @@ from claude_api.events import Kind as KindEnum
 from claude_api.events import Status as StatusEnum
 from claude_api.graph.scalars import Long
 from claude_api.models import filters, results
+from claude_api.models.queries import durations, purged
 
 Kind = strawberry.enum(KindEnum, description="What was invoked: an agent or a skill.")
 Status = strawberry.enum(StatusEnum, description="Where an invocation stands.")
@@ -28,25 +33,24 @@ Period = strawberry.enum(
     description="A calendar period; weeks are ISO weeks, starting on Monday; an hour runs from "
     "one local hh:00 to the next (histories only).",
 )
+T = TypeVar("T")
+
 LeaderboardMetric = strawberry.enum(
     filters.LeaderboardMetric, description="What a leaderboard ranks by, highest first."
 )
 
 
-class FromResult:
-    """Builds a GraphQL object from the query-layer dataclass of the same shape."""
+def reads(result: type) -> Callable[[type[T]], type[T]]:
+    """Marks a GraphQL object type as answered by the query layer's `result` objects too (its
+    own instances still resolve), to be applied under `@strawberry.type`."""
 
-    @classmethod
-    def from_result(cls, result: Any, **overrides: Any) -> Self:
-        values = {name: getattr(result, name) for name in _init_names(cls) if hasattr(result, name)}
-        values.update(overrides)
-        return cls(**values)
+    def mark(cls: type[T]) -> type[T]:
+        accepted = (cls, result)
+        cls.is_type_of = staticmethod(lambda obj, _info: isinstance(obj, accepted))  # type: ignore[attr-defined]
+        cls.__result_type__ = result  # type: ignore[attr-defined]
+        return cls
 
-
-@cache
-def _init_names(cls: type) -> tuple[str, ...]:
-    """The names `cls.__init__` takes, looked up once per class (rows are built by the page)."""
-    return tuple(field.name for field in dataclasses.fields(cls) if field.init)  # type: ignore[arg-type]
+    return mark
 
 
 @strawberry.interface(description="Counts and sums over a set of invocations.")
@@ -91,7 +95,8 @@ class Totals:
 
 
 @strawberry.type(description="How many failures of one agent or skill ended with one message.")
-class ErrorCount(FromResult):
+@reads(results.ErrorCount)
+class ErrorCount:
     kind: Kind
     name: str
     error_message: str
@@ -99,7 +104,8 @@ class ErrorCount(FromResult):
 
 
 @strawberry.type(description="Statistics of one agent or skill over the filter's invocations.")
-class UsageStats(Totals, FromResult):
+@reads(results.UsageStats)
+class UsageStats(Totals):
     kind: Kind | None = strawberry.field(description="Null when both agents and skills count.")
     name: str | None
     avg_input_tokens: float | None
@@ -120,12 +126,6 @@ class UsageStats(Totals, FromResult):
         description="The most frequent error messages of its failures."
     )
 
-    @classmethod
-    def of(cls, stats: results.UsageStats) -> UsageStats:
-        return cls.from_result(
-            stats, top_errors=[ErrorCount.from_result(e) for e in stats.top_errors]
-        )
-
 
 @strawberry.type(description="One page of a listing; pass nextCursor as `after` for the next.")
 class UsageStatsPage:
@@ -135,7 +135,8 @@ class UsageStatsPage:
 
 
 @strawberry.type(description="One place on a leaderboard; ties are broken by name.")
-class LeaderboardEntry(FromResult):
+@reads(results.LeaderboardEntry)
+class LeaderboardEntry:
     rank: int
     kind: Kind
     name: str
@@ -150,7 +151,8 @@ class LeaderboardEntry(FromResult):
 
 
 @strawberry.type(description="One local hour, calendar day, week or month of a history.")
-class HistoryBucket(Totals, FromResult):
+@reads(results.HistoryBucket)
+class HistoryBucket(Totals):
     period_start: date = strawberry.field(
         description="The bucket's first local date (an hour's: the date it falls on)."
     )
@@ -159,12 +161,14 @@ class HistoryBucket(Totals, FromResult):
 
 
 @strawberry.type(description="Counts and sums over a range: a report's period, a history.")
-class UsageTotals(Totals, FromResult):
+@reads(results.UsageTotals)
+class UsageTotals(Totals):
     pass
 
 
 @strawberry.type(description="Invocations per calendar bucket, empty buckets included.")
-class History(FromResult):
+@reads(results.History)
+class History:
     kind: Kind | None
     name: str | None
     period: Period
@@ -174,28 +178,23 @@ class History(FromResult):
     buckets: list[HistoryBucket]
     totals: UsageTotals = strawberry.field(description="The whole range: all its buckets.")
 
-    @classmethod
-    def of(cls, history: results.History) -> History:
-        return cls.from_result(
-            history,
-            buckets=[HistoryBucket.from_result(b) for b in history.buckets],
-            totals=UsageTotals.from_result(history.totals),
-        )
-
 
 @strawberry.type(description="One agent or skill in a report.")
-class ReportRow(Totals, FromResult):
+@reads(results.ReportRow)
+class ReportRow(Totals):
     kind: Kind
     name: str
 
 
 @strawberry.type(description="The invocations of one model.")
-class ModelUsage(Totals, FromResult):
+@reads(results.ModelUsage)
+class ModelUsage(Totals):
     model: str | None = strawberry.field(description="Null for invocations that name no model.")
 
 
 @strawberry.type(description="The invocations of one project.")
-class ProjectUsage(Totals, FromResult):
+@reads(results.ProjectUsage)
+class ProjectUsage(Totals):
     project_id: str | None = strawberry.field(
         description="Null for invocations outside any project."
     )
@@ -210,16 +209,14 @@ class ModelBreakdown:
 
     @classmethod
     def of(cls, breakdown: results.Breakdown) -> ModelBreakdown:
-        return cls(
-            models=[ModelUsage.from_result(row) for row in breakdown.rows],
-            totals=UsageTotals.from_result(breakdown.totals),
-        )
+        return cls(models=list(breakdown.rows), totals=breakdown.totals)
 
 
 @strawberry.type(
     description="Finished invocations whose duration d is minSeconds <= d < maxSeconds."
 )
-class DurationBucket(FromResult):
+@reads(durations.DurationBucket)
+class DurationBucket:
     min_seconds: float
     max_seconds: float | None = strawberry.field(description="Null: no upper bound.")
     count: Long
@@ -229,6 +226,7 @@ class DurationBucket(FromResult):
     description="How long finished invocations took: counts per bucket of a 1-2-5 series of "
     "seconds, from the shortest to the longest bucket with a count."
 )
+@reads(durations.DurationHistogram)
 class DurationHistogram:
     buckets: list[DurationBucket]
     measured: Long = strawberry.field(description="Durations counted: finished, with a duration.")
@@ -237,14 +235,6 @@ class DurationHistogram:
         "rollups' sketch bins are placed within 1%, so one close to an edge may be counted in "
         "the bucket beside it."
     )
-
-    @classmethod
-    def of(cls, histogram: Any) -> DurationHistogram:
-        return cls(
-            buckets=[DurationBucket.from_result(bucket) for bucket in histogram.buckets],
-            measured=Long(histogram.measured),
-            exact=histogram.exact,
-        )
 
 
 @strawberry.type(
@@ -256,14 +246,12 @@ class ProjectBreakdown:
 
     @classmethod
     def of(cls, breakdown: results.Breakdown) -> ProjectBreakdown:
-        return cls(
-            projects=[ProjectUsage.from_result(row) for row in breakdown.rows],
-            totals=UsageTotals.from_result(breakdown.totals),
-        )
+        return cls(projects=list(breakdown.rows), totals=breakdown.totals)
 
 
 @strawberry.type(description="A period against the previous one: delta and delta / previous.")
-class PeriodChange(FromResult):
+@reads(results.PeriodChange)
+class PeriodChange:
     invocations_delta: Long
     invocations_relative: float | None
     total_cost_usd_delta: float | None = strawberry.field(
@@ -275,7 +263,8 @@ class PeriodChange(FromResult):
 
 
 @strawberry.type(description="A day, week or month and how it compares with the previous one.")
-class Report(FromResult):
+@reads(results.Report)
+class Report:
     period: Period
     tz: str
     period_start: date
@@ -304,21 +293,10 @@ class Report(FromResult):
     skills: list[ReportRow]
     top_failures: list[ErrorCount]
 
-    @classmethod
-    def of(cls, report: results.Report) -> Report:
-        return cls.from_result(
-            report,
-            totals=UsageTotals.from_result(report.totals),
-            previous_totals=UsageTotals.from_result(report.previous_totals),
-            change=PeriodChange.from_result(report.change),
-            agents=[ReportRow.from_result(row) for row in report.agents],
-            skills=[ReportRow.from_result(row) for row in report.skills],
-            top_failures=[ErrorCount.from_result(e) for e in report.top_failures],
-        )
-
 
 @strawberry.type(description="One invocation within a task.")
-class Invocation(FromResult):
+@reads(results.TaskUsage)
+class Invocation:
     kind: Kind
     name: str
     event_id: UUID
@@ -345,6 +323,7 @@ class Invocation(FromResult):
 
 
 @strawberry.type(description="One invocation with the task that ran it, as `invocations` lists it.")
+@reads(results.InvocationRecord)
 class InvocationRecord(Invocation):
     task_id: str
 
@@ -357,7 +336,8 @@ class InvocationPage:
 
 
 @strawberry.type(description="Invocations whose raw rows were purged and that the rollups count.")
-class PurgedInvocations(FromResult):
+@reads(purged.PurgedInvocations)
+class PurgedInvocations:
     before: datetime = strawberry.field(
         description="The raw rows of invocations that started before this instant were purged."
     )
@@ -367,6 +347,7 @@ class PurgedInvocations(FromResult):
 
 
 @strawberry.type(description="One invocation within a task, with the cost of its subtree.")
+@reads(results.TaskInvocation)
 class TaskInvocation(Invocation):
     total_cost_usd: float | None = strawberry.field(
         description="The costs reported by this invocation and everything it ran, "
@@ -378,7 +359,8 @@ class TaskInvocation(Invocation):
 
 
 @strawberry.type(description="A whole task over all its invocations, with the names it used.")
-class TaskSummary(FromResult):
+@reads(results.TaskSummary)
+class TaskSummary:
     task_id: str
     status: Status = strawberry.field(
         description="Running while any invocation runs; failed when a top-level invocation "
@@ -407,10 +389,6 @@ class TaskSummary(FromResult):
     )
     agents: list[str] = strawberry.field(description="The agents it ran, in code point order.")
     skills: list[str] = strawberry.field(description="The skills it used, in code point order.")
-
-    @classmethod
-    def of(cls, summary: results.TaskSummary) -> TaskSummary:
-        return cls.from_result(summary, agents=list(summary.agents), skills=list(summary.skills))
 
 
 @strawberry.type(description="A task: its summary and every agent and skill invocation it made.")
