@@ -106,3 +106,14 @@ def test_totals_without_top_errors_are_the_same(context: LocalContext) -> None:
     both = ask(context, f"{{ skills {{ items {{ {fields} {ERRORS} }} }} }}")["skills"]["items"]
     assert without == [{key: item[key] for key in without[0]} for item in both]
     assert without[0]["failed"] > 0
+
+
+def test_top_errors_asked_in_a_second_selection_of_the_same_field_are_counted(
+    context: LocalContext,
+) -> None:
+    # Both selections have the response key `agent`: GraphQL merges them into one field.
+    merged = ask(
+        context,
+        '{ agent(name: "reviewer") { failed } agent(name: "reviewer") { topErrors { count } } }',
+    )["agent"]
+    assert sum(error["count"] for error in merged["topErrors"]) == merged["failed"] > 0

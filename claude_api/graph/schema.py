@@ -86,8 +86,10 @@ def _asks(selections: Iterable[Selection], *path: str) -> bool:
 
 def _top_errors(info: Info, *path: str) -> int:
     """How many top errors a stats field computes: none unless its `topErrors` is asked, so a
-    page that shows no errors does not pay for counting them."""
-    return DEFAULT_TOP_ERRORS if _asks(info.selected_fields[0].selections, *path) else 0
+    page that shows no errors does not pay for counting them. Selections of the field under
+    the same response key are merged into one field, so each of them is looked at."""
+    asked = any(_asks(field.selections, *path) for field in info.selected_fields)
+    return DEFAULT_TOP_ERRORS if asked else 0
 
 
 async def _stats(
