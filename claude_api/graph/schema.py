@@ -105,7 +105,7 @@ async def _stats_page(
     info: Info, kind: Kind, filter: UsageFilterInput | None, first: int, after: str | None
 ) -> types.UsageStatsPage:
     scope = to_filter(filter, kind=kind)
-    page = await _query(
+    return await _query(
         info,
         queries.stats_by_name,
         arguments=PAGE_ARGUMENTS,
@@ -113,11 +113,6 @@ async def _stats_page(
         limit=first,
         after=after,
         top_errors=_top_errors(info, "items", "topErrors"),
-    )
-    return types.UsageStatsPage(
-        items=list(page.items),
-        next_cursor=page.next_cursor,
-        has_next=page.has_next,
     )
 
 
@@ -306,18 +301,13 @@ class Query(GuardrailQueries):
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> types.TaskSummaryPage:
-        page = await _query(
+        return await _query(
             info,
             queries.list_tasks,
             arguments=PAGE_ARGUMENTS,
             filter=to_filter(filter, kind=kind, name=name),
             limit=first,
             after=after,
-        )
-        return types.TaskSummaryPage(
-            items=list(page.items),
-            next_cursor=page.next_cursor,
-            has_next=page.has_next,
         )
 
     @strawberry.field(
@@ -333,18 +323,13 @@ class Query(GuardrailQueries):
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> types.InvocationPage:
-        page = await _query(
+        return await _query(
             info,
             queries.list_invocations,
             arguments=PAGE_ARGUMENTS,
             filter=to_filter(filter, kind=kind, name=name),
             limit=first,
             after=after,
-        )
-        return types.InvocationPage(
-            items=list(page.items),
-            next_cursor=page.next_cursor,
-            has_next=page.has_next,
         )
 
     @strawberry.field(description="How many invocations `invocations` lists for these arguments.")

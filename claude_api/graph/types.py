@@ -128,6 +128,7 @@ class UsageStats(Totals):
 
 
 @strawberry.type(description="One page of a listing; pass nextCursor as `after` for the next.")
+@reads(results.Page)
 class UsageStatsPage:
     items: list[UsageStats]
     next_cursor: str | None
@@ -329,6 +330,7 @@ class InvocationRecord(Invocation):
 
 
 @strawberry.type(description="One page of invocations; pass nextCursor as `after` for the next.")
+@reads(results.Page)
 class InvocationPage:
     items: list[InvocationRecord]
     next_cursor: str | None
@@ -399,6 +401,7 @@ class Task:
 
 
 @strawberry.type(description="One page of tasks, most recent first.")
+@reads(results.Page)
 class TaskSummaryPage:
     items: list[TaskSummary]
     next_cursor: str | None
