@@ -3,7 +3,7 @@ documents of its queries.js), executed in-process against the server's schema on
 database, median and p95 of each page over several runs.
 
     python -m bench.bench_dashboard [--database-url URL] [--size 1000000] [--repeat 10]
-                                    [--keep DIR] [--tz America/New_York]
+                                    [--keep DIR] [--tz America/New_York] [--kept-answers]
 
 The database is filled with `claude-api demo` data as `bench_queries` fills it (and, with
 `--keep DIR`, kept and reused: the same files, so a database kept by either serves both; "now"
@@ -14,7 +14,8 @@ hour for the last 24 hours): the overview's analytics, its budgets and alerts, t
 lines of its leaderboards' shown rows; an agent's page (its analytics, then the budgets and
 alerts covering it); the task list (plain, of an agent, of failed invocations, its next page); a
 task. Every answer is computed afresh (the query layer's
-kept answers are not used: a page redrawn after a write computes too), after one warm-up run.
+kept answers are not used: a page redrawn after a write computes too), after one warm-up run;
+with `--kept-answers` they are, which leaves GraphQL's execution of the answers.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 "cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
 request run in worker threads at once): the figure a busy machine moves least.
@@ -204,13 +205,14 @@ class Runner:
         self.loop.close()
 
 
-def run_page(runner: Runner, page: Page, timed: bool) -> None:
-    """One load of the page: each request timed, and their sum."""
+def run_page(runner: Runner, page: Page, timed: bool, kept_answers: bool = False) -> None:
+    """One load of the page: each request timed, and their sum; every answer computed afresh,
+    unless `kept_answers` (then the query layer's answers of the warm-up load serve)."""
     total = 0.0
 
     def ask(request: Request) -> dict[str, Any]:
         nonlocal total
-        with afresh():
+        with nullcontext() if kept_answers else afresh():
             started = time.perf_counter()
             answer = runner.ask(request)
             spent = time.perf_counter() - started
@@ -352,6 +354,12 @@ def main() -> None:
         "(what the query layer's kept statements save)",
     )
     parser.add_argument(
+        "--kept-answers",
+        action="store_true",
+        help="let the query layer's kept answers serve, as for a page loaded again before the "
+        "next write: what is left is GraphQL's execution of the answers",
+    )
+    parser.add_argument(
         "--utc-days-only",
         action="store_true",
         help="do not keep the days of --tz as daily rollups, as the server started in that "
@@ -377,9 +385,9 @@ def main() -> None:
         try:
             measured = pages(engine, now, args.tz)
             for page in measured:
-                run_page(runner, page, timed=False)
+                run_page(runner, page, timed=False, kept_answers=args.kept_answers)
                 for _ in range(args.repeat):
-                    run_page(runner, page, timed=True)
+                    run_page(runner, page, timed=True, kept_answers=args.kept_answers)
                     run_baseline(engine, page)
         finally:
             runner.close()
