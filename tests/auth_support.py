@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.config import Settings
+from claude_api.models.db import write_engine
 from claude_api.models.keys import create_key
 from claude_api.server.app import create_app
 from claude_api.server.services import Services
@@ -36,8 +37,10 @@ class Secured:
     services: Services
 
     def key(self, scope: str, project: str | None = None, name: str | None = None) -> str:
-        """A new API key, made as `claude-api keys create` makes it."""
-        with Session(self.engine) as session:
+        """A new API key, made as `claude-api keys create` makes it: in a transaction that
+        takes SQLite's write lock as it begins, so the server's own writes (an alert evaluated,
+        a key's last use) make it wait rather than fail with "database is locked"."""
+        with Session(write_engine(self.engine)) as session:
             key, _ = create_key(session, scope=scope, project_id=project, name=name)
             session.commit()
         return key
