@@ -1,4 +1,7 @@
-"""The GraphQL schema: thin resolvers that call the query layer and the tracker, nothing more."""
+"""The GraphQL schema: thin resolvers that call the query layer and the tracker, nothing more.
+
+They return the query layer's results as they are (`types.reads`); the one thing a resolver
+reads of the query beyond its arguments is whether it selects `topErrors`."""
 
 from __future__ import annotations
 
@@ -172,7 +175,7 @@ class Query(GuardrailQueries):
         min_invocations: int = 1,
         filter: UsageFilterInput | None = None,
     ) -> list[types.LeaderboardEntry]:
-        entries = await _query(
+        return await _query(
             info,
             queries.leaderboard,
             filter=to_filter(filter, kind=kind),
@@ -180,7 +183,6 @@ class Query(GuardrailQueries):
             limit=limit,
             min_invocations=min_invocations,
         )
-        return entries
 
     @strawberry.field(
         description="Invocations of one agent or skill per local hour, day, week or month, empty "
@@ -196,8 +198,7 @@ class Query(GuardrailQueries):
         filter: UsageFilterInput | None = None,
     ) -> types.History | None:
         scope = to_filter(filter, kind=kind, name=name)
-        history = await _query(info, queries.usage_by_period, filter=scope, period=period)
-        return history
+        return await _query(info, queries.usage_by_period, filter=scope, period=period)
 
     @strawberry.field(
         description="The histories of several agents or skills of one kind at once, in the order "
@@ -213,7 +214,7 @@ class Query(GuardrailQueries):
         filter: UsageFilterInput | None = None,
     ) -> list[types.History]:
         scope = to_filter(filter, kind=kind)
-        found = await _query(
+        return await _query(
             info,
             usage_by_period_per_name,
             arguments={"named": "names"},
@@ -221,7 +222,6 @@ class Query(GuardrailQueries):
             period=period,
             named=tuple(names),
         )
-        return found
 
     @strawberry.field(
         description="Invocations per model, with the totals of them all (both kinds when kind "
@@ -274,10 +274,9 @@ class Query(GuardrailQueries):
         kind: types.Kind | None = None,
         filter: UsageFilterInput | None = None,
     ) -> types.Report:
-        report = await _query(
+        return await _query(
             info, queries.usage_report, period=period, on=date, filter=to_filter(filter, kind=kind)
         )
-        return report
 
     @strawberry.field(description="Every agent and skill invocation of one task; null if unknown.")
     async def task(self, info: Info, id: str) -> types.Task | None:
@@ -356,8 +355,7 @@ class Query(GuardrailQueries):
         filter: UsageFilterInput | None = None,
     ) -> types.PurgedInvocations | None:
         scope = to_filter(filter, kind=kind, name=name)
-        purged = await _query(info, count_purged_invocations, filter=scope)
-        return purged
+        return await _query(info, count_purged_invocations, filter=scope)
 
     @strawberry.field(
         description="Every agent or skill name ever recorded (both when kind is null), in code "
