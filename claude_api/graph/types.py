@@ -21,6 +21,8 @@ from claude_api.graph.scalars import Long
 from claude_api.models import filters, results
 from claude_api.models.queries import durations, purged
 
+T = TypeVar("T")
+
 Kind = strawberry.enum(KindEnum, description="What was invoked: an agent or a skill.")
 Status = strawberry.enum(StatusEnum, description="Where an invocation stands.")
 CostSource = strawberry.enum(
@@ -33,8 +35,6 @@ Period = strawberry.enum(
     description="A calendar period; weeks are ISO weeks, starting on Monday; an hour runs from "
     "one local hh:00 to the next (histories only).",
 )
-T = TypeVar("T")
-
 LeaderboardMetric = strawberry.enum(
     filters.LeaderboardMetric, description="What a leaderboard ranks by, highest first."
 )
