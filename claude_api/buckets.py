@@ -74,7 +74,7 @@ def _split(
         start = None if since is None else ceil(since, grain)
         end = None if until is None else floor(until, grain)
     except (OverflowError, ValueError):  # next to the ends of the datetime range
-        _split(since, until, level + 1, rollup, raw)
+        _split(since, until, level + 1, rollup, raw, day_starts)
         return
     if start is not None and end is not None and start >= end:
         _split(since, until, level + 1, rollup, raw, day_starts)

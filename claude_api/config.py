@@ -233,13 +233,18 @@ class Settings(BaseSettings):
         return self
 
 
+def setting_variable(setting: str) -> str:
+    """The environment variable of a `Settings` field: `CLAUDE_API_TIME_ZONES` of `time_zones`."""
+    return f"{Settings.model_config['env_prefix']}{setting.upper()}"
+
+
 def invalid_settings(error: ValidationError) -> str:
     """What is wrong with the `CLAUDE_API_*` settings, one sentence per problem, each naming
     its variable."""
     reasons = []
     for problem in error.errors():
         message = str(problem["msg"]).removeprefix("Value error, ")
-        variable = f"CLAUDE_API_{str(problem['loc'][0]).upper()}" if problem["loc"] else ""
+        variable = setting_variable(str(problem["loc"][0])) if problem["loc"] else ""
         reasons.append(
             message if not variable or message.startswith(variable) else f"{variable}: {message}"
         )

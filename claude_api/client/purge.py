@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from claude_api.client import output
 from claude_api.client.output import Column
-from claude_api.config import Settings, invalid_settings
+from claude_api.config import Settings, invalid_settings, setting_variable
 
 PURGE_COLUMNS = [
     Column("rows", "Rows"),
@@ -70,7 +70,7 @@ def analytics_purge(
         message = invalid_settings(error)
         for name, value in overrides.items():
             if value is not None:  # name the option that was given, not the variable it beat
-                message = message.replace(_variable(name), f"--{name.replace('_', '-')}")
+                message = message.replace(setting_variable(name), f"--{name.replace('_', '-')}")
         output.error(message)
         raise typer.Exit(1) from None
     shown = output.interactive() and not dry_run
@@ -141,10 +141,6 @@ def _engine(settings: Settings) -> Iterator[Engine]:
 
 def _first_line(error: Exception) -> str:
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-
-
-def _variable(setting: str) -> str:
-    return f"CLAUDE_API_{setting.upper()}"
 
 
 def _iso(moment: datetime | None) -> str | None:
