@@ -132,6 +132,42 @@ def test_history_without_a_name_buckets_everything_or_one_kind(seeded) -> None:
             check_totals(bucket, [e for e in chosen if start <= e.timestamp < start + timedelta(1)])
 
 
+FIELDS = '{ __type(name: "HistoryBucket") { fields { name } } }'
+
+
+def test_a_history_series_is_its_buckets_as_columns(seeded) -> None:
+    """What the dashboard's charts read (`series`, one list per field) holds every field of
+    every bucket, empty and unknown ones included, as `buckets` does."""
+    server, events = seeded
+    key = server.key("read")
+    fields = [f["name"] for f in server.data(FIELDS, key)["__type"]["fields"]]
+    selected = " ".join(fields)
+    query = (
+        "query Lines($filter: UsageFilterInput) {"
+        "  histories(kind: AGENT, names: [\"planner\", \"nobody\"], filter: $filter) {"
+        f"    name buckets {{ {selected} }} series {{ {selected} }} }} }}"
+    )
+    # Two days past the seeded ones: one with a single unpriced run, one empty.
+    unpriced = make_event(name="planner", timestamp=UNTIL + timedelta(hours=2), cost_usd=None)
+    add_events(server.engine, unpriced)
+    longer = {**window(), "until": (UNTIL + timedelta(days=2)).isoformat()}
+    planner, nobody = server.data(query, key, filter=longer)["histories"]
+    assert [planner["name"], nobody["name"]] == ["planner", "nobody"]
+    for history in (planner, nobody):
+        assert set(history["series"]) == set(fields)
+        for field in fields:
+            assert history["series"][field] == [b[field] for b in history["buckets"]], field
+    runs = [e for e in events if e.name == "planner" and e.kind is Kind.AGENT]
+    assert planner["series"]["invocations"] == [
+        *(sum(SINCE + timedelta(days=d) <= e.timestamp < SINCE + timedelta(days=d + 1)
+              for e in runs) for d in range(4)),
+        1,
+        0,
+    ]  # fmt: skip
+    assert planner["series"]["totalCostUsd"][4:] == [None, 0.0]
+    assert nobody["series"]["invocations"] == [0] * 6
+
+
 def test_a_project_bound_key_sees_only_its_project(seeded) -> None:
     server, events = seeded
     key = server.key("read", project="web")

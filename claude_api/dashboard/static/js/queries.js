@@ -11,7 +11,7 @@ export const OVERVIEW = `
 query DashboardOverview($filter: UsageFilterInput!, $previous: UsageFilterInput!, $period: Period!) {
   current: usage(filter: $filter) { ${TOTALS} p95DurationSeconds ${ERRORS} }
   previous: usage(filter: $previous) { ${TOTALS} p95DurationSeconds }
-  total: history(period: $period, filter: $filter) { buckets { startAt invocations totalCostUsd } }
+  total: history(period: $period, filter: $filter) { series { startAt invocations totalCostUsd } }
   topAgents: leaderboard(kind: AGENT, by: USAGE, limit: 5, filter: $filter) { name }
   agents(filter: $filter, first: 1000) {
     items { kind name ${TOTALS} p95DurationSeconds }
@@ -24,10 +24,11 @@ query DashboardOverview($filter: UsageFilterInput!, $previous: UsageFilterInput!
 }`;
 
 export const TREND_FIELDS =
-  "buckets { startAt invocations completed failed running successRate totalCostUsd }";
+  "series { startAt invocations completed failed running successRate totalCostUsd }";
 
-// What trend lines and the stacked charts draw of each name: its buckets are the total's.
-const LINE_FIELDS = "buckets { invocations totalCostUsd }";
+// What trend lines and the stacked charts draw of each name: its buckets are the total's. Histories
+// are asked as series (a list per field): hundreds of points would cost the server an object each.
+const LINE_FIELDS = "series { invocations totalCostUsd }";
 
 /** The histories of up to 100 agents and 100 skills in one request, by name. */
 export const TRENDS = `

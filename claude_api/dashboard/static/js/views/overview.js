@@ -8,7 +8,7 @@ import * as f from "../format.js";
 import { OVERVIEW } from "../queries.js";
 import { filterOf } from "../state.js";
 import { sortableTable } from "../table.js";
-import { cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
+import { bucketsOf, cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
 import { guardrails } from "./guardrails.js";
 
 const SHOWN = 10; // leaderboard rows before "show all"
@@ -31,6 +31,7 @@ export async function render({ params, range }) {
   agentBoard.draw();
   skillBoard.draw();
   const { current } = data;
+  const total = bucketsOf(data.total.series);
   const empty = current.invocations === 0;
   return {
     title: "Overview",
@@ -43,8 +44,8 @@ export async function render({ params, range }) {
       headline(current, data.previous),
       ...covering.sections(guarding),
       h("div", { class: "grid2" },
-        section("Cost over time", overTime("cost", "Cost", data.total.buckets, top, trends, "totalCostUsd", f.usd, f.usdAxis, period)),
-        section("Invocations over time", overTime("invocations", "Invocations", data.total.buckets, top, trends, "invocations", f.count, f.count, period))),
+        section("Cost over time", overTime("cost", "Cost", total, top, trends, "totalCostUsd", f.usd, f.usdAxis, period)),
+        section("Invocations over time", overTime("invocations", "Invocations", total, top, trends, "invocations", f.count, f.count, period))),
       section("Agents", agentBoard.container, listNote(data.agents)),
       section("Skills", skillBoard.container, listNote(data.skills)),
       section("Most frequent errors", errorTable(current.topErrors, params, "Most frequent errors")),

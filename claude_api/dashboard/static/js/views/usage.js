@@ -7,7 +7,7 @@ import { figure, h, link, section } from "../dom.js";
 import * as f from "../format.js";
 import { USAGE } from "../queries.js";
 import { filterOf, href } from "../state.js";
-import { cost, errorTable, modelTable, taskTable, tokenDetail } from "./common.js";
+import { bucketsOf, cost, errorTable, modelTable, taskTable, tokenDetail } from "./common.js";
 import { guardrails } from "./guardrails.js";
 
 export async function render({ where, params, range }) {
@@ -34,7 +34,7 @@ export async function render({ where, params, range }) {
   }
   const stats = data.agent || data.skill;
   const before = data.previousAgent || data.previousSkill;
-  const buckets = data.history.buckets;
+  const buckets = bucketsOf(data.history.series);
   const status = (field) => buckets.map((b) => b[field]);
   const period = range.bucket;
   return {
