@@ -144,7 +144,7 @@ def test_a_history_series_is_its_buckets_as_columns(seeded) -> None:
     selected = " ".join(fields)
     query = (
         "query Lines($filter: UsageFilterInput) {"
-        "  histories(kind: AGENT, names: [\"planner\", \"nobody\"], filter: $filter) {"
+        '  histories(kind: AGENT, names: ["planner", "nobody"], filter: $filter) {'
         f"    name buckets {{ {selected} }} series {{ {selected} }} }} }}"
     )
     # Two days past the seeded ones: one with a single unpriced run, one empty.
