@@ -4,6 +4,7 @@ database, median and p95 of each page over several runs.
 
     python -m bench.bench_dashboard [--database-url URL] [--size 1000000] [--repeat 10]
                                     [--keep DIR] [--tz America/New_York] [--kept-answers]
+                                    [--only overview]
 
 The database is filled with `claude-api demo` data as `bench_queries` fills it (and, with
 `--keep DIR`, kept and reused: the same files, so a database kept by either serves both; "now"
@@ -365,6 +366,9 @@ def main() -> None:
         help="do not keep the days of --tz as daily rollups, as the server started in that "
         "zone does (for a database that does not keep them yet: a kept grain stays)",
     )
+    parser.add_argument(
+        "--only", metavar="TEXT", help="time only the pages whose label starts with TEXT"
+    )
     args = parser.parse_args()
     if args.no_kept_statements:
         print(f"kept statements turned off: {without_kept_statements()} functions")
@@ -383,7 +387,11 @@ def main() -> None:
             print(f"day grains kept besides UTC days: {list(day_starts(session)) or 'none'}")
         runner = Runner(engine)
         try:
-            measured = pages(engine, now, args.tz)
+            measured = [
+                page
+                for page in pages(engine, now, args.tz)
+                if page.label.startswith(args.only or "")
+            ]
             for page in measured:
                 run_page(runner, page, timed=False, kept_answers=args.kept_answers)
                 for _ in range(args.repeat):

@@ -207,6 +207,14 @@ def test_analytics_answers_like_usage_stats(client: Client, stored: list[UsageEv
     assert (body["name"], body["invocations"]) == ("team/lead", 1)
 
 
+def _with_buckets(history: dict[str, Any]) -> dict[str, Any]:
+    """A history of the query layer, which holds its buckets as columns (`series`), as REST
+    sends it: an object per bucket."""
+    series = history.pop("series")
+    rows = zip(*series.values(), strict=True)
+    return history | {"buckets": [dict(zip(series, row, strict=True)) for row in rows]}
+
+
 def test_history_answers_like_usage_by_period(client: Client, stored: list[UsageEvent]) -> None:
     url = "/v1/agents/code-reviewer/history?period=week&since=2026-04-20&until=2026-05-11"
     paris = ZoneInfo("Europe/Paris")
@@ -219,7 +227,9 @@ def test_history_answers_like_usage_by_period(client: Client, stored: list[Usage
         until=datetime(2026, 5, 11, tzinfo=paris),
         tz="Europe/Paris",
     )
-    assert body == client.direct(queries.usage_by_period, filter=scope, period=Period.WEEK)
+    assert body == _with_buckets(
+        client.direct(queries.usage_by_period, filter=scope, period=Period.WEEK)
+    )
     assert body["start_at"] == "2026-04-19T22:00:00+00:00"
     assert [bucket["period_start"] for bucket in body["buckets"]] == [
         "2026-04-20",
@@ -235,7 +245,9 @@ def test_history_answers_like_usage_by_period(client: Client, stored: list[Usage
         since=datetime(2026, 4, 30, tzinfo=UTC),
         until=datetime(2026, 5, 4, tzinfo=UTC),
     )
-    assert body == client.direct(queries.usage_by_period, filter=scope, period=Period.DAY)
+    assert body == _with_buckets(
+        client.direct(queries.usage_by_period, filter=scope, period=Period.DAY)
+    )
     assert [bucket["invocations"] for bucket in body["buckets"]] == [0, 1, 0, 1]
 
     assert len(client.get("/v1/skills/pdf/history")["buckets"]) == 30  # default range

@@ -7,7 +7,7 @@ fields are read from theirs by name, so no copy is made of a result, however man
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TypeVar
 from uuid import UUID
@@ -172,6 +172,7 @@ class UsageTotals(Totals):
     "in order (entry i is bucket i's), null where the bucket's is. The same figures as "
     "`buckets` in a compact form, for charts of many points."
 )
+@reads(results.HistorySeries)
 class HistorySeries:
     period_start: list[date]
     start_at: list[datetime]
@@ -191,13 +192,6 @@ class HistorySeries:
     cache_read_tokens: list[Long | None]
     total_tokens: list[Long | None]
 
-    @classmethod
-    def of(cls, buckets: Sequence[results.HistoryBucket]) -> HistorySeries:
-        return cls(**{name: [getattr(b, name) for b in buckets] for name in _SERIES_FIELDS})
-
-
-_SERIES_FIELDS = tuple(HistorySeries.__annotations__)
-
 
 @strawberry.type(description="Invocations per calendar bucket, empty buckets included.")
 @reads(results.History)
@@ -210,13 +204,10 @@ class History:
     end_at: datetime
     buckets: list[HistoryBucket]
     totals: UsageTotals = strawberry.field(description="The whole range: all its buckets.")
-
-    @strawberry.field(
+    series: HistorySeries = strawberry.field(
         description="The buckets as columns, one list per field: what a chart of many points "
         "reads, without an object per bucket."
     )
-    def series(self) -> HistorySeries:
-        return HistorySeries.of(self.buckets)
 
 
 @strawberry.type(description="One agent or skill in a report.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -106,9 +107,35 @@ class HistoryBucket(UsageTotals):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HistorySeries:
+    """The buckets of a history as columns: each field holds that field of every bucket, in
+    order (`HistoryBucket` says what each is). A history's points are read as columns: an
+    object per bucket costs more than its figures, over months of days and dozens of names."""
+
+    period_start: tuple[date, ...]
+    start_at: tuple[datetime, ...]
+    end_at: tuple[datetime, ...]
+    invocations: tuple[int, ...]
+    completed: tuple[int, ...]
+    failed: tuple[int, ...]
+    running: tuple[int, ...]
+    success_rate: tuple[float | None, ...]
+    total_cost_usd: tuple[float | None, ...]
+    unpriced_invocations: tuple[int, ...]
+    avg_cost_usd: tuple[float | None, ...]
+    avg_duration_seconds: tuple[float | None, ...]
+    input_tokens: tuple[int | None, ...]
+    output_tokens: tuple[int | None, ...]
+    cache_creation_tokens: tuple[int | None, ...]
+    cache_read_tokens: tuple[int | None, ...]
+    total_tokens: tuple[int | None, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class History:
-    """Invocations of one agent or skill (or all) per calendar bucket, empty buckets included;
-    `totals` over the whole range."""
+    """Invocations of one agent or skill (or all) per calendar bucket, empty buckets included,
+    as columns (`series`) or one `HistoryBucket` each (`buckets`); `totals` over the whole
+    range."""
 
     kind: Kind | None
     name: str | None
@@ -116,8 +143,17 @@ class History:
     tz: str
     start_at: datetime
     end_at: datetime
-    buckets: tuple[HistoryBucket, ...]
+    series: HistorySeries
     totals: UsageTotals
+
+    @cached_property
+    def buckets(self) -> tuple[HistoryBucket, ...]:
+        """The series' buckets, one object each, made when first asked for."""
+        columns = vars(self.series)
+        return tuple(
+            HistoryBucket(**dict(zip(columns, values, strict=True)))
+            for values in zip(*columns.values(), strict=True)
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -17,17 +18,18 @@ from starlette.routing import BaseRoute, Route
 
 from claude_api.errors import Forbidden, InvalidFilter, NotFound, QueryTimeout
 from claude_api.events import Kind
-from claude_api.models import queries
-from claude_api.models.filters import MAX_TOP
+from claude_api.models import queries, results
+from claude_api.models.filters import MAX_TOP, Period
 from claude_api.models.keys import Scope
 from claude_api.models.results import (
-    History,
+    HistoryBucket,
     LeaderboardEntry,
     Page,
     Report,
     TaskInvocation,
     TaskSummary,
     UsageStats,
+    UsageTotals,
 )
 from claude_api.server.auth import principal_of
 from claude_api.server.openapi import NotFoundBody, openapi_endpoint
@@ -105,6 +107,25 @@ class Operation:
         return inspect.getdoc(self.handler) or ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class History:
+    """A history as the REST surface answers it: one object per bucket."""
+
+    kind: Kind | None
+    name: str | None
+    period: Period
+    tz: str
+    start_at: datetime
+    end_at: datetime
+    buckets: tuple[HistoryBucket, ...]
+    totals: UsageTotals
+
+    @classmethod
+    def of(cls, history: results.History) -> History:
+        fields = dataclasses.fields(cls)
+        return cls(**{field.name: getattr(history, field.name) for field in fields})
+
+
 def _parse(request: Request, operation: Operation) -> ParsedQuery:
     """The request's parameters."""
     fixed = {"kind": operation.kind} if operation.kind is not None else {}
@@ -147,7 +168,10 @@ async def get_history(request: Request, operation: Operation) -> History:
     months back. 404 when the name was never recorded, with close names.
     """
     query = _parse(request, operation)
-    return await _run(request, query, queries.usage_by_period, filter=query.filter, **query.options)
+    options = query.options
+    return History.of(
+        await _run(request, query, queries.usage_by_period, filter=query.filter, **options)
+    )
 
 
 async def get_leaderboard(request: Request, operation: Operation) -> Leaderboard:

@@ -4,7 +4,7 @@ counts over the partial aggregates of `usage_parts` and `error_parts`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -102,34 +102,50 @@ def aggregate_select(
     return sa.select(*keys, *stats_columns()).select_from(parts).where(*where).group_by(*keys)
 
 
+# How each `UsageTotals` field but `total_tokens` is read from a row of `totals_columns`.
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "invocations": as_int, "completed": as_int, "failed": as_int, "running": as_int,
+    "success_rate": as_float, "total_cost_usd": as_usd, "unpriced_invocations": as_int,
+    "avg_cost_usd": as_usd, "avg_duration_seconds": as_float, "input_tokens": as_known_int,
+    "output_tokens": as_known_int, "cache_creation_tokens": as_known_int,
+    "cache_read_tokens": as_known_int,
+}  # fmt: skip
+_TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+# The fields over no rows: nothing counted, nothing unknown.
+_NO_ROWS: dict[str, Any] = {
+    "invocations": 0, "completed": 0, "failed": 0, "running": 0, "success_rate": None,
+    "total_cost_usd": 0.0, "unpriced_invocations": 0, "avg_cost_usd": None,
+    "avg_duration_seconds": None, "input_tokens": 0, "output_tokens": 0,
+    "cache_creation_tokens": 0, "cache_read_tokens": 0, "total_tokens": 0,
+}  # fmt: skip
+
+
 def totals_fields(row: Any) -> dict[str, Any]:
     """The `UsageTotals` fields of a row selected with `totals_columns` (or None: no rows)."""
     if row is None:
-        return {
-            "invocations": 0, "completed": 0, "failed": 0, "running": 0, "success_rate": None,
-            "total_cost_usd": 0.0, "unpriced_invocations": 0, "avg_cost_usd": None,
-            "avg_duration_seconds": None, "input_tokens": 0, "output_tokens": 0,
-            "cache_creation_tokens": 0, "cache_read_tokens": 0, "total_tokens": 0,
-        }  # fmt: skip
-    values = row._mapping  # read by key: a third of the cost of attributes, per history bucket
-    tokens = {
-        name: as_known_int(values[name])
-        for name in ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+        return dict(_NO_ROWS)
+    values = row._mapping  # read by key: a third of the cost of attributes
+    fields = {name: read(values[name]) for name, read in _FIELDS.items()}
+    fields["total_tokens"] = _known_sum([fields[name] for name in _TOKENS])
+    return fields
+
+
+def totals_series(rows: Sequence[Any]) -> dict[str, tuple[Any, ...]]:
+    """`totals_fields` of each of `rows` (None: no rows) as columns, one tuple per field."""
+    values = [None if row is None else row._mapping for row in rows]
+    columns = {
+        name: tuple(_NO_ROWS[name] if found is None else read(found[name]) for found in values)
+        for name, read in _FIELDS.items()
     }
-    reported = [count for count in tokens.values() if count is not None]
-    return {
-        "invocations": as_int(values["invocations"]),
-        "completed": as_int(values["completed"]),
-        "failed": as_int(values["failed"]),
-        "running": as_int(values["running"]),
-        "success_rate": as_float(values["success_rate"]),
-        "total_cost_usd": as_usd(values["total_cost_usd"]),
-        "unpriced_invocations": as_int(values["unpriced_invocations"]),
-        "avg_cost_usd": as_usd(values["avg_cost_usd"]),
-        "avg_duration_seconds": as_float(values["avg_duration_seconds"]),
-        **tokens,
-        "total_tokens": sum(reported) if reported else None,
-    }
+    tokens = zip(*(columns[name] for name in _TOKENS), strict=True)
+    columns["total_tokens"] = tuple(_known_sum(counts) for counts in tokens)
+    return columns
+
+
+def _known_sum(counts: Sequence[int | None]) -> int | None:
+    """The sum of the counts that are known; None (unknown) when none is."""
+    known = [count for count in counts if count is not None]
+    return sum(known) if known else None
 
 
 def error_counts_select(

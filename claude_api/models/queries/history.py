@@ -18,6 +18,7 @@ from claude_api.models.queries._aggregates import (
     stats_columns,
     totals_columns,
     totals_fields,
+    totals_series,
 )
 from claude_api.models.queries._answer_cache import cached
 from claude_api.models.queries._calendar import (
@@ -43,7 +44,7 @@ from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.queries.stats import errors_by_name
 from claude_api.models.results import (
     History,
-    HistoryBucket,
+    HistorySeries,
     PeriodChange,
     Report,
     ReportRow,
@@ -128,14 +129,11 @@ def assemble_history(
         tz=tz,
         start_at=since,
         end_at=until,
-        buckets=tuple(
-            HistoryBucket(
-                period_start=bucket.period_start,
-                start_at=bucket.start_at,
-                end_at=bucket.end_at,
-                **totals_fields(rows.get(number)),
-            )
-            for number, bucket in enumerate(buckets)
+        series=HistorySeries(
+            period_start=tuple(bucket.period_start for bucket in buckets),
+            start_at=tuple(bucket.start_at for bucket in buckets),
+            end_at=tuple(bucket.end_at for bucket in buckets),
+            **totals_series([rows.get(number) for number in range(len(buckets))]),
         ),
         totals=UsageTotals(**totals_fields(totals)),
     )
