@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+from typing import Any
+
 import pytest
 from typer.testing import CliRunner
 
-from claude_api.client.app import app
+from claude_api.client.app import COMMANDS as ROOT_COMMANDS
+from claude_api.client.app import app, load_command
 
 COMMANDS = [
     ["agents", "stats"],
@@ -42,3 +46,35 @@ def test_each_command_says_what_it_shows_with_an_example(command: list[str]) -> 
     if command[-1] != "export":
         assert "--json" in printed
     assert "--url" in printed
+
+
+def every_command() -> list[list[str]]:
+    """Every command and group under the root, as the words that name it."""
+    found: list[list[str]] = [[]]
+
+    def walk(command: Any, path: list[str]) -> None:
+        found.append(path)
+        for name, subcommand in getattr(command, "commands", {}).items():
+            walk(subcommand, [*path, name])
+
+    for name in ROOT_COMMANDS:
+        walk(load_command(name), [name])
+    return found
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_every_help_is_wrapped_at_the_terminal_width(columns: int) -> None:
+    """A narrow terminal: each paragraph of a help fills its lines, so that no line breaks
+    where the docstring's source broke (Typer keeps a docstring's line breaks)."""
+    for command in every_command():
+        result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": str(columns)})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        start = next(n for n, line in enumerate(lines) if not line.strip()) + 1  # past Usage
+        text = [line.rstrip() for line in lines[start:]]
+        end = next((n for n, line in enumerate(text) if line.lstrip().startswith("╭")), len(text))
+        for line, following in pairwise(text[:end]):
+            if line.strip() and following.strip():
+                room = columns - 1 - len(line)
+                word = following.split()[0]
+                assert len(word) + 1 > room, f"{' '.join(command)}: {line!r} could take {word!r}"

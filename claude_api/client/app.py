@@ -127,7 +127,19 @@ def load_command(name: str) -> Any:
     else:
         holder.command(name)(target)
     group = typer.main.get_command(holder)
-    return group.commands[name]  # type: ignore[attr-defined]
+    return reflowed(group.commands[name])  # type: ignore[attr-defined]
+
+
+def reflowed(command: Any) -> Any:
+    """`command` and its subcommands with each paragraph of their help on one line. A docstring
+    wraps its paragraphs at the source's width; Typer keeps those breaks after the first
+    paragraph, so at the terminal's own width the lines came out ragged."""
+    if command.help:
+        paragraphs = command.help.split("\n\n")
+        command.help = "\n\n".join(" ".join(part.split()) for part in paragraphs)
+    for subcommand in getattr(command, "commands", {}).values():
+        reflowed(subcommand)
+    return command
 
 
 class LazyGroup(TyperGroup):
