@@ -86,6 +86,14 @@ def test_history_on_a_narrow_terminal_keeps_period_and_cost(cli: Cli) -> None:
     printed = cli.run("in-process", "analytics", "history", *RANGE, COLUMNS="60").stdout
     assert_fits(printed, 60)
     assert "Cost" in printed and "Day" in printed
+    # The columns that did not fit are named, not dropped in silence.
+    note = " ".join(printed.split("Not shown at this width:", 1)[1].split())
+    left_out = [name.strip() for name in note.split(".")[0].split(",")]
+    header = next(line for line in printed.splitlines() if "Day" in line)
+    assert left_out and all(name not in header for name in left_out)
+    wide = cli.run("in-process", "analytics", "history", *RANGE, COLUMNS="250").stdout
+    assert "Not shown" not in wide
+    assert all(name in wide for name in left_out)
 
 
 def _camel(name: str) -> str:

@@ -317,11 +317,15 @@ class FittedTable:
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
         shown, widths = self.fit(options.max_width)
+        left_out = [column.header for i, column in enumerate(self.columns) if i not in shown]
+        notes = [self.caption or "", f"Not shown at this width: {', '.join(left_out)}."]
+        captions = [note for note in notes[: 2 if left_out else 1] if note]
         title = safe_text(self.title) if self.title else None
-        caption = safe_text(self.caption) if self.caption else None
-        heading = max(len(title or ""), len(caption or ""))
+        caption = Text("\n").join(safe_text(line) for line in captions) if captions else None
+        heading = max(len(line) for line in [self.title or "", *captions])
         result = Table(
             title=title,
             caption=caption,
