@@ -132,10 +132,9 @@ class HistorySeries:
 
 
 @dataclass(frozen=True, kw_only=True)
-class History:
-    """Invocations of one agent or skill (or all) per calendar bucket, empty buckets included,
-    as columns (`series`) or one `HistoryBucket` each (`buckets`); `totals` over the whole
-    range."""
+class HistoryScope:
+    """What a history counts: one agent or skill (or all), per `period` in `tz`, over
+    [start_at, end_at)."""
 
     kind: Kind | None
     name: str | None
@@ -143,6 +142,13 @@ class History:
     tz: str
     start_at: datetime
     end_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class History(HistoryScope):
+    """Invocations per calendar bucket, empty buckets included, as columns (`series`) or one
+    `HistoryBucket` each (`buckets`); `totals` over the whole range."""
+
     series: HistorySeries
     totals: UsageTotals
 

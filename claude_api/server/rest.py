@@ -9,7 +9,6 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -19,10 +18,11 @@ from starlette.routing import BaseRoute, Route
 from claude_api.errors import Forbidden, InvalidFilter, NotFound, QueryTimeout
 from claude_api.events import Kind
 from claude_api.models import queries, results
-from claude_api.models.filters import MAX_TOP, Period
+from claude_api.models.filters import MAX_TOP
 from claude_api.models.keys import Scope
 from claude_api.models.results import (
     HistoryBucket,
+    HistoryScope,
     LeaderboardEntry,
     Page,
     Report,
@@ -108,15 +108,9 @@ class Operation:
 
 
 @dataclass(frozen=True, kw_only=True)
-class History:
+class History(HistoryScope):
     """A history as the REST surface answers it: one object per bucket."""
 
-    kind: Kind | None
-    name: str | None
-    period: Period
-    tz: str
-    start_at: datetime
-    end_at: datetime
     buckets: tuple[HistoryBucket, ...]
     totals: UsageTotals
 
