@@ -223,9 +223,10 @@ def table(
 ) -> FittedTable:
     """A table of `rows` (mappings such as GraphQL results) in `columns`, fitted to the width
     it is printed at: one line per row, long names shortened with an ellipsis, and when even
-    that is too wide, the least important columns left out (never the name). With `totals`, a
-    last row sums the columns marked `total` over `rows`; `footer` is that last row as given
-    (totals the API computed), set apart from the rows so no row passes for it."""
+    that is too wide, the least important columns left out (never the name), and named below
+    it. With `totals`, a last row sums the columns marked `total` over `rows`; `footer` is that
+    last row as given (totals the API computed), set apart from the rows so no row passes for
+    it."""
     rows = list(rows)
     cells = [[format_cell(column, row.get(column.key)) for column in columns] for row in rows]
     footer_cells = None
@@ -320,9 +321,10 @@ class FittedTable:
         from rich.text import Text
 
         shown, widths = self.fit(options.max_width)
+        captions = [self.caption] if self.caption else []
         left_out = [column.header for i, column in enumerate(self.columns) if i not in shown]
-        notes = [self.caption or "", f"Not shown at this width: {', '.join(left_out)}."]
-        captions = [note for note in notes[: 2 if left_out else 1] if note]
+        if left_out:
+            captions.append(f"Not shown at this width: {', '.join(left_out)}.")
         title = safe_text(self.title) if self.title else None
         caption = Text("\n").join(safe_text(line) for line in captions) if captions else None
         heading = max(len(line) for line in [self.title or "", *captions])
