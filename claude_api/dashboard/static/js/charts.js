@@ -49,14 +49,14 @@ function seconds(iso) {
 
 /**
  * Bars per bucket, stacked in the order of `series` (the first at the bottom), with a table of
- * the numbers below. `buckets` are the API's (startAt); each series has `label`, `values` (one per
- * bucket, null for unknown) and `colour`.
+ * the numbers below. `starts` are the buckets' (a history's `series.startAt`); each series has
+ * `label`, `values` (one per bucket, null for unknown) and `colour`.
  */
-export function stackedBars({ title, buckets, series, format, id, axis = format, period = "DAY" }) {
+export function stackedBars({ title, starts, series, format, id, axis = format, period = "DAY" }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
-  const table = dataTable(title, buckets, series, format, period);
+  const table = dataTable(title, starts, series, format, period);
   const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
-  const x = buckets.map((bucket) => seconds(bucket.startAt));
+  const x = starts.map(seconds);
   const stacks = [];
   let running = x.map(() => 0);
   for (const one of series) {
@@ -65,7 +65,7 @@ export function stackedBars({ title, buckets, series, format, id, axis = format,
   }
   // Drawn from the top of the stack down: each bar covers the lower part of the one before.
   const order = series.map((_, i) => i).reverse();
-  const width = buckets.length > 1 ? x[1] - x[0] : 86400;
+  const width = starts.length > 1 ? x[1] - x[0] : 86400;
   const options = {
     width: 600,
     height: HEIGHT,
@@ -95,9 +95,9 @@ export function stackedBars({ title, buckets, series, format, id, axis = format,
 }
 
 /** One line per series over the buckets (null leaves a gap), with its table. */
-export function lines({ title, buckets, series, format, id, max = null, axis = format, period = "DAY" }) {
+export function lines({ title, starts, series, format, id, max = null, axis = format, period = "DAY" }) {
   const chart = h("div", { class: "chart", role: "img", "aria-label": `${title}: chart; the same numbers are in the table below` });
-  const table = dataTable(title, buckets, series, format, period);
+  const table = dataTable(title, starts, series, format, period);
   const wrapper = h("figure", { class: "plot", id, "data-chart": id }, chart, table);
   const options = {
     width: 600,
@@ -115,7 +115,7 @@ export function lines({ title, buckets, series, format, id, max = null, axis = f
       })),
     ],
   };
-  const data = [buckets.map((bucket) => seconds(bucket.startAt)), ...series.map((one) => one.values)];
+  const data = [starts.map(seconds), ...series.map((one) => one.values)];
   requestAnimationFrame(() => draw(options, data, chart));
   return wrapper;
 }
@@ -190,7 +190,7 @@ export function histogram({ title, labels, counts, edges = [], format, id, colou
   return wrapper;
 }
 
-function dataTable(title, buckets, series, format, period) {
+function dataTable(title, starts, series, format, period) {
   return h(
     "details",
     { class: "data" },
@@ -206,11 +206,11 @@ function dataTable(title, buckets, series, format, period) {
         h(
           "tbody",
           {},
-          buckets.map((bucket, i) =>
+          starts.map((start, i) =>
             h(
               "tr",
-              { "data-start": bucket.startAt },
-              h("td", {}, bucketStart(bucket.startAt, period)),
+              { "data-start": start },
+              h("td", {}, bucketStart(start, period)),
               series.map((one) => h("td", { class: "num", "data-value": one.values[i] ?? "" }, format(one.values[i]))),
             ),
           ),

@@ -157,17 +157,10 @@ export function errorTable(errors, params, caption) {
   );
 }
 
-/** A history's buckets, one object per bucket, from its series (one list per field). */
-export function bucketsOf(series) {
-  const fields = Object.keys(series);
-  const count = fields.length ? series[fields[0]].length : 0;
-  return Array.from({ length: count }, (_, i) => Object.fromEntries(fields.map((field) => [field, series[field][i]])));
-}
-
 const NAMES_PER_REQUEST = 100; // the API's bound on the names of one `histories`
 
-/** The histories of [kind, name] pairs over the filter, by "kind:name": one request for up to
- * 100 agents and 100 skills, those already `known` left out. */
+/** The histories of [kind, name] pairs over the filter, each as its series (a list per field), by
+ * "kind:name": one request for up to 100 agents and 100 skills, those already `known` left out. */
 export async function histories(pairs, filter, period, known = new Map()) {
   const missing = { AGENT: [], SKILL: [] };
   for (const [kind, name] of pairs) {
@@ -180,7 +173,7 @@ export async function histories(pairs, filter, period, known = new Map()) {
     const variables = { filter, period, agents, skills, withAgents: agents.length > 0, withSkills: skills.length > 0 };
     requests.push(graphql(TRENDS, variables).then((data) => {
       for (const [field, kind] of [["agents", "AGENT"], ["skills", "SKILL"]]) {
-        for (const history of data[field] || []) known.set(`${kind}:${history.name}`, bucketsOf(history.series));
+        for (const history of data[field] || []) known.set(`${kind}:${history.name}`, history.series);
       }
     }));
   }

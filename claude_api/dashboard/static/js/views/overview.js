@@ -8,7 +8,7 @@ import * as f from "../format.js";
 import { OVERVIEW } from "../queries.js";
 import { filterOf } from "../state.js";
 import { sortableTable } from "../table.js";
-import { bucketsOf, cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
+import { cost, errorTable, histories, nameLink, tokenDetail } from "./common.js";
 import { guardrails } from "./guardrails.js";
 
 const SHOWN = 10; // leaderboard rows before "show all"
@@ -31,7 +31,7 @@ export async function render({ params, range }) {
   agentBoard.draw();
   skillBoard.draw();
   const { current } = data;
-  const total = bucketsOf(data.total.series);
+  const total = data.total.series;
   const empty = current.invocations === 0;
   return {
     title: "Overview",
@@ -76,15 +76,15 @@ function overTime(id, label, total, top, trends, field, format, axis, period) {
   const series = top.map(([kind, name], i) => ({
     label: name,
     colour: colour(i),
-    values: trends.get(`${kind}:${name}`).map((bucket) => bucket[field]),
+    values: trends.get(`${kind}:${name}`)[field],
   }));
-  const other = total.map((bucket, i) => {
-    if (bucket[field] === null || bucket[field] === undefined) return null;
-    const rest = bucket[field] - series.reduce((sum, one) => sum + (one.values[i] ?? 0), 0);
+  const other = total[field].map((value, i) => {
+    if (value === null || value === undefined) return null;
+    const rest = value - series.reduce((sum, one) => sum + (one.values[i] ?? 0), 0);
     return Math.abs(rest) < 1e-9 ? 0 : rest; // float sums of the same costs in another order
   });
   series.push({ label: top.length ? "Other agents and skills" : "All", colour: otherColour(), values: other });
-  return stackedBars({ title: `${label} per ${period.toLowerCase()}`, buckets: total, series, format, axis, id: `chart-${id}`, period });
+  return stackedBars({ title: `${label} per ${period.toLowerCase()}`, starts: total.startAt, series, format, axis, id: `chart-${id}`, period });
 }
 
 function listNote(page) {
@@ -121,8 +121,7 @@ function leaderboard(kind, page, params, filter, period, trends) {
       key: "trend",
       label: "Runs over time",
       cell: (r) => {
-        const buckets = trends.get(`${kind}:${r.name}`) || [];
-        const values = buckets.map((b) => b.invocations);
+        const values = trends.get(`${kind}:${r.name}`)?.invocations || [];
         return sparkline(values, `Runs of ${r.name} per ${period.toLowerCase()}: ${values.join(", ")}`);
       },
     },

@@ -7,7 +7,7 @@ import { figure, h, link, section } from "../dom.js";
 import * as f from "../format.js";
 import { USAGE } from "../queries.js";
 import { filterOf, href } from "../state.js";
-import { bucketsOf, cost, errorTable, modelTable, taskTable, tokenDetail } from "./common.js";
+import { cost, errorTable, modelTable, taskTable, tokenDetail } from "./common.js";
 import { guardrails } from "./guardrails.js";
 
 export async function render({ where, params, range }) {
@@ -34,8 +34,7 @@ export async function render({ where, params, range }) {
   }
   const stats = data.agent || data.skill;
   const before = data.previousAgent || data.previousSkill;
-  const buckets = bucketsOf(data.history.series);
-  const status = (field) => buckets.map((b) => b[field]);
+  const series = data.history.series;
   const period = range.bucket;
   return {
     title: name,
@@ -47,11 +46,11 @@ export async function render({ where, params, range }) {
       h("div", { class: "grid2" },
         section("Runs over time", stackedBars({
           title: "Runs per bucket by status",
-          buckets,
+          starts: series.startAt,
           series: [
-            { label: "Completed", values: status("completed"), colour: colour(2) },
-            { label: "Failed", values: status("failed"), colour: colour(5) },
-            { label: "Running", values: status("running"), colour: colour(4) },
+            { label: "Completed", values: series.completed, colour: colour(2) },
+            { label: "Failed", values: series.failed, colour: colour(5) },
+            { label: "Running", values: series.running, colour: colour(4) },
           ],
           format: f.count,
           id: "chart-runs",
@@ -59,8 +58,8 @@ export async function render({ where, params, range }) {
         })),
         section("Cost over time", stackedBars({
           title: "Cost per bucket",
-          buckets,
-          series: [{ label: "Cost", values: status("totalCostUsd"), colour: colour(0) }],
+          starts: series.startAt,
+          series: [{ label: "Cost", values: series.totalCostUsd, colour: colour(0) }],
           format: f.usd,
           axis: f.usdAxis,
           id: "chart-cost",
@@ -68,8 +67,8 @@ export async function render({ where, params, range }) {
         }))),
       section("Success rate over time", lines({
         title: "Success rate per bucket",
-        buckets,
-        series: [{ label: "Success rate", values: status("successRate"), colour: colour(1) }],
+        starts: series.startAt,
+        series: [{ label: "Success rate", values: series.successRate, colour: colour(1) }],
         format: f.percent,
         max: 1,
         id: "chart-success",
