@@ -37,6 +37,7 @@ import math
 import pkgutil
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -49,16 +50,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bench.bench_queries import analyze, baseline, fill_demo, kept_database, stored
+from bench.bench_queries import LIVE_SOURCE, analyze, baseline, fill_demo, kept_database, stored
 from bench.bench_tracking import fresh_database
 from claude_api.client.transport import LocalContext
 from claude_api.dashboard.documents import documents
+from claude_api.events import Kind, Status, UsageEvent
 from claude_api.graph.schema import build_schema
-from claude_api.models import queries
+from claude_api.models import data_version, queries
 from claude_api.models.alerts import Metric, add_rule
 from claude_api.models.budgets import set_budget
 from claude_api.models.local_days import day_starts, keep_days, start_hours
 from claude_api.models.queries.alerts import list_rules
+from claude_api.models.write import store_events
 
 TARGET_MS = 100.0
 SHOWN = 10  # leaderboard rows the overview shows before "show all"
@@ -188,6 +191,7 @@ class Runner:
     """The server's schema run in-process on the database, as the CLI's local transport does."""
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.schema = build_schema()
         self.context = LocalContext(engine)
         self.loop = asyncio.new_event_loop()
@@ -206,14 +210,26 @@ class Runner:
         self.loop.close()
 
 
-def run_page(runner: Runner, page: Page, timed: bool, kept_answers: bool = False) -> None:
+def run_page(
+    runner: Runner,
+    page: Page,
+    timed: bool,
+    kept_answers: bool = False,
+    live: datetime | None = None,
+) -> None:
     """One load of the page: each request timed, and their sum; every answer computed afresh,
-    unless `kept_answers` (then the query layer's answers of the warm-up load serve)."""
+    unless `kept_answers` (then the query layer's answers of the warm-up load serve) or `live`
+    (then an invocation that started at `live` is recorded first, untimed, as a running
+    session records them: the kept answers are out of date, what is kept across writes is not)."""
     total = 0.0
+    if live is not None:
+        with Session(runner.engine) as session:
+            store_events(session, [live_event(live)])
+            session.commit()
 
     def ask(request: Request) -> dict[str, Any]:
         nonlocal total
-        with nullcontext() if kept_answers else afresh():
+        with nullcontext() if kept_answers or live else afresh():
             started = time.perf_counter()
             answer = runner.ask(request)
             spent = time.perf_counter() - started
@@ -227,6 +243,21 @@ def run_page(runner: Runner, page: Page, timed: bool, kept_answers: bool = False
     if timed:
         page.totals.append(total)
         page.cpu.append(time.process_time() - cpu_started)
+
+
+def live_event(at: datetime) -> UsageEvent:
+    """A finished run of the busiest agent, as a running session records one."""
+    return UsageEvent(
+        event_id=uuid.uuid4(),
+        kind=Kind.AGENT,
+        name="Explore",
+        task_id=f"live-{uuid.uuid4()}",
+        timestamp=at,
+        status=Status.COMPLETED,
+        duration_seconds=12.5,
+        cost_usd=0.25,
+        source=LIVE_SOURCE,
+    )
 
 
 def run_baseline(engine: Engine, page: Page) -> None:
@@ -361,6 +392,13 @@ def main() -> None:
         "next write: what is left is GraphQL's execution of the answers",
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="record an invocation at the last stored event's time before each load, as a "
+        "running session does: the kept answers are out of date, what the query layer keeps "
+        "across writes (the bins of settled buckets, `now` taken as that time) is not",
+    )
+    parser.add_argument(
         "--utc-days-only",
         action="store_true",
         help="do not keep the days of --tz as daily rollups, as the server started in that "
@@ -392,10 +430,13 @@ def main() -> None:
                 for page in pages(engine, now, args.tz)
                 if page.label.startswith(args.only or "")
             ]
+            live = now if args.live else None
+            if live is not None:
+                data_version.utc_now = lambda: now  # type: ignore[assignment]
             for page in measured:
-                run_page(runner, page, timed=False, kept_answers=args.kept_answers)
+                run_page(runner, page, timed=False, kept_answers=args.kept_answers, live=live)
                 for _ in range(args.repeat):
-                    run_page(runner, page, timed=True, kept_answers=args.kept_answers)
+                    run_page(runner, page, timed=True, kept_answers=args.kept_answers, live=live)
                     run_baseline(engine, page)
         finally:
             runner.close()

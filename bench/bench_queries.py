@@ -112,11 +112,17 @@ def kept_database(url: str | None, directory: Path, size: int) -> Iterator[Engin
         engine.dispose()
 
 
+LIVE_SOURCE = "bench-live"  # the source of the invocations `bench_dashboard --live` records
+
+
 def stored(engine: Engine) -> tuple[int, datetime | None]:
-    """How many invocations the database holds, and when the last one started."""
+    """How many invocations the database holds (not counting those `bench_dashboard --live`
+    recorded), and when the last one started."""
     with Session(engine) as session:
         count = sum(
-            session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            session.execute(
+                text(f"SELECT count(*) FROM {table} WHERE coalesce(source, '') <> '{LIVE_SOURCE}'")
+            ).scalar_one()
             for table in ("agent_usage", "skill_usage")
         )
         last = session.execute(text("SELECT max(timestamp) FROM agent_usage")).scalar()

@@ -5,6 +5,12 @@ answer computed under a token stays right for as long as the token is current, i
 or any other sharing the database; and a database restored from a backup brings back its
 token together with its data. Writers call `changed` in their transaction; readers call
 `current`, or `latest` to learn the token now without a transaction of their own.
+
+A second token, the settled token, changes only with the rollup buckets that ended
+`SETTLED_AFTER` ago or earlier (`settled`): writes of invocations that started within the last
+`WRITES_SETTLE_AFTER` leave it alone, so what was computed from settled buckets stays right
+across the live writes of running sessions. The day between the two ages absorbs the clocks
+of different processes and a writer's transaction that takes long to commit.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -23,26 +30,48 @@ from sqlalchemy.orm import Session
 from claude_api.models.rollup_tables import DataVersion
 
 _TABLE = DataVersion.__table__
+_SETTLED_ID = 2  # the row of the settled token
+SETTLED_AFTER = timedelta(days=2)
+WRITES_SETTLE_AFTER = timedelta(days=1)
+ANY_TIME = datetime.min.replace(tzinfo=UTC)
 
 
-def changed(connection: Connection) -> None:
-    """Replace the token, in the connection's transaction."""
+def changed(connection: Connection, *, rollups_from: datetime | None = ANY_TIME) -> None:
+    """Replace the token, in the connection's transaction, and the settled token too when the
+    change reached rollup buckets of invocations that started `WRITES_SETTLE_AFTER` ago or
+    earlier. `rollups_from`: the earliest start of an invocation the change added to the
+    rollups, None when it added none; by default, any bucket may have changed."""
+    settles = rollups_from is not None and rollups_from < utc_now() - WRITES_SETTLE_AFTER
     insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(_TABLE)
-    statement = insert.values(id=1, token=secrets.randbits(63))
+    tokens = [{"id": id, "token": secrets.randbits(63)} for id in (1, _SETTLED_ID)]
+    statement = insert.values(tokens)
+    new, kept = statement.excluded.token, _TABLE.c.token
     connection.execute(
         statement.on_conflict_do_update(
-            index_elements=[_TABLE.c.id], set_={"token": statement.excluded.token}
+            index_elements=[_TABLE.c.id],
+            set_={"token": new if settles else sa.case((_TABLE.c.id == 1, new), else_=kept)},
         )
     )
 
 
+def utc_now() -> datetime:
+    """The current time, as writers and readers of the settled token compare it."""
+    return datetime.now(UTC)
+
+
 _CURRENT = sa.select(_TABLE.c.token).where(_TABLE.c.id == 1)
+_SETTLED = sa.select(_TABLE.c.token).where(_TABLE.c.id == _SETTLED_ID)
 _CURRENT_SQL = "SELECT token FROM data_version WHERE id = 1"
 
 
 def current(session: Session | Connection) -> int | None:
     """The token the session's (or connection's) transaction sees; None before the first change."""
     return session.execute(_CURRENT).scalar()
+
+
+def settled(session: Session | Connection) -> int | None:
+    """The settled token the session's transaction sees; None before the first change."""
+    return session.execute(_SETTLED).scalar()
 
 
 class Unknown(Exception):

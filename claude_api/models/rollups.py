@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from claude_api.buckets import GRAINS, day_grain
 from claude_api.events import Kind, Status
+from claude_api.models.data_version import ANY_TIME
 from claude_api.models.sketch import bin_sql
 from claude_api.models.tables import NAME_COLUMNS, USAGE_TABLES
 
@@ -118,8 +119,9 @@ ORDER BY {shifted}, {key}"""
         )
 
 
-def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
-    """Add the rows `changed` names to the rollups."""
+def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> datetime | None:
+    """Add the rows `changed` names to the rollups; returns the earliest start among them
+    (None when there were none), or `ANY_TIME` when it is not known."""
     dialect_name = connection.dialect.name
     _run(connection, _create_batch_sql(dialect_name))
     staged = False
@@ -128,8 +130,19 @@ def fold(connection: Connection, changed: dict[Kind, ChangedRows]) -> None:
         if where is not None:
             connection.exec_driver_sql(_stage_sql(kind, dialect_name, where), parameters)
             staged = True
-    if staged:
-        _run(connection, fold_statements(dialect_name))
+    if not staged:
+        return None
+    earliest = _earliest_staged(connection, changed)
+    _run(connection, fold_statements(dialect_name))
+    return earliest
+
+
+def _earliest_staged(connection: Connection, changed: dict[Kind, ChangedRows]) -> datetime | None:
+    if connection.dialect.name == "postgresql":  # the upsert returned its rows' first start
+        firsts = [rows.first for rows in changed.values() if rows.ids]
+        return ANY_TIME if None in firsts else min(firsts, default=None)  # type: ignore[type-var]
+    found = connection.exec_driver_sql(f"SELECT min(timestamp) FROM {_BATCH}").scalar()
+    return None if found is None else datetime.fromisoformat(found).replace(tzinfo=UTC)
 
 
 def backfill(

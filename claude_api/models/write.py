@@ -176,9 +176,9 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
     if differing:
         # The caller's transaction is not committed: nothing of the batch stays.
         raise _conflict(events, differing, within_batch=False)
-    rollups.fold(connection, changed)
+    rollups_from = rollups.fold(connection, changed)
     if ordered:
-        data_version.changed(connection)
+        data_version.changed(connection, rollups_from=rollups_from)
 
 
 # A stored row of one of the batch's ids: event id, name, task id, project id.

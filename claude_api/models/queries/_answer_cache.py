@@ -11,6 +11,10 @@ Not cached: answers that depend on the current time (a history without `until`, 
 without `on`, unless `now` is given), answers inside `reading_raw_rows`, and everything inside
 `computing_afresh` (benchmarks measure the computation).
 
+Parts of answers over settled rollup buckets (`kept_while_settled`) are kept under the settled
+token instead, which writes of recent invocations leave alone: a live page computes again only
+its last two days.
+
 A `recording` around the answers of one response tells the data version they were all read
 under, if each was a cached answer: what the HTTP edge's ETag is made from
 (`claude_api.models.gateway` is the public face of this module).
@@ -35,6 +39,7 @@ from claude_api.models import data_version
 from claude_api.models.queries._range_split import raw_only
 
 ANSWERS_PER_DATABASE = 256
+SETTLED_PARTS_PER_DATABASE = 256
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +47,7 @@ R = TypeVar("R")
 _FRESH: ContextVar[bool] = ContextVar("computing_afresh", default=False)
 _LOCK = threading.Lock()
 _ANSWERS: WeakKeyDictionary[Engine, LRUCache[Any, Any]] = WeakKeyDictionary()
+_SETTLED_PARTS: WeakKeyDictionary[Engine, LRUCache[Any, Any]] = WeakKeyDictionary()
 
 
 @dataclass(eq=False)
@@ -126,8 +132,7 @@ def cached(
             record = _RECORD.get()
             if record is not None:
                 record.versions.add(version)
-            bind = session.get_bind()
-            engine = bind if isinstance(bind, Engine) else bind.engine
+            engine = _engine(session)
             with _LOCK:
                 answers = _ANSWERS.get(engine)
                 if answers is not None and key in answers:
@@ -141,6 +146,33 @@ def cached(
         return answer
 
     return decorate
+
+
+def kept_while_settled(
+    session: Session, key: tuple[Any, ...], compute: Callable[[], tuple[Any, ...]]
+) -> tuple[Any, ...]:
+    """`compute()`, a part of an answer read from rollup buckets that ended before
+    `data_version.SETTLED_AFTER` ago, kept under `key` and the settled token the session sees."""
+    if _FRESH.get():
+        return compute()
+    token = data_version.settled(session)
+    if token is None:
+        return compute()
+    key = (token, *key)
+    engine = _engine(session)
+    with _LOCK:
+        parts = _SETTLED_PARTS.get(engine)
+        if parts is not None and key in parts:
+            return parts[key]
+    part = compute()
+    with _LOCK:
+        _SETTLED_PARTS.setdefault(engine, LRUCache(SETTLED_PARTS_PER_DATABASE))[key] = part
+    return part
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 class _FrozenList(tuple[Any, ...]):

@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from claude_api.events import Status
+from claude_api.models import data_version
 from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._answer_cache import kept_while_settled
 from claude_api.models.queries._partial_sums import FINISHED, counting_plan, plan, rollup_scans
-from claude_api.models.queries._range_split import Pieces, raw_pieces
+from claude_api.models.queries._range_split import Pieces, raw_only, raw_pieces, settled_split
 from claude_api.models.queries._raw_rows import ROW, usage_rows
 from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
@@ -44,11 +46,45 @@ def duration_percentiles(
     if filter.status is Status.RUNNING:
         return {}
     pieces = pieces if pieces is not None else counting_plan(session, filter)
+    listed = sorted(set(names)) if names is not None else None
+    if not (raw_only() or filter.task_id or filter.model or filter.status):
+        settled, recent = settled_split(pieces, data_version.utc_now() - data_version.SETTLED_AFTER)
+        if settled.uses_rollups:
+            rows = _settled_bins(session, filter, settled, by_name, listed)
+            if recent.uses_rollups or recent.raw:
+                rows += tuple(_durations(session, filter, recent, by_name, listed)[0])
+            return percentiles_of(rows, by_name=by_name, exact=False)
+    found, exact = _durations(session, filter, pieces, by_name, listed)
+    return percentiles_of(found, by_name=by_name, exact=exact)
+
+
+def _durations(
+    session: Session, filter: UsageFilter, pieces: Pieces, by_name: bool, names: list[str] | None
+) -> tuple[Sequence[Any], bool]:
+    """The rows of `durations_read` for (`filter`, `pieces`), and whether they are exact."""
     shape, values = bind(filter, pieces)
     if names is not None:
-        values["names"] = sorted(set(names))
+        values["names"] = names
     read, exact = durations_read(shape, by_name, names is not None)
-    return percentiles_of(session.execute(read, values).all(), by_name=by_name, exact=exact)
+    return session.execute(read, values).all(), exact
+
+
+def _settled_bins(
+    session: Session, filter: UsageFilter, pieces: Pieces, by_name: bool, names: list[str] | None
+) -> tuple[tuple[Any, ...], ...]:
+    """The summed bins of `pieces`, settled buckets only: kept across writes of recent ones."""
+    shape, values = bind(filter, pieces)
+    # The rollups are read by bucket: the range's ends, which only raw rows need, are no key.
+    key = (
+        "duration bins", shape.kind, shape.given - {"since", "until"}, shape.layout, by_name,
+        tuple(names) if names is not None else None,
+        *sorted((name, value) for name, value in values.items() if name not in ("since", "until")),
+    )  # fmt: skip
+
+    def compute() -> tuple[tuple[Any, ...], ...]:
+        return tuple(tuple(row) for row in _durations(session, filter, pieces, by_name, names)[0])
+
+    return kept_while_settled(session, key, compute)
 
 
 @statements
@@ -141,7 +177,8 @@ def percentiles_of(
     for key, values in durations.items():
         for value in values:
             counts[key][bin_of(value)] += 1
-    return {key: _from_bins(bins) for key, bins in counts.items()}
+    # Bins summed from several reads may come to nothing (a bucket added, then subtracted).
+    return {key: _from_bins(bins) for key, bins in counts.items() if any(bins.values())}
 
 
 def _from_bins(bins: dict[int, int]) -> dict[str, float | None]:

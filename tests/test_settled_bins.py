@@ -1,0 +1,146 @@
+"""Duration bins of settled buckets, kept across writes: a live session's writes leave them (a
+page redrawn computes again only its last days), any write reaching an older bucket replaces
+them, and the percentiles they give are always those computed afresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
+from sqlmodel import Session
+
+from claude_api.events import Status
+from claude_api.models import data_version, queries
+from claude_api.models.filters import UsageFilter
+from claude_api.models.gateway import computing_afresh
+from claude_api.models.queries._range_split import Pieces, settled_split
+from claude_api.models.retention import purge
+from tests.factories import add_events, make_event
+
+NOW = datetime.now(UTC)
+RANGE = UsageFilter(since=NOW - timedelta(days=75), until=NOW + timedelta(hours=1))
+
+
+def settled_token(engine: Engine) -> int | None:
+    with Session(engine) as session:
+        return data_version.settled(session)
+
+
+def percentiles(engine: Engine) -> dict[str, Any]:
+    """Each agent's p50, p95 and p99 over the last 75 days, as the overview's leaderboard asks."""
+    with Session(engine) as session:
+        found = queries.stats_by_name(session, filter=RANGE, limit=50)
+    return {
+        stats.name: (
+            stats.p50_duration_seconds,
+            stats.p95_duration_seconds,
+            stats.p99_duration_seconds,
+        )
+        for stats in found.items
+    }
+
+
+def afresh(read: Any, engine: Engine) -> Any:
+    with computing_afresh():
+        return read(engine)
+
+
+@pytest.fixture
+def bins_read(engine: Engine) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every read of the duration bins."""
+    reads: list[dict[str, Any]] = []
+
+    def seen(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+        if "duration_bins" in str(clause):
+            reads.append(dict(multiparams[0]) if multiparams else dict(params))
+
+    event.listen(engine, "before_execute", seen)
+    yield reads
+    event.remove(engine, "before_execute", seen)
+
+
+def history(days: int) -> list[Any]:
+    """Two agents, a run every 6 hours for `days` days back from now, durations spread."""
+    return [
+        make_event(
+            name=name,
+            timestamp=NOW - timedelta(hours=6 * step),
+            duration_seconds=1.0 + (step * 37 % 101) * factor,
+        )
+        for step in range(4 * days)
+        for name, factor in (("code-reviewer", 0.5), ("debugger", 3.0))
+    ]
+
+
+def test_a_live_write_keeps_the_settled_bins_and_an_older_one_replaces_them(
+    engine: Engine, bins_read: list[dict[str, Any]]
+) -> None:
+    add_events(engine, *history(70))
+    assert percentiles(engine) == afresh(percentiles, engine)
+    settled = settled_token(engine)
+    assert settled is not None
+
+    # A running session records: recent buckets only. The months are not read again.
+    add_events(engine, make_event(name="debugger", timestamp=NOW, duration_seconds=9_000.0))
+    assert settled_token(engine) == settled
+    bins_read.clear()
+    before = percentiles(engine)
+    assert bins_read and not [read for read in bins_read if any("month" in key for key in read)]
+    assert before == afresh(percentiles, engine)
+
+    # An import of an old transcript reaches a settled month: it is read again.
+    old = NOW - timedelta(days=40)
+    slow = [make_event(timestamp=old, duration_seconds=5_000.0) for _ in range(99)]
+    add_events(engine, *slow)
+    after = percentiles(engine)
+    assert after == afresh(percentiles, engine)
+    assert after["code-reviewer"][2] > before["code-reviewer"][2]  # its p99
+    assert settled_token(engine) != settled
+
+
+def test_only_writes_reaching_settled_buckets_replace_the_settled_token(engine: Engine) -> None:
+    add_events(engine, make_event(timestamp=NOW - timedelta(days=10)))
+    settled = settled_token(engine)
+    assert settled is not None
+    add_events(engine, make_event(timestamp=NOW - timedelta(hours=20)))
+    add_events(engine, make_event(timestamp=NOW - timedelta(days=5), status=Status.RUNNING))
+    assert settled_token(engine) == settled  # recent, or not in the rollups yet
+    add_events(engine, make_event(timestamp=NOW - timedelta(hours=30)))
+    assert settled_token(engine) != settled
+    settled = settled_token(engine)
+    purge(engine, raw_retention_days=1, rollup_retention_days=None, now=NOW)
+    assert settled_token(engine) != settled
+
+
+def test_settled_split_cuts_each_grain_at_the_bucket_holding_the_instant() -> None:
+    at = datetime(2026, 12, 5, 7, 30, tzinfo=UTC)
+    day = timedelta(days=1)
+    pieces = Pieces(
+        rollup={
+            "month": [(datetime(2026, 9, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))],
+            "day": [(None, datetime(2026, 12, 1, tzinfo=UTC)), (at - 2 * day, at + day)],
+            "hour": [(at + day, None)],
+        },
+        raw=[(at, at + timedelta(minutes=5))],
+        less={"day": [(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 8, tzinfo=UTC))]},
+    )
+    settled, rest = settled_split(pieces, at)
+    midnight = datetime(2026, 12, 5, tzinfo=UTC)
+    assert settled == Pieces(
+        rollup={
+            "month": [(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))],
+            "day": [(None, datetime(2026, 12, 1, tzinfo=UTC)), (at - 2 * day, midnight)],
+        },
+        less=pieces.less,
+    )
+    assert rest == Pieces(
+        rollup={
+            "month": [(datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))],
+            "day": [(midnight, at + day)],
+            "hour": [(at + day, None)],
+        },
+        raw=pieces.raw,
+    )
