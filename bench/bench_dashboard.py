@@ -4,7 +4,7 @@ database, median and p95 of each page over several runs.
 
     python -m bench.bench_dashboard [--database-url URL] [--size 1000000] [--repeat 10]
                                     [--keep DIR] [--tz America/New_York] [--kept-answers]
-                                    [--only overview]
+                                    [--live] [--only overview]
 
 The database is filled with `claude-api demo` data as `bench_queries` fills it (and, with
 `--keep DIR`, kept and reused: the same files, so a database kept by either serves both; "now"
@@ -16,7 +16,9 @@ lines of its leaderboards' shown rows; an agent's page (its analytics, then the 
 alerts covering it); the task list (plain, of an agent, of failed invocations, its next page); a
 task. Every answer is computed afresh (the query layer's
 kept answers are not used: a page redrawn after a write computes too), after one warm-up run;
-with `--kept-answers` they are, which leaves GraphQL's execution of the answers.
+with `--kept-answers` they are, which leaves GraphQL's execution of the answers; with `--live`
+an invocation is recorded before each load, as while sessions run, so the kept answers are out
+of date but what is kept across such writes (the duration bins of settled buckets) serves.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 "cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
 request run in worker threads at once): the figure a busy machine moves least.

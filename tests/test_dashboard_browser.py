@@ -171,7 +171,8 @@ def seed(now: datetime) -> list[UsageEvent]:
     some(90, timedelta(hours=1), timedelta(days=5))
     some(30, timedelta(days=8), timedelta(days=12))
     root, child = uuid.uuid4(), uuid.uuid4()
-    at = now - timedelta(minutes=20)
+    # Twenty minutes ago, but today in UTC: the day budgets count task-tree's spending.
+    at = max(now - timedelta(minutes=20), datetime.combine(now.date(), time(), UTC))
     events += [
         make_event(event_id=root, name="planner", task_id="task-tree", project_id="web",
                    timestamp=at, cost_usd=0.5),
@@ -639,7 +640,7 @@ def test_the_overview_shows_budgets_and_open_alerts(browser, seeded) -> None:
         assert set(budgets) == {ids[f"budget {n}"] for n in ("planner", "web", "api", "all")}
         planner = budgets[ids["budget planner"]]
         spent = spent_today(events, datetime.now(UTC), kind=Kind.AGENT, name="planner")
-        assert spent > 0.25  # task-tree's planner alone spent $0.50 twenty minutes ago
+        assert spent > 0.25  # task-tree's planner alone spent $0.50 today
         assert float(planner.locator('td[data-key="spent"]').get_attribute("data-value")) == (
             pytest.approx(spent)
         )

@@ -179,8 +179,9 @@ class RetentionState(SQLModel, table=True):
 
 
 class DataVersion(SQLModel, table=True):
-    """A token of the usage data's state: every transaction that changes raw rows or rollups
-    replaces it with a new random value (`claude_api.models.data_version`)."""
+    """Tokens of the usage data's state, each replaced by a new random value: row 1 by every
+    transaction that changes raw rows or rollups, row 2 (the settled token) by those that
+    reach settled rollup buckets (`claude_api.models.data_version`)."""
 
     __tablename__ = "data_version"
 
