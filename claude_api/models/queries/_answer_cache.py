@@ -150,14 +150,16 @@ def cached(
 
 def kept_while_settled(
     session: Session, key: tuple[Any, ...], compute: Callable[[], tuple[Any, ...]]
-) -> tuple[Any, ...]:
+) -> tuple[Any, ...] | None:
     """`compute()`, a part of an answer read from rollup buckets that ended before
-    `data_version.SETTLED_AFTER` ago, kept under `key` and the settled token the session sees."""
+    `data_version.SETTLED_AFTER` ago, kept under `key` and the settled token the session sees;
+    None, computing nothing, when no part may be kept (computing afresh, or before the first
+    write): the caller then reads the whole answer at once."""
     if _FRESH.get():
-        return compute()
+        return None
     token = data_version.settled(session)
     if token is None:
-        return compute()
+        return None
     key = (token, *key)
     engine = _engine(session)
     with _LOCK:

@@ -49,11 +49,11 @@ def duration_percentiles(
     listed = sorted(set(names)) if names is not None else None
     if not (raw_only() or filter.task_id or filter.model or filter.status):
         settled, recent = settled_split(pieces, data_version.utc_now() - data_version.SETTLED_AFTER)
-        if settled.uses_rollups:
-            rows = _settled_bins(session, filter, settled, by_name, listed)
+        kept = _settled_bins(session, filter, settled, by_name, listed)
+        if kept is not None:
             if recent.uses_rollups or recent.raw:
-                rows += tuple(_durations(session, filter, recent, by_name, listed)[0])
-            return percentiles_of(rows, by_name=by_name, exact=False)
+                kept += tuple(_durations(session, filter, recent, by_name, listed)[0])
+            return percentiles_of(kept, by_name=by_name, exact=False)
     found, exact = _durations(session, filter, pieces, by_name, listed)
     return percentiles_of(found, by_name=by_name, exact=exact)
 
@@ -71,8 +71,11 @@ def _durations(
 
 def _settled_bins(
     session: Session, filter: UsageFilter, pieces: Pieces, by_name: bool, names: list[str] | None
-) -> tuple[tuple[Any, ...], ...]:
-    """The summed bins of `pieces`, settled buckets only: kept across writes of recent ones."""
+) -> tuple[tuple[Any, ...], ...] | None:
+    """The summed bins of `pieces`, settled buckets only: kept across writes of recent ones
+    (None when there are none, or none may be kept)."""
+    if not pieces.uses_rollups:
+        return None
     shape, values = bind(filter, pieces)
     # The rollups are read by bucket: the range's ends, which only raw rows need, are no key.
     key = (
