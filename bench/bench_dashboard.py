@@ -66,6 +66,7 @@ from claude_api.models.queries.alerts import list_rules
 from claude_api.models.write import store_events
 
 TARGET_MS = 100.0
+LIVE_TASK = "live-session"  # the task of what --live records: not the task page's task
 SHOWN = 10  # leaderboard rows the overview shows before "show all"
 
 Request = tuple[str, str, dict[str, Any]]  # (label, document, variables)
@@ -253,7 +254,7 @@ def live_event(at: datetime) -> UsageEvent:
         event_id=uuid.uuid4(),
         kind=Kind.AGENT,
         name="Explore",
-        task_id=f"live-{uuid.uuid4()}",
+        task_id=LIVE_TASK,
         timestamp=at,
         status=Status.COMPLETED,
         duration_seconds=12.5,
@@ -332,7 +333,8 @@ def pages(engine: Engine, now: datetime, tz: str) -> list[Page]:
     ranges = {period: page_range(period, now, zone) for period in ("24h", "7d", "30d", "90d")}
     week = ranges["7d"]
     with Session(engine) as session:
-        recent = queries.list_tasks(session, limit=1).items[0].task_id
+        listed = queries.list_tasks(session, limit=2).items
+        recent = next(t.task_id for t in listed if t.task_id != LIVE_TASK)
     found = [Page(f"overview, {period}", overview(ranges[period], tz)) for period in ranges]
     found += [
         Page("agent Explore, 24h", usage(ranges["24h"], tz, "AGENT", "Explore")),
