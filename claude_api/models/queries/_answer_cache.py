@@ -39,7 +39,7 @@ from claude_api.models import data_version
 from claude_api.models.queries._range_split import raw_only
 
 ANSWERS_PER_DATABASE = 256
-SETTLED_PARTS_PER_DATABASE = 32  # up to about 1 MB each (a leaderboard of 16 names over 90 days)
+SETTLED_PARTS_PER_DATABASE = 64  # about 100 KB each for a leaderboard of 16 names over 90 days
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -10,6 +10,7 @@ question that reads raw rows only (one task, a range shorter than an hour, or in
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ from claude_api.models.sketch import bin_of, nearest_rank
 
 PERCENTILES = {"p50_duration_seconds": 50, "p95_duration_seconds": 95, "p99_duration_seconds": 99}
 Key = tuple[str, str] | None  # (kind, name), or None for everything together
+Binned = tuple[Key, "array[int]", "array[int]"]  # a key's bins and their counts
 
 
 def duration_percentiles(
@@ -51,9 +53,10 @@ def duration_percentiles(
         settled, recent = settled_split(pieces, data_version.utc_now() - data_version.SETTLED_AFTER)
         kept = _settled_bins(session, filter, settled, by_name, listed)
         if kept is not None:
+            rows: Sequence[Any] = ()
             if recent.uses_rollups or recent.raw:
-                kept += tuple(_durations(session, filter, recent, by_name, listed)[0])
-            return percentiles_of(kept, by_name=by_name, exact=False)
+                rows = _durations(session, filter, recent, by_name, listed)[0]
+            return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
     found, exact = _durations(session, filter, pieces, by_name, listed)
     return percentiles_of(found, by_name=by_name, exact=exact)
 
@@ -71,9 +74,9 @@ def _durations(
 
 def _settled_bins(
     session: Session, filter: UsageFilter, pieces: Pieces, by_name: bool, names: list[str] | None
-) -> tuple[tuple[Any, ...], ...] | None:
-    """The summed bins of `pieces`, settled buckets only: kept across writes of recent ones
-    (None when there are none, or none may be kept)."""
+) -> tuple[Binned, ...] | None:
+    """The summed bins of `pieces` per key, settled buckets only: kept across writes of recent
+    ones, packed in arrays (None when there are none, or none may be kept)."""
     if not pieces.uses_rollups:
         return None
     shape, values = bind(filter, pieces)
@@ -84,8 +87,15 @@ def _settled_bins(
         *sorted((name, value) for name, value in values.items() if name not in ("since", "until")),
     )  # fmt: skip
 
-    def compute() -> tuple[tuple[Any, ...], ...]:
-        return tuple(tuple(row) for row in _durations(session, filter, pieces, by_name, names)[0])
+    def compute() -> tuple[Binned, ...]:
+        groups: defaultdict[Key, tuple[array[int], array[int]]] = defaultdict(
+            lambda: (array("q"), array("q"))
+        )
+        for kind, name, _, bin, count in _durations(session, filter, pieces, by_name, names)[0]:
+            bins, numbers = groups[(kind, name) if by_name else None]
+            bins.append(bin)
+            numbers.append(int(count))
+        return tuple((key, bins, numbers) for key, (bins, numbers) in groups.items())
 
     return kept_while_settled(session, key, compute)
 
@@ -163,12 +173,15 @@ def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[
 
 
 def percentiles_of(
-    rows: Iterable[Sequence[Any]], *, by_name: bool, exact: bool
+    rows: Iterable[Sequence[Any]], *, by_name: bool, exact: bool, binned: Iterable[Binned] = ()
 ) -> dict[Key, dict[str, float | None]]:
     """The PERCENTILES per key of the rows of `durations_read`: (kind, name, duration, bin,
-    count) each, unpacked as tuples (thousands of bins per leaderboard)."""
+    count) each, unpacked as tuples (thousands of bins per leaderboard), plus the counts of
+    `binned` (inexact then)."""
     durations: defaultdict[Key, list[float]] = defaultdict(list)
     counts: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for key, bins, numbers in binned:
+        counts[key].update(zip(bins, numbers, strict=True))
     for kind, name, duration, bin, count in rows:
         key = (kind, name) if by_name else None
         if bin is None:
