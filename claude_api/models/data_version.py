@@ -45,11 +45,11 @@ def changed(connection: Connection, *, rollups_from: datetime | None = ANY_TIME)
     insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(_TABLE)
     tokens = [{"id": id, "token": secrets.randbits(63)} for id in (1, _SETTLED_ID)]
     statement = insert.values(tokens)
-    new, kept = statement.excluded.token, _TABLE.c.token
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=[_TABLE.c.id],
-            set_={"token": new if settles else sa.case((_TABLE.c.id == 1, new), else_=kept)},
+            set_={"token": statement.excluded.token},
+            where=None if settles else _TABLE.c.id == 1,  # the settled row only made if missing
         )
     )
 
