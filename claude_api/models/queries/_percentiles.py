@@ -25,7 +25,7 @@ from claude_api.models.queries._answer_cache import kept_while_settled
 from claude_api.models.queries._partial_sums import FINISHED, counting_plan, plan, rollup_scans
 from claude_api.models.queries._range_split import Pieces, raw_only, raw_pieces, settled_split
 from claude_api.models.queries._raw_rows import ROW, usage_rows
-from claude_api.models.queries._statement_shapes import Shape, bind, statements
+from claude_api.models.queries._statement_shapes import Filter, Shape, bind, statements
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
 
@@ -49,7 +49,7 @@ def duration_percentiles(
         return {}
     pieces = pieces if pieces is not None else counting_plan(session, filter)
     listed = sorted(set(names)) if names is not None else None
-    if not (raw_only() or filter.task_id or filter.model or filter.status):
+    if reads_bins(filter):
         settled, recent = settled_split(pieces, data_version.utc_now() - data_version.SETTLED_AFTER)
         kept = _settled_bins(session, filter, settled, by_name, listed)
         if kept is not None:
@@ -59,6 +59,15 @@ def duration_percentiles(
             return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
     found, exact = _durations(session, filter, pieces, by_name, listed)
     return percentiles_of(found, by_name=by_name, exact=exact)
+
+
+def reads_bins(filter: Filter) -> bool:
+    """Whether the percentiles of `filter` may come from the rollups' bins, which are kept per
+    (kind, name, project) only: not for one model, one status or one task, nor inside
+    `reading_raw_rows`."""
+    return not raw_only() and all(
+        value is None for value in (filter.task_id, filter.model, filter.status)
+    )
 
 
 def _durations(
@@ -107,10 +116,7 @@ def durations_read(shape: Shape, by_name: bool, named: bool) -> tuple[sa.Select[
     pieces' `less` buckets, per (kind, name) when `by_name`), restricted to the bind parameter
     `names` when `named`; and whether the percentiles are exact (the raw rows answer alone)."""
     filter, planned = shape.bound()
-    pieces = plan(filter, planned)
-    if filter.model is not None or filter.status is not None:
-        # The bins are kept per (kind, name, project) only.
-        pieces = raw_pieces(filter.since, filter.until)
+    pieces = plan(filter, planned) if reads_bins(filter) else raw_pieces(filter.since, filter.until)
     names = sa.bindparam("names", expanding=True)
     reads: list[Any] = []
     if pieces.raw or not pieces.uses_rollups:
