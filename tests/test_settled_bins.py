@@ -1,6 +1,7 @@
-"""Duration bins of settled buckets, kept across writes: a live session's writes leave them (a
-page redrawn computes again only its last days), any write reaching an older bucket replaces
-them, and the percentiles they give are always those computed afresh."""
+"""Duration bins and history buckets of settled buckets, kept across writes: a live session's
+writes leave them (a page redrawn computes again only its last days), any write reaching an
+older bucket replaces them, and the percentiles and histories they give are always those
+computed afresh."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 
-from claude_api.events import Status
+from claude_api.events import Kind, Status
 from claude_api.models import data_version, queries
-from claude_api.models.filters import UsageFilter
+from claude_api.models.filters import Period, UsageFilter
 from claude_api.models.gateway import computing_afresh
 from claude_api.models.queries._range_split import Pieces, settled_split
+from claude_api.models.queries.histories import usage_by_period_per_name
 from claude_api.models.retention import purge
 from tests.factories import add_events, make_event
 
@@ -62,17 +64,46 @@ def bins_read(engine: Engine) -> Iterator[list[dict[str, Any]]]:
     event.remove(engine, "before_execute", seen)
 
 
-def settled_months(read: dict[str, Any]) -> list[str]:
-    """The month buckets a read of the bins covers that ended two days ago or earlier."""
+def settled_months(read: dict[str, Any], grain: str = "month") -> list[str]:
+    """The buckets of `grain` a read covers that ended two days ago or earlier."""
     settled = NOW - timedelta(days=2)
     return [
         key
         for key, value in read.items()
-        if key.startswith("month_")
+        if key.startswith(f"{grain}_")
         and key.endswith("_end")
         and value is not None
         and value <= settled
     ]
+
+
+def trend_lines(engine: Engine) -> list[Any]:
+    """The daily histories of both agents over the last 75 days, together as the overview's
+    trend lines ask them, and of everything as its chart over time asks it."""
+    with Session(engine) as session:
+        together = usage_by_period_per_name(
+            session,
+            filter=RANGE.replace(kind=Kind.AGENT),
+            period=Period.DAY,
+            named=("code-reviewer", "debugger"),
+        )
+        total = queries.usage_by_period(session, filter=RANGE, period=Period.DAY)
+    return [*together, total]
+
+
+@pytest.fixture
+def buckets_read(engine: Engine) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every read of a history's buckets (not of its whole range's totals)."""
+    reads: list[dict[str, Any]] = []
+
+    def seen(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+        if "edge_0" in str(clause):
+            found = dict(multiparams[0]) if multiparams else dict(params)
+            reads.append({key: value for key, value in found.items() if "whole_" not in key})
+
+    event.listen(engine, "before_execute", seen)
+    yield reads
+    event.remove(engine, "before_execute", seen)
 
 
 def history(days: int) -> list[Any]:
@@ -114,14 +145,43 @@ def test_a_live_write_keeps_the_settled_bins_and_an_older_one_replaces_them(
     assert settled_token(engine) != settled
 
 
+def test_a_live_write_keeps_the_settled_history_buckets_and_an_older_one_replaces_them(
+    engine: Engine, buckets_read: list[dict[str, Any]]
+) -> None:
+    add_events(engine, *history(70))
+    before = trend_lines(engine)
+    assert before == afresh(trend_lines, engine)
+
+    # A running session records: only the last days' buckets are read again.
+    add_events(engine, make_event(name="debugger", timestamp=NOW, duration_seconds=9_000.0))
+    buckets_read.clear()
+    live = trend_lines(engine)
+    moments = [
+        value for read in buckets_read for value in read.values() if isinstance(value, datetime)
+    ]
+    assert len(buckets_read) == 2 and min(moments) >= NOW - timedelta(days=3)
+    assert live == afresh(trend_lines, engine)
+    assert live[1].series.invocations[-1] == before[1].series.invocations[-1] + 1
+
+    # A session that started five days ago and still runs is counted in its day.
+    add_events(engine, make_event(timestamp=NOW - timedelta(days=5), status=Status.RUNNING))
+    after = trend_lines(engine)
+    assert after == afresh(trend_lines, engine)
+    assert sum(after[0].series.running) == 1 and sum(after[2].series.running) == 1
+
+
 def test_only_writes_reaching_settled_buckets_replace_the_settled_token(engine: Engine) -> None:
     add_events(engine, make_event(timestamp=NOW - timedelta(days=10)))
     settled = settled_token(engine)
     assert settled is not None
     add_events(engine, make_event(timestamp=NOW - timedelta(hours=20)))
-    add_events(engine, make_event(timestamp=NOW - timedelta(days=5), status=Status.RUNNING))
-    assert settled_token(engine) == settled  # recent, or not in the rollups yet
+    add_events(engine, make_event(timestamp=NOW - timedelta(hours=20), status=Status.RUNNING))
+    assert settled_token(engine) == settled  # recent
     add_events(engine, make_event(timestamp=NOW - timedelta(hours=30)))
+    assert settled_token(engine) != settled
+    settled = settled_token(engine)
+    # A running row is in no rollup, but histories count it in its bucket.
+    add_events(engine, make_event(timestamp=NOW - timedelta(days=5), status=Status.RUNNING))
     assert settled_token(engine) != settled
     settled = settled_token(engine)
     purge(engine, raw_retention_days=1, rollup_retention_days=None, now=NOW)

@@ -6,8 +6,8 @@ or any other sharing the database; and a database restored from a backup brings 
 token together with its data. Writers call `changed` in their transaction; readers call
 `current`, or `latest` to learn the token now without a transaction of their own.
 
-A second token, the settled token, changes only with the rollup buckets that ended
-`SETTLED_AFTER` ago or earlier (`settled`): writes of invocations that started within the last
+A second token, the settled token, changes only with the buckets that ended `SETTLED_AFTER`
+ago or earlier (`settled`): writes of invocations that started within the last
 `WRITES_SETTLE_AFTER` leave it alone, so what was computed from settled buckets stays right
 across the live writes of running sessions. The day between the two ages absorbs the clocks
 of different processes and a writer's transaction that takes long to commit.
@@ -36,12 +36,13 @@ WRITES_SETTLE_AFTER = timedelta(days=1)
 ANY_TIME = datetime.min.replace(tzinfo=UTC)
 
 
-def changed(connection: Connection, *, rollups_from: datetime | None = ANY_TIME) -> None:
+def changed(connection: Connection, *, earliest_start: datetime | None = ANY_TIME) -> None:
     """Replace the token, in the connection's transaction, and the settled token too when the
-    change reached rollup buckets of invocations that started `WRITES_SETTLE_AFTER` ago or
-    earlier. `rollups_from`: the earliest start of an invocation the change added to the
-    rollups, None when it added none; by default, any bucket may have changed."""
-    settles = rollups_from is not None and rollups_from < utc_now() - WRITES_SETTLE_AFTER
+    change reached an invocation that started `WRITES_SETTLE_AFTER` ago or earlier.
+    `earliest_start`: the earliest start of an invocation the change added to the rollups or
+    wrote as running (answers count running rows from the raw rows), None when there was none;
+    by default, any bucket may have changed."""
+    settles = earliest_start is not None and earliest_start < utc_now() - WRITES_SETTLE_AFTER
     insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(_TABLE)
     tokens = [{"id": id, "token": secrets.randbits(63)} for id in (1, _SETTLED_ID)]
     statement = insert.values(tokens)

@@ -23,7 +23,8 @@ under, if each was a cached answer: what the HTTP edge's ETag is made from
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -170,6 +171,14 @@ def kept_while_settled(
     with _LOCK:
         _SETTLED_PARTS.setdefault(engine, LRUCache(SETTLED_PARTS_PER_DATABASE))[key] = part
     return part
+
+
+def settled_buckets(buckets: Sequence[Any]) -> int:
+    """How many of `buckets` (in time order, each with its `end_at`) ended
+    `data_version.SETTLED_AFTER` ago or earlier: the leading ones whose part of an answer
+    `kept_while_settled` may keep."""
+    cut = data_version.utc_now() - data_version.SETTLED_AFTER
+    return bisect_right([bucket.end_at for bucket in buckets], cut)
 
 
 def _engine(session: Session) -> Engine:

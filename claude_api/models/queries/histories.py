@@ -15,14 +15,19 @@ from claude_api.errors import InvalidFilter
 from claude_api.events import Kind
 from claude_api.models.filters import MAX_TOP, Period, UsageFilter, check_text, to_enum
 from claude_api.models.local_days import day_starts
-from claude_api.models.queries._aggregates import PART, totals_columns
+from claude_api.models.queries._aggregates import PART, totals_columns, totals_series
 from claude_api.models.queries._answer_cache import cached
 from claude_api.models.queries._calendar import calendar_buckets
 from claude_api.models.queries._partial_sums import plan, usage_parts
 from claude_api.models.queries._range_split import split_ranges
 from claude_api.models.queries._raw_rows import not_indexed
 from claude_api.models.queries._statement_shapes import Shape, bind, statements
-from claude_api.models.queries.history import _bucket_index, _history_range, assemble_history
+from claude_api.models.queries.history import (
+    _bucket_index,
+    _history_range,
+    assemble_history,
+    settled_part,
+)
 from claude_api.models.results import History
 from claude_api.models.types import UTCDateTime
 
@@ -59,15 +64,22 @@ def usage_by_period_per_name(
     since, until = _history_range(filter, period, now)
     buckets = calendar_buckets(since, until, period, filter.zone)
     ranged = filter.replace(since=since, until=until)
-    shape, values = bind(
-        ranged, split_ranges(((b.start_at, b.end_at) for b in buckets), day_starts(session))
-    )
-    whole, whole_values = bind(ranged, plan(ranged), prefix="whole_")
-    edges = [bucket.start_at for bucket in buckets[1:]]
-    values |= whole_values | {f"edge_{number}": edge for number, edge in enumerate(edges)}
-    values["names"] = chosen
+
+    def read_series(part: UsageFilter, settled: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
+        rows: dict[str, dict[int, Any]] = {name: {} for name in chosen}
+        for row in _rows(session, part, settled, chosen, whole=None):
+            rows[row.name][row.bucket] = row
+        return tuple(
+            (name, totals_series([found.get(number) for number in range(len(settled))]))
+            for name, found in rows.items()
+        )
+
+    key = ("histories", period, tuple(chosen))
+    first, kept = settled_part(session, key, ranged, buckets, read_series)
+    leading = dict(kept)
     found: dict[str, dict[int, Any]] = {name: {} for name in chosen}
-    for row in session.execute(_per_name_read(shape, whole, len(edges)), values):
+    recent = ranged.replace(since=buckets[first].start_at)
+    for row in _rows(session, recent, buckets[first:], chosen, whole=ranged, first=first):
         found[row.name][row.bucket] = row
     return tuple(
         assemble_history(
@@ -80,15 +92,41 @@ def usage_by_period_per_name(
             buckets=buckets,
             rows=found[name],
             totals=found[name].get(_WHOLE),
+            leading=leading.get(name),
         )
         for name in chosen
     )
 
 
+def _rows(
+    session: Session,
+    filter: UsageFilter,
+    buckets: Sequence[Any],
+    names: list[str],
+    *,
+    whole: UsageFilter | None,
+    first: int = 0,
+) -> tuple[Any, ...]:
+    """The rows of `_per_name_read`: per name, its totals in each of `buckets` (numbered from
+    `first`) over `filter`'s range, and over `whole`'s range when given."""
+    intervals = ((bucket.start_at, bucket.end_at) for bucket in buckets)
+    shape, values = bind(filter, split_ranges(intervals, day_starts(session)))
+    values["names"] = names
+    values |= {f"edge_{number}": bucket.start_at for number, bucket in enumerate(buckets[1:])}
+    total = None
+    if whole is not None:
+        total, whole_values = bind(whole, plan(whole), prefix="whole_")
+        values |= whole_values
+    return tuple(session.execute(_per_name_read(shape, total, len(buckets) - 1, first), values))
+
+
 @statements
-def _per_name_read(shape: Shape, whole: Shape, edges: int) -> sa.CompoundSelect:
-    """A row of totals per (name, bucket number) with data among the bind parameter `names`,
-    and per name a row of its totals over the whole range (bucket _WHOLE)."""
+def _per_name_read(
+    shape: Shape, whole: Shape | None, edges: int, first: int
+) -> sa.CompoundSelect | sa.Select[Any]:
+    """A row of totals per (name, bucket number from `first`) with data among the bind
+    parameter `names`, and per name a row of its totals over the `whole` range (bucket
+    _WHOLE) when given."""
     # Not through an index: SQLite pushes the names down into the raw rows' branches, where
     # the name's index would read every row of the names instead of the few running ones.
     names = sa.bindparam("names", expanding=True)
@@ -99,7 +137,7 @@ def _per_name_read(shape: Shape, whole: Shape, edges: int) -> sa.CompoundSelect:
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
     indexed = (
-        sa.select(*_MEASURES, _bucket_index(PART["at"], starts).label("bucket"))
+        sa.select(*_MEASURES, _bucket_index(PART["at"], starts, first).label("bucket"))
         .select_from(parts)
         .where(named)
         .subquery("indexed")
@@ -109,6 +147,8 @@ def _per_name_read(shape: Shape, whole: Shape, edges: int) -> sa.CompoundSelect:
         .select_from(indexed)
         .group_by(indexed.c.name, indexed.c.bucket)
     )
+    if whole is None:
+        return per_bucket
     filter, pieces = whole.bound()
     totals = usage_parts(filter, pieces, by=("name",))
     per_name = (

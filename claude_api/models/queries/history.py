@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from claude_api.models.queries._aggregates import (
     totals_fields,
     totals_series,
 )
-from claude_api.models.queries._answer_cache import cached
+from claude_api.models.queries._answer_cache import cached, kept_while_settled, settled_buckets
 from claude_api.models.queries._calendar import (
     calendar_buckets,
     hour_start,
@@ -78,19 +78,17 @@ def usage_by_period(
     period = to_enum(Period, period, field="period")
     since, until = _history_range(filter, period, now)
     buckets = calendar_buckets(since, until, period, filter.zone)
-    pieces = split_ranges(
-        ((bucket.start_at, bucket.end_at) for bucket in buckets), day_starts(session)
-    )
-    shape, values = bind(filter.replace(since=since, until=until), pieces)
-    edges = [bucket.start_at for bucket in buckets[1:]]
-    values.update((f"edge_{number}", edge) for number, edge in enumerate(edges))
+    ranged = filter.replace(since=since, until=until)
+
+    def read_series(part: UsageFilter, settled: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
+        rows = _bucket_rows(session, part, settled, None)
+        return tuple(totals_series([rows.get(number) for number in range(len(settled))]).items())
+
+    first, leading = settled_part(session, ("history", period), ranged, buckets, read_series)
     scope = kinds_scope(filter)
-    if scope is not None:
-        values |= scope[1]
-    statement = _history_read(shape, len(edges), scope[0] if scope else None)
-    found = {row.bucket: row for row in session.execute(statement, values)}
-    whole = filter.replace(since=since, until=until)
-    whole_shape, whole_values = bind(whole, plan(whole))
+    recent = ranged.replace(since=buckets[first].start_at)
+    found = _bucket_rows(session, recent, buckets, scope, first)
+    whole_shape, whole_values = bind(ranged, plan(ranged))
     totals = session.execute(_range_totals_read(whole_shape), whole_values).one_or_none()
     kind = filter.kind
     if scope is not None:
@@ -105,7 +103,44 @@ def usage_by_period(
         buckets=buckets,
         rows=found,
         totals=totals,
+        leading=dict(leading) or None,
     )
+
+
+def settled_part(
+    session: Session,
+    key: tuple[Any, ...],
+    ranged: UsageFilter,
+    buckets: Sequence[Any],
+    read: Callable[[UsageFilter, Sequence[Any]], tuple[Any, ...]],
+) -> tuple[int, tuple[Any, ...]]:
+    """How many leading `buckets` of a history over `ranged` have settled (all but the last at
+    most), with what `read(filter, their buckets)` gives of them, kept across the writes of
+    recent invocations under `key`; (0, ()) when nothing may be kept."""
+    count = min(settled_buckets(buckets), len(buckets) - 1)
+    if not count:
+        return 0, ()
+    part = ranged.replace(until=buckets[count - 1].end_at)
+    kept = kept_while_settled(session, (*key, part), lambda: read(part, buckets[:count]))
+    return (0, ()) if kept is None else (count, kept)
+
+
+def _bucket_rows(
+    session: Session,
+    filter: UsageFilter,
+    buckets: Sequence[Any],
+    scope: tuple[Shape, dict[str, Any]] | None,
+    first: int = 0,
+) -> dict[int, Any]:
+    """The rows of `_history_read` by bucket number: `buckets[first:]` over `filter`'s range."""
+    read = buckets[first:]
+    intervals = ((bucket.start_at, bucket.end_at) for bucket in read)
+    shape, values = bind(filter, split_ranges(intervals, day_starts(session)))
+    values.update((f"edge_{number}", bucket.start_at) for number, bucket in enumerate(read[1:]))
+    if scope is not None:
+        values |= scope[1]
+    statement = _history_read(shape, len(read) - 1, scope[0] if scope else None, first)
+    return {row.bucket: row for row in session.execute(statement, values)}
 
 
 def assemble_history(
@@ -119,9 +154,15 @@ def assemble_history(
     buckets: Sequence[Any],
     rows: Mapping[int, Any],
     totals: Any,
+    leading: Mapping[str, tuple[Any, ...]] | None = None,
 ) -> History:
     """A `History` of calendar `buckets` from the rows of `totals_columns` read per bucket
-    number (`rows`; a bucket without a row has zero counts) and over the whole range."""
+    number (`rows`; a bucket without a row has zero counts) and over the whole range;
+    `leading`: the `totals_series` of its first buckets, when they were read before."""
+    first = len(leading["invocations"]) if leading else 0
+    columns = totals_series([rows.get(number) for number in range(first, len(buckets))])
+    if leading:
+        columns = {field: leading[field] + values for field, values in columns.items()}
     return History(
         kind=kind,
         name=name,
@@ -133,7 +174,7 @@ def assemble_history(
             period_start=tuple(bucket.period_start for bucket in buckets),
             start_at=tuple(bucket.start_at for bucket in buckets),
             end_at=tuple(bucket.end_at for bucket in buckets),
-            **totals_series([rows.get(number) for number in range(len(buckets))]),
+            **columns,
         ),
         totals=UsageTotals(**totals_fields(totals)),
     )
@@ -151,13 +192,13 @@ def _range_totals_read(shape: Shape) -> sa.Select[Any]:
 
 
 @statements
-def _history_read(shape: Shape, edges: int, scope: Shape | None) -> Any:
-    """A row of totals per bucket number (`bucket`) with data; and, for a `kinds_scope`, a
-    row numbered _KINDS_ROW whose `kinds` holds the recorded kinds."""
+def _history_read(shape: Shape, edges: int, scope: Shape | None, first: int) -> Any:
+    """A row of totals per bucket number (`bucket`, from `first`) with data; and, for a
+    `kinds_scope`, a row numbered _KINDS_ROW whose `kinds` holds the recorded kinds."""
     filter, pieces = shape.bound()
     parts = usage_parts(filter, pieces, by=("at",))
     starts = [sa.bindparam(f"edge_{number}", type_=UTCDateTime()) for number in range(edges)]
-    index = _bucket_index(PART["at"], starts)
+    index = _bucket_index(PART["at"], starts, first)
     # Bucket in a subquery and group by its column: PostgreSQL would not match a GROUP BY CASE
     # to the same CASE in the select list, their bound parameters being distinct.
     columns = [column for name, column in PART.items() if name not in _KEYS]
