@@ -17,7 +17,6 @@ from claude_api.events import Kind, Status
 from claude_api.models import data_version, queries
 from claude_api.models.filters import Period, UsageFilter
 from claude_api.models.gateway import computing_afresh
-from claude_api.models.queries._range_split import Pieces, settled_split
 from claude_api.models.queries.histories import usage_by_period_per_name
 from claude_api.models.retention import purge
 from tests.factories import add_events, make_event
@@ -170,6 +169,41 @@ def test_a_live_write_keeps_the_settled_history_buckets_and_an_older_one_replace
     assert sum(after[0].series.running) == 1 and sum(after[2].series.running) == 1
 
 
+def test_answers_over_a_range_that_settled_are_kept_across_live_writes(engine: Engine) -> None:
+    add_events(engine, *history(70))
+    earlier = UsageFilter(since=NOW - timedelta(days=40), until=NOW - timedelta(days=10))
+
+    def previous_period(engine: Engine) -> tuple[Any, ...]:
+        with Session(engine) as session:
+            return (
+                queries.usage_stats(session, filter=earlier),
+                queries.stats_by_name(session, filter=earlier, limit=50),
+                queries.leaderboard(session, filter=earlier),
+            )
+
+    before = previous_period(engine)
+    reads: list[str] = []
+
+    def seen(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+        if "data_version" not in str(clause):
+            reads.append(str(clause))
+
+    add_events(engine, make_event(name="debugger", timestamp=NOW))  # a running session's
+    event.listen(engine, "before_execute", seen)
+    try:
+        assert previous_period(engine) == before
+        assert reads == []
+        # An import of an old transcript reaches the period: its answers are read again.
+        add_events(engine, make_event(name="debugger", timestamp=NOW - timedelta(days=20)))
+        reads.clear()
+        after = previous_period(engine)
+        assert reads
+    finally:
+        event.remove(engine, "before_execute", seen)
+    assert after == afresh(previous_period, engine)
+    assert after[0].invocations == before[0].invocations + 1
+
+
 def test_only_writes_reaching_settled_buckets_replace_the_settled_token(engine: Engine) -> None:
     add_events(engine, make_event(timestamp=NOW - timedelta(days=10)))
     settled = settled_token(engine)
@@ -188,32 +222,22 @@ def test_only_writes_reaching_settled_buckets_replace_the_settled_token(engine: 
     assert settled_token(engine) != settled
 
 
-def test_settled_split_cuts_each_grain_at_the_bucket_holding_the_instant() -> None:
-    at = datetime(2026, 12, 5, 7, 30, tzinfo=UTC)
-    day = timedelta(days=1)
-    pieces = Pieces(
-        rollup={
-            "month": [(datetime(2026, 9, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))],
-            "day": [(None, datetime(2026, 12, 1, tzinfo=UTC)), (at - 2 * day, at + day)],
-            "hour": [(at + day, None)],
-        },
-        raw=[(at, at + timedelta(minutes=5))],
-        less={"day": [(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 8, tzinfo=UTC))]},
+def test_the_kept_bins_leave_out_no_run_at_the_edges_of_the_range(engine: Engine) -> None:
+    # A range starting mid-hour: its first part of an hour is read from the raw rows.
+    since = NOW.replace(minute=20, second=0, microsecond=0) - timedelta(days=10)
+    ranged = UsageFilter(since=since, until=NOW + timedelta(hours=1))
+    add_events(
+        engine,
+        make_event(timestamp=since + timedelta(minutes=5), duration_seconds=9_000.0),
+        make_event(timestamp=NOW - timedelta(days=5), duration_seconds=10.0),
+        make_event(timestamp=NOW - timedelta(hours=1), duration_seconds=20.0),
     )
-    settled, rest = settled_split(pieces, at)
-    midnight = datetime(2026, 12, 5, tzinfo=UTC)
-    assert settled == Pieces(
-        rollup={
-            "month": [(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))],
-            "day": [(None, datetime(2026, 12, 1, tzinfo=UTC)), (at - 2 * day, midnight)],
-        },
-        less=pieces.less,
-    )
-    assert rest == Pieces(
-        rollup={
-            "month": [(datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))],
-            "day": [(midnight, at + day)],
-            "hour": [(at + day, None)],
-        },
-        raw=pieces.raw,
-    )
+
+    def slowest(engine: Engine) -> Any:
+        with Session(engine) as session:
+            found = queries.stats_by_name(session, filter=ranged, limit=50)
+        return [(stats.invocations, stats.p99_duration_seconds) for stats in found.items]
+
+    [(invocations, p99)] = slowest(engine)
+    assert invocations == 3 and p99 == pytest.approx(9_000.0, rel=0.01)
+    assert slowest(engine) == afresh(slowest, engine)

@@ -11,9 +11,10 @@ Not cached: answers that depend on the current time (a history without `until`, 
 without `on`, unless `now` is given), answers inside `reading_raw_rows`, and everything inside
 `computing_afresh` (benchmarks measure the computation).
 
-Parts of answers over settled rollup buckets (`kept_while_settled`) are kept under the settled
-token instead, which writes of recent invocations leave alone: a live page computes again only
-its last two days.
+Answers over a range that ended two days ago (`cached(settles=True)`: a previous period
+compared against) and the parts of answers over settled buckets (`kept_while_settled`) are
+kept under the settled token instead, which writes of recent invocations leave alone: a live
+page computes again only its last two days.
 
 A `recording` around the answers of one response tells the data version they were all read
 under, if each was a cached answer: what the HTTP edge's ETag is made from
@@ -107,10 +108,13 @@ def computing_afresh() -> Iterator[None]:
 
 
 def cached(
-    reads_clock: Callable[[dict[str, Any]], bool] | None = None,
+    reads_clock: Callable[[dict[str, Any]], bool] | None = None, *, settles: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Keep the answers of a query function `(session, **arguments)`; `reads_clock(arguments)`
-    tells the calls whose answer depends on the current time, which are computed every time."""
+    tells the calls whose answer depends on the current time, which are computed every time.
+    `settles`: the answer depends on nothing but the invocations that started in its `filter`'s
+    range, so one whose range ended `data_version.SETTLED_AFTER` ago is kept under the settled
+    token, across the writes of recent invocations (a period compared against, say)."""
 
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         @wraps(function)
@@ -121,8 +125,10 @@ def cached(
                 mark_uncacheable()
                 return function(*args, **kwargs)
             version = data_version.current(session)
+            token = data_version.settled(session) if settles and _settled(kwargs) else None
             try:
-                key = (function.__qualname__, version, *sorted(kwargs.items()))
+                under = version if token is None else ("settled", token)
+                key = (function.__qualname__, under, *sorted(kwargs.items()))
                 hash(key)
             except TypeError:  # an argument that cannot be a key: compute
                 mark_uncacheable()
@@ -147,6 +153,18 @@ def cached(
         return answer
 
     return decorate
+
+
+def _settled(arguments: dict[str, Any]) -> bool:
+    """Whether the range of the `filter` among `arguments` ended `SETTLED_AFTER` ago; not for a
+    name of either kind, whose answer tells the kinds it was ever recorded under."""
+    filter = arguments.get("filter")
+    return (
+        filter is not None
+        and filter.until is not None
+        and filter.until <= data_version.utc_now() - data_version.SETTLED_AFTER
+        and (filter.name is None or filter.kind is not None)
+    )
 
 
 def kept_while_settled(

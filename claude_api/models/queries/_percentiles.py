@@ -13,17 +13,19 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from claude_api.buckets import ceil, floor
 from claude_api.events import Status
 from claude_api.models import data_version
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._answer_cache import kept_while_settled
 from claude_api.models.queries._partial_sums import FINISHED, counting_plan, plan, rollup_scans
-from claude_api.models.queries._range_split import Pieces, raw_only, raw_pieces, settled_split
+from claude_api.models.queries._range_split import Pieces, raw_only, raw_pieces
 from claude_api.models.queries._raw_rows import ROW, usage_rows
 from claude_api.models.queries._statement_shapes import Filter, Shape, bind, statements
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
@@ -50,13 +52,17 @@ def duration_percentiles(
     pieces = pieces if pieces is not None else counting_plan(session, filter)
     listed = sorted(set(names)) if names is not None else None
     if reads_bins(filter):
-        settled, recent = settled_split(pieces, data_version.utc_now() - data_version.SETTLED_AFTER)
-        kept = _settled_bins(session, filter, settled, by_name, listed)
-        if kept is not None:
-            rows: Sequence[Any] = ()
-            if recent.uses_rollups or recent.raw:
+        # The whole hours up to the day two days back are settled; the rest is read each time.
+        hour = ceil(filter.since, "hour") if filter.since is not None else None
+        cut = floor(data_version.utc_now() - data_version.SETTLED_AFTER, "day")
+        if (hour is None or hour < cut) and (filter.until is None or cut < filter.until):
+            kept = _settled_bins(session, filter.replace(since=hour, until=cut), by_name, listed)
+            if kept is not None:
+                recent = counting_plan(session, filter.replace(since=cut))
+                if hour is not None and filter.since is not None and filter.since < hour:
+                    recent = replace(recent, raw=[*recent.raw, (filter.since, hour)])
                 rows = _durations(session, filter, recent, by_name, listed)[0]
-            return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
+                return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
     found, exact = _durations(session, filter, pieces, by_name, listed)
     return percentiles_of(found, by_name=by_name, exact=exact)
 
@@ -82,30 +88,28 @@ def _durations(
 
 
 def _settled_bins(
-    session: Session, filter: UsageFilter, pieces: Pieces, by_name: bool, names: list[str] | None
+    session: Session, filter: UsageFilter, by_name: bool, names: list[str] | None
 ) -> tuple[Binned, ...] | None:
-    """The summed bins of `pieces` per key, settled buckets only: kept across writes of recent
-    ones, packed in arrays (None when there are none, or none may be kept)."""
-    if not pieces.uses_rollups:
-        return None
-    shape, values = bind(filter, pieces)
-    # The rollups are read by bucket: the range's ends, which only raw rows need, are no key.
-    key = (
-        "duration bins", shape.kind, shape.given - {"since", "until"}, shape.layout, by_name,
-        tuple(names) if names is not None else None,
-        *sorted((name, value) for name, value in values.items() if name not in ("since", "until")),
-    )  # fmt: skip
+    """The summed bins of `filter`'s range, which has settled, per key: kept across writes of
+    recent invocations, packed in arrays (None when nothing may be kept)."""
 
     def compute() -> tuple[Binned, ...]:
-        groups: defaultdict[Key, tuple[array[int], array[int]]] = defaultdict(
-            lambda: (array("q"), array("q"))
+        pieces = counting_plan(session, filter)
+        groups: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for kind, name, duration, bin, count in _durations(session, filter, pieces, by_name, names)[
+            0
+        ]:
+            bins = groups[(kind, name) if by_name else None]
+            if bin is None:
+                bins[bin_of(duration)] += 1
+            else:
+                bins[bin] += int(count)
+        return tuple(
+            (key, array("q", bins.keys()), array("q", bins.values()))
+            for key, bins in groups.items()
         )
-        for kind, name, _, bin, count in _durations(session, filter, pieces, by_name, names)[0]:
-            bins, numbers = groups[(kind, name) if by_name else None]
-            bins.append(bin)
-            numbers.append(int(count))
-        return tuple((key, bins, numbers) for key, (bins, numbers) in groups.items())
 
+    key = ("duration bins", filter, by_name, tuple(names) if names is not None else None)
     return kept_while_settled(session, key, compute)
 
 

@@ -53,37 +53,6 @@ class Pieces:
         return any(self.rollup.values())
 
 
-def settled_split(pieces: Pieces, before: datetime) -> tuple[Pieces, Pieces]:
-    """`pieces` as the rollup buckets that ended by `before`, and the rest (raw rows included)."""
-    settled = Pieces(rollup=_cut(pieces.rollup, before, True), less=_cut(pieces.less, before, True))
-    rest = Pieces(
-        rollup=_cut(pieces.rollup, before, False),
-        raw=pieces.raw,
-        less=_cut(pieces.less, before, False),
-    )
-    return settled, rest
-
-
-def _cut(
-    grains: dict[str, list[Interval]], before: datetime, early: bool
-) -> dict[str, list[Interval]]:
-    """The parts of each grain's intervals before (`early`) or from the start of the bucket
-    holding `before`."""
-    found: dict[str, list[Interval]] = {}
-    for grain, intervals in grains.items():
-        edge = floor(before, grain)
-        parts = [
-            (start, edge if end is None or end > edge else end)
-            if early
-            else (edge if start is None or start < edge else start, end)
-            for start, end in intervals
-        ]
-        kept = [(start, end) for start, end in parts if start is None or end is None or start < end]
-        if kept:
-            found[grain] = kept
-    return found
-
-
 def raw_pieces(since: datetime | None, until: datetime | None) -> Pieces:
     """The whole range from the raw rows."""
     return Pieces(raw=[(since, until)])

@@ -15,7 +15,7 @@ from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.results import Breakdown, ModelUsage, ProjectUsage, UsageTotals
 
 
-@cached()
+@cached(settles=True)
 def usage_by_model(session: Session, *, filter: UsageFilter) -> Breakdown:
     """The invocations matching `filter` per model (rows of `ModelUsage`, model None for those
     that name none), most costly first, then most run, then by model; and their totals."""
@@ -26,7 +26,7 @@ def usage_by_model(session: Session, *, filter: UsageFilter) -> Breakdown:
     )
 
 
-@cached()
+@cached(settles=True)
 def usage_by_project(session: Session, *, filter: UsageFilter) -> Breakdown:
     """The invocations matching `filter` per project (rows of `ProjectUsage`, project_id None
     for those outside any project), ordered as `usage_by_model`; and their totals."""

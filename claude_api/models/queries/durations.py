@@ -48,7 +48,7 @@ class DurationHistogram:
     exact: bool
 
 
-@cached()
+@cached(settles=True)
 def duration_histogram(session: Session, *, filter: UsageFilter) -> DurationHistogram:
     """The durations of the finished invocations matching `filter` that report one, counted
     per bucket of EDGES. Running invocations have no duration yet: a filter on the running

@@ -35,7 +35,7 @@ _MEASURES = [column for key, column in PART.items() if key not in ("kind", "mode
 _WHOLE = -1  # the `bucket` of the rows that hold each name's totals over the whole range
 
 
-@cached(reads_clock=lambda kw: kw.get("now") is None and kw["filter"].until is None)
+@cached(reads_clock=lambda kw: kw.get("now") is None and kw["filter"].until is None, settles=True)
 def usage_by_period_per_name(
     session: Session,
     *,

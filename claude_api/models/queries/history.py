@@ -55,7 +55,7 @@ from claude_api.models.types import UTCDateTime
 DEFAULT_BUCKETS = {Period.HOUR: 24, Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
 
-@cached(reads_clock=lambda kw: kw.get("now") is None and kw["filter"].until is None)
+@cached(reads_clock=lambda kw: kw.get("now") is None and kw["filter"].until is None, settles=True)
 def usage_by_period(
     session: Session,
     *,

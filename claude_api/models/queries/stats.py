@@ -72,7 +72,7 @@ _PERCENTILE_METRICS = {
 _EVERY_NAME = 2**31 - 1  # no limit: percentiles rank every name that qualifies
 
 
-@cached()
+@cached(settles=True)
 def usage_stats(
     session: Session, *, filter: UsageFilter, top_errors: int = DEFAULT_TOP_ERRORS
 ) -> UsageStats:
@@ -120,7 +120,7 @@ def usage_stats(
     )
 
 
-@cached()
+@cached(settles=True)
 def stats_by_name(
     session: Session,
     *,
@@ -165,7 +165,7 @@ def stats_by_name(
     )
 
 
-@cached()
+@cached(settles=True)
 def errors_by_name(
     session: Session, *, filter: UsageFilter = UsageFilter(), limit: int = 10
 ) -> list[ErrorCount]:
@@ -283,7 +283,7 @@ def _stats(
     )
 
 
-@cached()
+@cached(settles=True)
 def leaderboard(
     session: Session,
     *,
