@@ -241,3 +241,51 @@ def test_the_kept_bins_leave_out_no_run_at_the_edges_of_the_range(engine: Engine
     [(invocations, p99)] = slowest(engine)
     assert invocations == 3 and p99 == pytest.approx(9_000.0, rel=0.01)
     assert slowest(engine) == afresh(slowest, engine)
+
+
+def test_a_live_write_keeps_the_settled_failure_counts_and_an_older_one_replaces_them(
+    engine: Engine,
+) -> None:
+    failures = [
+        make_event(
+            name=name,
+            timestamp=NOW - timedelta(hours=7 * step),
+            status=Status.FAILED,
+            error_message=f"error {step % 3}",
+        )
+        for step in range(200)
+        for name in ("code-reviewer", "debugger")
+    ]
+    add_events(engine, *failures)
+
+    def top_errors(engine: Engine) -> Any:
+        with Session(engine) as session:
+            overall = queries.usage_stats(session, filter=RANGE, top_errors=2)
+            per_name = queries.stats_by_name(session, filter=RANGE, top_errors=1)
+        return overall.top_errors, [stats.top_errors for stats in per_name.items]
+
+    assert top_errors(engine) == afresh(top_errors, engine)
+    reads: list[dict[str, Any]] = []
+
+    def seen(conn: Any, clause: Any, multiparams: Any, params: Any, options: Any) -> None:
+        if "usage_error_rollup" in str(clause):
+            reads.append(dict(multiparams[0]) if multiparams else dict(params))
+
+    add_events(engine, make_event(timestamp=NOW, status=Status.FAILED, error_message="error 1"))
+    event.listen(engine, "before_execute", seen)
+    try:
+        live = top_errors(engine)
+    finally:
+        event.remove(engine, "before_execute", seen)
+    assert reads and not [read for read in reads if settled_months(read)]
+    assert live == afresh(top_errors, engine)
+
+    # An import of old failures makes another message the most frequent.
+    old = NOW - timedelta(days=30)
+    add_events(
+        engine,
+        *[make_event(timestamp=old, status=Status.FAILED, error_message="late") for _ in range(90)],
+    )
+    after = top_errors(engine)
+    assert after == afresh(top_errors, engine)
+    assert after[0][0].error_message == "late" and after[0][0].count == 90

@@ -4,7 +4,7 @@ counts over the partial aggregates of `usage_parts` and `error_parts`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from claude_api.events import Kind
 from claude_api.models.queries._numbers import as_float, as_int, as_known_int, as_usd
-from claude_api.models.queries._raw_rows import bytewise
 from claude_api.models.results import ErrorCount
 from claude_api.models.types import UTCDateTime
 
@@ -148,35 +147,19 @@ def _known_sum(counts: Sequence[int | None]) -> int | None:
     return sum(known) if known else None
 
 
-def error_counts_select(
-    errors: sa.Subquery, *, limit: int, per_name: bool, where: Sequence[Any] = ()
-) -> sa.Select[Any]:
-    """Failed invocations counted per (kind, name, error message) over the rows of
-    `error_parts`, the `limit` most frequent overall or, with `per_name`, per (kind, name);
-    ties broken by name, kind, then message; `place` numbers them from 1 in that order."""
-    c = errors.c
-    count = sa.func.sum(c.count)
-    place = sa.func.row_number().over(
-        partition_by=[c.kind, c.name] if per_name else None,
-        order_by=[count.desc(), bytewise(c.name), c.kind, bytewise(c.error_message)],
-    )
-    counted = (
-        sa.select(c.kind, c.name, c.error_message, count.label("count"), place.label("place"))
-        .where(*where)
-        .group_by(c.kind, c.name, c.error_message)
-        .having(count > 0)  # a message counted only in buckets subtracted again
-        .subquery("errors")
-    )
-    selected = sa.select(
-        counted.c.kind, counted.c.name, counted.c.error_message, counted.c.count, counted.c.place
-    ).where(counted.c.place <= limit)
-    if per_name:
-        return selected.order_by(bytewise(counted.c.name), counted.c.kind, counted.c.place)
-    return selected.order_by(counted.c.place)
+# A failure's (kind, name, error message).
+ErrorKey = tuple[str, str, str]
 
 
-def error_count(row: Any) -> ErrorCount:
-    """An `ErrorCount` from a row of `error_counts_select`."""
-    return ErrorCount(
-        kind=Kind(row.kind), name=row.name, error_message=row.error_message, count=int(row.count)
+def top_errors_of(counts: Mapping[ErrorKey, int], limit: int) -> list[ErrorCount]:
+    """The `limit` most frequent failures of `counts`, ties broken by name, kind, then message
+    (in code point order, which is the byte order of their UTF-8); a count that came to
+    nothing (buckets added, then subtracted) is left out."""
+    ranked = sorted(
+        ((key, count) for key, count in counts.items() if count > 0),
+        key=lambda item: (-item[1], item[0][1], item[0][0], item[0][2]),
     )
+    return [
+        ErrorCount(kind=Kind(kind), name=name, error_message=message, count=count)
+        for (kind, name, message), count in ranked[:limit]
+    ]

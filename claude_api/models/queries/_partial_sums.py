@@ -12,6 +12,7 @@ failure messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
@@ -20,8 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from claude_api.buckets import ceil, floor
 from claude_api.errors import NotFound
 from claude_api.events import Kind, Status
+from claude_api.models import data_version
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._range_split import (
     Interval,
@@ -88,6 +91,34 @@ def counted_pieces(filter: UsageFilter, rollups_purged_before: datetime | None) 
         if earliest is None or earliest < rollups_purged_before:
             return pieces
     return counted
+
+
+def reads_bins(filter: Filter) -> bool:
+    """Whether the counts of `filter` may come from the rollups' bins and error counts, which
+    are kept per (kind, name, project): not for one model, one status or one task, nor inside
+    `reading_raw_rows`."""
+    return not raw_only() and all(
+        value is None for value in (filter.task_id, filter.model, filter.status)
+    )
+
+
+def settled_range(session: Session, filter: UsageFilter) -> tuple[UsageFilter, Pieces] | None:
+    """`filter` cut at the day two days back: its whole hours before that day, which have
+    settled (`data_version.settled`), and the `counting_plan` of the rest (its leading part of
+    an hour, read from the raw rows, included); None when no part has settled, or when the
+    rollups cannot answer it (one task, one model or one status, or `reading_raw_rows`)."""
+    if raw_only() or any(
+        value is not None for value in (filter.task_id, filter.model, filter.status)
+    ):
+        return None
+    hour = ceil(filter.since, "hour") if filter.since is not None else None
+    cut = floor(data_version.utc_now() - data_version.SETTLED_AFTER, "day")
+    if (hour is not None and hour >= cut) or (filter.until is not None and filter.until <= cut):
+        return None
+    rest = counting_plan(session, filter.replace(since=cut))
+    if hour is not None and filter.since is not None and filter.since < hour:
+        rest = replace(rest, raw=[*rest.raw, (filter.since, hour)])
+    return filter.replace(since=hour, until=cut), rest
 
 
 @cache

@@ -13,21 +13,25 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claude_api.buckets import ceil, floor
 from claude_api.events import Status
-from claude_api.models import data_version
 from claude_api.models.filters import UsageFilter
 from claude_api.models.queries._answer_cache import kept_while_settled
-from claude_api.models.queries._partial_sums import FINISHED, counting_plan, plan, rollup_scans
-from claude_api.models.queries._range_split import Pieces, raw_only, raw_pieces
+from claude_api.models.queries._partial_sums import (
+    FINISHED,
+    counting_plan,
+    plan,
+    reads_bins,
+    rollup_scans,
+    settled_range,
+)
+from claude_api.models.queries._range_split import Pieces, raw_pieces
 from claude_api.models.queries._raw_rows import ROW, usage_rows
-from claude_api.models.queries._statement_shapes import Filter, Shape, bind, statements
+from claude_api.models.queries._statement_shapes import Shape, bind, statements
 from claude_api.models.rollup_tables import DurationBin, KindDurationBin, NameDurationBin
 from claude_api.models.sketch import bin_of, nearest_rank
 
@@ -51,29 +55,15 @@ def duration_percentiles(
         return {}
     pieces = pieces if pieces is not None else counting_plan(session, filter)
     listed = sorted(set(names)) if names is not None else None
-    if reads_bins(filter):
-        # The whole hours up to the day two days back are settled; the rest is read each time.
-        hour = ceil(filter.since, "hour") if filter.since is not None else None
-        cut = floor(data_version.utc_now() - data_version.SETTLED_AFTER, "day")
-        if (hour is None or hour < cut) and (filter.until is None or cut < filter.until):
-            kept = _settled_bins(session, filter.replace(since=hour, until=cut), by_name, listed)
-            if kept is not None:
-                recent = counting_plan(session, filter.replace(since=cut))
-                if hour is not None and filter.since is not None and filter.since < hour:
-                    recent = replace(recent, raw=[*recent.raw, (filter.since, hour)])
-                rows = _durations(session, filter, recent, by_name, listed)[0]
-                return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
+    split = settled_range(session, filter)
+    if split is not None:
+        settled, rest = split
+        kept = _settled_bins(session, settled, by_name, listed)
+        if kept is not None:
+            rows = _durations(session, filter, rest, by_name, listed)[0]
+            return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
     found, exact = _durations(session, filter, pieces, by_name, listed)
     return percentiles_of(found, by_name=by_name, exact=exact)
-
-
-def reads_bins(filter: Filter) -> bool:
-    """Whether the percentiles of `filter` may come from the rollups' bins, which are kept per
-    (kind, name, project) only: not for one model, one status or one task, nor inside
-    `reading_raw_rows`."""
-    return not raw_only() and all(
-        value is None for value in (filter.task_id, filter.model, filter.status)
-    )
 
 
 def _durations(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claude_api.events import Kind, Status
+from claude_api.events import Kind
 from claude_api.models.filters import (
     MAX_TOP,
     LeaderboardMetric,
@@ -19,13 +19,13 @@ from claude_api.models.filters import (
 )
 from claude_api.models.queries._aggregates import (
     PART,
+    ErrorKey,
     aggregate_select,
-    error_count,
-    error_counts_select,
+    top_errors_of,
     totals_columns,
     totals_fields,
 )
-from claude_api.models.queries._answer_cache import cached
+from claude_api.models.queries._answer_cache import cached, kept_while_settled
 from claude_api.models.queries._numbers import as_float
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._partial_sums import (
@@ -38,13 +38,12 @@ from claude_api.models.queries._partial_sums import (
     plan,
     recorded_kinds_column,
     rollups_purged_before,
+    settled_range,
     usage_parts,
 )
 from claude_api.models.queries._percentiles import (
     duration_percentiles,
-    durations_read,
     no_percentiles,
-    percentiles_of,
 )
 from claude_api.models.queries._range_split import Pieces
 from claude_api.models.queries._raw_rows import bytewise
@@ -96,21 +95,10 @@ def usage_stats(
     row = session.execute(_totals_read(shape, scope[0] if scope else None), values).one()
     kind = kind_named(filter, kinds_of(row.kinds)) if scope is not None else filter.kind
     counting = counted_pieces(filter, row.rollups_purged_before)
-    if top_errors and filter.status is not Status.RUNNING:
-        shape, values = bind(filter, counting)
-        read, exact = _counts_read(shape, top_errors)
-        rows = session.execute(read, values).all()
-        found = sorted((row for row in rows if row.place is not None), key=lambda row: row.place)
-        errors = [error_count(row) for row in found]
-        durations = (
-            (row.kind, row.name, row.duration, row.bin, row.count)
-            for row in rows
-            if row.place is None
-        )
-        percentiles = percentiles_of(durations, by_name=False, exact=exact)
-    else:
-        percentiles = duration_percentiles(session, filter, by_name=False, pieces=counting)
-        errors = _top_errors(session, filter, top_errors, counting) if top_errors else []
+    percentiles = duration_percentiles(session, filter, by_name=False, pieces=counting)
+    errors = (
+        top_errors_of(_error_counts(session, filter, counting), top_errors) if top_errors else []
+    )
     return _stats(
         row,
         kind=kind,
@@ -179,8 +167,7 @@ def errors_by_name(
 def _top_errors(
     session: Session, filter: UsageFilter, limit: int, pieces: Pieces
 ) -> list[ErrorCount]:
-    shape, values = bind(filter, pieces)
-    return [error_count(row) for row in session.execute(_errors_read(shape, limit), values)]
+    return top_errors_of(_error_counts(session, filter, pieces), limit)
 
 
 def _errors_per_name(
@@ -189,11 +176,44 @@ def _errors_per_name(
     errors: defaultdict[tuple[str, str], list[ErrorCount]] = defaultdict(list)
     if not names or not limit:
         return errors
-    shape, values = bind(filter, pieces)
-    values["names"] = sorted(set(names))
-    for row in session.execute(_errors_read(shape, limit, per_name=True), values):
-        errors[row.kind, row.name].append(error_count(row))
+    per_name: defaultdict[tuple[str, str], dict[ErrorKey, int]] = defaultdict(dict)
+    for key, count in _error_counts(session, filter, pieces, sorted(set(names))).items():
+        per_name[key[0], key[1]][key] = count
+    for name, counts in per_name.items():
+        errors[name] = top_errors_of(counts, limit)
     return errors
+
+
+def _error_counts(
+    session: Session, filter: UsageFilter, pieces: Pieces, names: list[str] | None = None
+) -> Counter[ErrorKey]:
+    """The failures matching `filter` (of `names` when given) counted per (kind, name,
+    message); those of its settled part (`settled_range`) kept across writes of recent ones."""
+    split = settled_range(session, filter)
+    if split is not None:
+        settled, rest = split
+        listed = tuple(names) if names is not None else None
+
+        def compute() -> tuple[tuple[ErrorKey, int], ...]:
+            counted = _counted_errors(session, settled, counting_plan(session, settled), names)
+            return tuple(counted.items())
+
+        kept = kept_while_settled(session, ("error counts", settled, listed), compute)
+        if kept is not None:
+            counts = Counter(dict(kept))
+            counts.update(_counted_errors(session, filter, rest, names))
+            return counts
+    return _counted_errors(session, filter, pieces, names)
+
+
+def _counted_errors(
+    session: Session, filter: UsageFilter, pieces: Pieces, names: list[str] | None
+) -> Counter[ErrorKey]:
+    shape, values = bind(filter, pieces)
+    if names is not None:
+        values["names"] = names
+    found = session.execute(_errors_read(shape, names is not None), values)
+    return Counter({(row.kind, row.name, row.error_message): int(row.count) for row in found})
 
 
 @statements
@@ -227,39 +247,17 @@ def _names_read(shape: Shape, limit: int, resumed: bool) -> sa.Select[Any]:
 
 
 @statements
-def _counts_read(shape: Shape, limit: int) -> tuple[sa.Select[Any], bool]:
-    """`durations_read` and `_errors_read` of `shape` in one read (one round trip): the rows
-    of the top errors are those with a `place`; and whether the percentiles are exact."""
-    durations, exact = durations_read(shape, False, False)
-    found = durations.subquery("durations")
-    top = _errors_read(shape, limit).subquery("top_errors")
-    return (
-        sa.union_all(
-            sa.select(
-                *(found.c[name] for name in ("kind", "name", "duration", "bin", "count")),
-                sa.cast(sa.null(), sa.Text).label("error_message"),
-                sa.cast(sa.null(), sa.BigInteger).label("place"),
-            ),
-            sa.select(
-                top.c.kind,
-                top.c.name,
-                sa.cast(sa.null(), sa.Float).label("duration"),
-                sa.cast(sa.null(), sa.Integer).label("bin"),
-                top.c.count,
-                top.c.error_message,
-                top.c.place,
-            ),
-        ),
-        exact,
-    )
-
-
-@statements
-def _errors_read(shape: Shape, limit: int, per_name: bool = False) -> sa.Select[Any]:
+def _errors_read(shape: Shape, named: bool) -> sa.Select[Any]:
+    """Failures counted per (kind, name, message), among the bind parameter `names` when
+    `named`."""
     filter, pieces = shape.bound()
-    errors = error_parts(filter, pieces)
-    where = [errors.c.name.in_(sa.bindparam("names", expanding=True))] if per_name else []
-    return error_counts_select(errors, limit=limit, per_name=per_name, where=where)
+    c = error_parts(filter, pieces).c
+    where = [c.name.in_(sa.bindparam("names", expanding=True))] if named else []
+    return (
+        sa.select(c.kind, c.name, c.error_message, sa.func.sum(c.count).label("count"))
+        .where(*where)
+        .group_by(c.kind, c.name, c.error_message)
+    )
 
 
 def _stats(
