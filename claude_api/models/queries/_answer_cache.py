@@ -41,7 +41,9 @@ from claude_api.models import data_version
 from claude_api.models.queries._range_split import raw_only
 
 ANSWERS_PER_DATABASE = 256
-SETTLED_PARTS_PER_DATABASE = 64  # about 100 KB each for a leaderboard of 16 names over 90 days
+# A part is a leaderboard's bins or failure counts, or a history's buckets: 100 KB for 16
+# names over 90 days.
+SETTLED_PARTS_PER_DATABASE = 64
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -79,7 +79,7 @@ def usage_by_period_per_name(
     leading = dict(kept)
     found: dict[str, dict[int, Any]] = {name: {} for name in chosen}
     recent = ranged.replace(since=buckets[first].start_at)
-    for row in _rows(session, recent, buckets[first:], chosen, whole=ranged, first=first):
+    for row in _rows(session, recent, buckets, chosen, whole=ranged, first=first):
         found[row.name][row.bucket] = row
     return tuple(
         assemble_history(
@@ -107,17 +107,18 @@ def _rows(
     whole: UsageFilter | None,
     first: int = 0,
 ) -> tuple[Any, ...]:
-    """The rows of `_per_name_read`: per name, its totals in each of `buckets` (numbered from
-    `first`) over `filter`'s range, and over `whole`'s range when given."""
-    intervals = ((bucket.start_at, bucket.end_at) for bucket in buckets)
+    """The rows of `_per_name_read`: per name, its totals in each of `buckets[first:]` over
+    `filter`'s range, and over `whole`'s range when given."""
+    read = buckets[first:]
+    intervals = ((bucket.start_at, bucket.end_at) for bucket in read)
     shape, values = bind(filter, split_ranges(intervals, day_starts(session)))
     values["names"] = names
-    values |= {f"edge_{number}": bucket.start_at for number, bucket in enumerate(buckets[1:])}
+    values |= {f"edge_{number}": bucket.start_at for number, bucket in enumerate(read[1:])}
     total = None
     if whole is not None:
         total, whole_values = bind(whole, plan(whole), prefix="whole_")
         values |= whole_values
-    return tuple(session.execute(_per_name_read(shape, total, len(buckets) - 1, first), values))
+    return tuple(session.execute(_per_name_read(shape, total, len(read) - 1, first), values))
 
 
 @statements
