@@ -107,9 +107,7 @@ def settled_range(session: Session, filter: UsageFilter) -> tuple[UsageFilter, P
     settled (`data_version.settled`), and the `counting_plan` of the rest (its leading part of
     an hour, read from the raw rows, included); None when no part has settled, or when the
     rollups cannot answer it (one task, one model or one status, or `reading_raw_rows`)."""
-    if raw_only() or any(
-        value is not None for value in (filter.task_id, filter.model, filter.status)
-    ):
+    if not reads_bins(filter):
         return None
     hour = ceil(filter.since, "hour") if filter.since is not None else None
     cut = floor(data_version.utc_now() - data_version.SETTLED_AFTER, "day")

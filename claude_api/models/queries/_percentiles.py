@@ -84,11 +84,9 @@ def _settled_bins(
     recent invocations, packed in arrays (None when nothing may be kept)."""
 
     def compute() -> tuple[Binned, ...]:
-        pieces = counting_plan(session, filter)
+        rows = _durations(session, filter, counting_plan(session, filter), by_name, names)[0]
         groups: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for kind, name, duration, bin, count in _durations(session, filter, pieces, by_name, names)[
-            0
-        ]:
+        for kind, name, duration, bin, count in rows:
             bins = groups[(kind, name) if by_name else None]
             if bin is None:
                 bins[bin_of(duration)] += 1

@@ -96,9 +96,7 @@ def usage_stats(
     kind = kind_named(filter, kinds_of(row.kinds)) if scope is not None else filter.kind
     counting = counted_pieces(filter, row.rollups_purged_before)
     percentiles = duration_percentiles(session, filter, by_name=False, pieces=counting)
-    errors = (
-        top_errors_of(_error_counts(session, filter, counting), top_errors) if top_errors else []
-    )
+    errors = _top_errors(session, filter, top_errors, counting) if top_errors else []
     return _stats(
         row,
         kind=kind,
