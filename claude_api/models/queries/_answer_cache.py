@@ -41,8 +41,8 @@ from claude_api.models import data_version
 from claude_api.models.queries._range_split import raw_only
 
 ANSWERS_PER_DATABASE = 256
-# A part is a leaderboard's bins or failure counts, or a history's buckets: 100 KB for 16
-# names over 90 days.
+# A part is a leaderboard's duration bins or failure counts, or a history's buckets: from 16 to
+# 111 KiB each over 90 days of a million demo events.
 SETTLED_PARTS_PER_DATABASE = 64
 
 P = ParamSpec("P")
