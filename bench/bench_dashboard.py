@@ -18,7 +18,7 @@ task. Every answer is computed afresh (the query layer's
 kept answers are not used: a page redrawn after a write computes too), after one warm-up run;
 with `--kept-answers` they are, which leaves GraphQL's execution of the answers; with `--live`
 an invocation is recorded before each load, as while sessions run, so the kept answers are out
-of date but what is kept across such writes (the duration bins of settled buckets) serves.
+of date but what is kept across such writes (the parts of answers that have settled) serves.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 "cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
 request run in worker threads at once): the figure a busy machine moves least.
@@ -400,7 +400,14 @@ def main() -> None:
         action="store_true",
         help="record an invocation at the last stored event's time before each load, as a "
         "running session does: the kept answers are out of date, what the query layer keeps "
-        "across writes (the bins of settled buckets, `now` taken as that time) is not",
+        "across writes (the parts of answers that have settled, `now` taken as that time) is not",
+    )
+    parser.add_argument(
+        "--first-load",
+        action="store_true",
+        help="time each page's first load instead, after an invocation is recorded as with "
+        "--live: no warm-up load and one timed load, the pages in order in one process (with "
+        "--only naming one page, the first load of a server just started)",
     )
     parser.add_argument(
         "--utc-days-only",
@@ -434,10 +441,14 @@ def main() -> None:
                 for page in pages(engine, now, args.tz)
                 if page.label.startswith(args.only or "")
             ]
-            live = now if args.live else None
+            live = now if args.live or args.first_load else None
             if live is not None:
                 data_version.utc_now = lambda: now  # type: ignore[assignment]
             for page in measured:
+                if args.first_load:
+                    run_page(runner, page, timed=True, live=live)
+                    run_baseline(engine, page)
+                    continue
                 run_page(runner, page, timed=False, kept_answers=args.kept_answers, live=live)
                 for _ in range(args.repeat):
                     run_page(runner, page, timed=True, kept_answers=args.kept_answers, live=live)
@@ -469,7 +480,8 @@ def main() -> None:
         f"{'baseline GROUP BY agent_name':44} {statistics.median(every):10.1f} "
         f"{p95(every):10.1f} {1:11.2f}"
     )
-    print(f"\n{args.repeat} timed loads of each page; target: under {TARGET_MS:.0f} ms each")
+    loads = "its first load" if args.first_load else f"{args.repeat} timed loads"
+    print(f"\n{loads} of each page; target: under {TARGET_MS:.0f} ms each")
 
 
 if __name__ == "__main__":
