@@ -65,21 +65,29 @@ def usage_by_period_per_name(
     buckets = calendar_buckets(since, until, period, filter.zone)
     ranged = filter.replace(since=since, until=until)
 
-    def read_series(part: UsageFilter, settled: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
+    read: tuple[Any, ...] | None = None
+
+    def read_series(count: int) -> tuple[tuple[str, Any], ...]:
+        # Read every bucket in one statement, as afresh, and keep the settled ones' columns.
+        nonlocal read
+        read = _rows(session, ranged, buckets, chosen, whole=ranged)
         rows: dict[str, dict[int, Any]] = {name: {} for name in chosen}
-        for row in _rows(session, part, settled, chosen, whole=None):
+        for row in read:
             rows[row.name][row.bucket] = row
         return tuple(
-            (name, totals_series([found.get(number) for number in range(len(settled))]))
+            (name, totals_series([found.get(number) for number in range(count)]))
             for name, found in rows.items()
         )
 
-    key = ("histories", period, tuple(chosen))
-    first, kept = settled_part(session, key, ranged, buckets, read_series)
+    first, kept = settled_part(
+        session, ("histories", period, tuple(chosen)), ranged, buckets, read_series
+    )
+    if read is None:  # the settled buckets were kept: the others only
+        recent = ranged.replace(since=buckets[first].start_at)
+        read = _rows(session, recent, buckets, chosen, whole=ranged, first=first)
     leading = dict(kept)
     found: dict[str, dict[int, Any]] = {name: {} for name in chosen}
-    recent = ranged.replace(since=buckets[first].start_at)
-    for row in _rows(session, recent, buckets, chosen, whole=ranged, first=first):
+    for row in read:
         found[row.name][row.bucket] = row
     return tuple(
         assemble_history(

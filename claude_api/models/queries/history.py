@@ -80,14 +80,19 @@ def usage_by_period(
     buckets = calendar_buckets(since, until, period, filter.zone)
     ranged = filter.replace(since=since, until=until)
 
-    def read_series(part: UsageFilter, settled: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
-        rows = _bucket_rows(session, part, settled, None)
-        return tuple(totals_series([rows.get(number) for number in range(len(settled))]).items())
+    scope = kinds_scope(filter)
+    found: dict[int, Any] | None = None
+
+    def read_series(count: int) -> tuple[tuple[str, Any], ...]:
+        # Read every bucket in one statement, as afresh, and keep the settled ones' columns.
+        nonlocal found
+        found = _bucket_rows(session, ranged, buckets, scope)
+        return tuple(totals_series([found.get(number) for number in range(count)]).items())
 
     first, leading = settled_part(session, ("history", period), ranged, buckets, read_series)
-    scope = kinds_scope(filter)
-    recent = ranged.replace(since=buckets[first].start_at)
-    found = _bucket_rows(session, recent, buckets, scope, first)
+    if found is None:  # the settled buckets were kept: the others only
+        recent = ranged.replace(since=buckets[first].start_at)
+        found = _bucket_rows(session, recent, buckets, scope, first)
     whole_shape, whole_values = bind(ranged, plan(ranged))
     totals = session.execute(_range_totals_read(whole_shape), whole_values).one_or_none()
     kind = filter.kind
@@ -112,16 +117,16 @@ def settled_part(
     key: tuple[Any, ...],
     ranged: UsageFilter,
     buckets: Sequence[Any],
-    read: Callable[[UsageFilter, Sequence[Any]], tuple[Any, ...]],
+    read: Callable[[int], tuple[Any, ...]],
 ) -> tuple[int, tuple[Any, ...]]:
     """How many leading `buckets` of a history over `ranged` have settled (all but the last at
-    most), with what `read(filter, their buckets)` gives of them, kept across the writes of
-    recent invocations under `key`; (0, ()) when nothing may be kept."""
+    most), with what `read(how many)` gives of them, kept across the writes of recent
+    invocations under `key`; (0, ()) when nothing may be kept."""
     count = min(settled_buckets(buckets), len(buckets) - 1)
     if not count:
         return 0, ()
     part = ranged.replace(until=buckets[count - 1].end_at)
-    kept = kept_while_settled(session, (*key, part), lambda: read(part, buckets[:count]))
+    kept = kept_while_settled(session, (*key, part), lambda: read(count))
     return (0, ()) if kept is None else (count, kept)
 
 
