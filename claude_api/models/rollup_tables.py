@@ -181,7 +181,7 @@ class RetentionState(SQLModel, table=True):
 class DataVersion(SQLModel, table=True):
     """Tokens of the usage data's state, each replaced by a new random value: row 1 by every
     transaction that changes raw rows or rollups, row 2 (the settled token) by those that
-    reach settled rollup buckets (`claude_api.models.data_version`)."""
+    reach an invocation that started more than a day ago (`claude_api.models.data_version`)."""
 
     __tablename__ = "data_version"
 

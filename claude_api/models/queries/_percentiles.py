@@ -53,7 +53,6 @@ def duration_percentiles(
     `pieces`: the filter's `counting_plan`, when the caller has it."""
     if filter.status is Status.RUNNING:
         return {}
-    pieces = pieces if pieces is not None else counting_plan(session, filter)
     listed = sorted(set(names)) if names is not None else None
     split = settled_range(session, filter)
     if split is not None:
@@ -62,6 +61,7 @@ def duration_percentiles(
         if kept is not None:
             rows = _durations(session, filter, rest, by_name, listed)[0]
             return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
+    pieces = pieces if pieces is not None else counting_plan(session, filter)
     found, exact = _durations(session, filter, pieces, by_name, listed)
     return percentiles_of(found, by_name=by_name, exact=exact)
 

@@ -65,30 +65,24 @@ def usage_by_period_per_name(
     buckets = calendar_buckets(since, until, period, filter.zone)
     ranged = filter.replace(since=since, until=until)
 
-    read: tuple[Any, ...] | None = None
+    found: dict[str, dict[int, Any]] | None = None
 
     def read_series(count: int) -> tuple[tuple[str, Any], ...]:
         # Read every bucket in one statement, as afresh, and keep the settled ones' columns.
-        nonlocal read
-        read = _rows(session, ranged, buckets, chosen, whole=ranged)
-        rows: dict[str, dict[int, Any]] = {name: {} for name in chosen}
-        for row in read:
-            rows[row.name][row.bucket] = row
+        nonlocal found
+        found = _rows(session, ranged, buckets, chosen)
         return tuple(
-            (name, totals_series([found.get(number) for number in range(count)]))
-            for name, found in rows.items()
+            (name, totals_series([rows.get(number) for number in range(count)]))
+            for name, rows in found.items()
         )
 
     first, kept = settled_part(
         session, ("histories", period, tuple(chosen)), ranged, buckets, read_series
     )
-    if read is None:  # the settled buckets were kept: the others only
+    if found is None:  # the settled buckets were kept: the others only
         recent = ranged.replace(since=buckets[first].start_at)
-        read = _rows(session, recent, buckets, chosen, whole=ranged, first=first)
+        found = _rows(session, recent, buckets, chosen, first=first, whole=ranged)
     leading = dict(kept)
-    found: dict[str, dict[int, Any]] = {name: {} for name in chosen}
-    for row in read:
-        found[row.name][row.bucket] = row
     return tuple(
         assemble_history(
             kind=Kind(filter.kind),
@@ -112,30 +106,31 @@ def _rows(
     buckets: Sequence[Any],
     names: list[str],
     *,
-    whole: UsageFilter | None,
     first: int = 0,
-) -> tuple[Any, ...]:
-    """The rows of `_per_name_read`: per name, its totals in each of `buckets[first:]` over
-    `filter`'s range, and over `whole`'s range when given."""
+    whole: UsageFilter | None = None,
+) -> dict[str, dict[int, Any]]:
+    """The rows of `_per_name_read` per name and bucket number: each name's totals in each of
+    `buckets[first:]` over `filter`'s range, and (bucket _WHOLE) over `whole`'s range,
+    `filter`'s by default."""
     read = buckets[first:]
     intervals = ((bucket.start_at, bucket.end_at) for bucket in read)
     shape, values = bind(filter, split_ranges(intervals, day_starts(session)))
     values["names"] = names
     values |= {f"edge_{number}": bucket.start_at for number, bucket in enumerate(read[1:])}
-    total = None
-    if whole is not None:
-        total, whole_values = bind(whole, plan(whole), prefix="whole_")
-        values |= whole_values
-    return tuple(session.execute(_per_name_read(shape, total, len(read) - 1, first), values))
+    whole = whole or filter
+    total, whole_values = bind(whole, plan(whole), prefix="whole_")
+    found: dict[str, dict[int, Any]] = {name: {} for name in names}
+    statement = _per_name_read(shape, total, len(read) - 1, first)
+    for row in session.execute(statement, values | whole_values):
+        found[row.name][row.bucket] = row
+    return found
 
 
 @statements
-def _per_name_read(
-    shape: Shape, whole: Shape | None, edges: int, first: int
-) -> sa.CompoundSelect | sa.Select[Any]:
+def _per_name_read(shape: Shape, whole: Shape, edges: int, first: int) -> sa.CompoundSelect:
     """A row of totals per (name, bucket number from `first`) with data among the bind
     parameter `names`, and per name a row of its totals over the `whole` range (bucket
-    _WHOLE) when given."""
+    _WHOLE)."""
     # Not through an index: SQLite pushes the names down into the raw rows' branches, where
     # the name's index would read every row of the names instead of the few running ones.
     names = sa.bindparam("names", expanding=True)
@@ -156,8 +151,6 @@ def _per_name_read(
         .select_from(indexed)
         .group_by(indexed.c.name, indexed.c.bucket)
     )
-    if whole is None:
-        return per_bucket
     filter, pieces = whole.bound()
     totals = usage_parts(filter, pieces, by=("name",))
     per_name = (
