@@ -447,8 +447,10 @@ def main() -> None:
                 if page.label.startswith(args.only or "")
             ]
             live = now if args.live or args.first_load else None
-            if live is not None:
-                data_version.utc_now = lambda: now  # type: ignore[assignment]
+            # The query layer's clock is the pages' "now" in every mode: it tells which buckets
+            # have settled and which are still to come (a kept database's "now" is its last
+            # stored event, however long ago it was filled).
+            data_version.utc_now = lambda: now  # type: ignore[assignment]
             for page in measured:
                 if args.first_load:
                     run_page(runner, page, timed=True, live=live)

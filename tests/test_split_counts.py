@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from claude_api.events import Kind, Status
+from claude_api.models import data_version
 from claude_api.models.filters import LeaderboardMetric, UsageFilter
 from claude_api.models.queries import (
     computing_afresh,
@@ -19,6 +21,7 @@ from claude_api.models.queries import (
     reading_raw_rows,
     usage_stats,
 )
+from claude_api.models.queries._partial_sums import counted_pieces
 from claude_api.models.queries._range_split import Interval, Pieces, split_counts
 from claude_api.models.retention import bucket_floor, purge
 from tests.factories import add_events, make_event
@@ -49,14 +52,20 @@ def _times_counted(pieces: Pieces, moment: datetime) -> int:
 @given(
     since=st.none() | moments,
     until=st.none() | moments,
+    now=st.none() | moments,
     probes=st.lists(moments, min_size=1, max_size=20),
 )
 def test_split_counts_counts_each_instant_of_the_range_once(
-    since: datetime | None, until: datetime | None, probes: list[datetime]
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime | None,
+    probes: list[datetime],
 ) -> None:
+    """Wherever `now` falls, inside the range or not: it changes which buckets are cheapest to
+    read, never what they count (rows stamped ahead of the clock included)."""
     if since is not None and until is not None and since >= until:
         since, until = until, since + timedelta(seconds=1)
-    pieces = split_counts(since, until)
+    pieces = split_counts(since, until, now)
     edges = [moment for moment in (since, until) if moment is not None]
     near = [edge + timedelta(microseconds=delta) for edge in edges for delta in (-1, 0, 1)]
     for moment in probes + near:
@@ -93,6 +102,27 @@ def test_thirty_days_across_a_months_end_read_the_month_less_its_first_days() ->
         "hour": [(november + timedelta(days=6), since)],
     }
     assert pieces.raw == []
+
+
+def test_a_range_ending_ahead_of_the_clock_reads_the_month_less_what_is_to_come() -> None:
+    """The dashboard's "last 30 days" in New York asked on 8 December at 04:17 UTC ends at the
+    coming local midnight: November less its first eight days, then December's month bucket
+    less the buckets still to come (which hold nothing yet), rather than seven days and five
+    hours of December."""
+    since = datetime(2026, 11, 8, 5, tzinfo=UTC)
+    until = datetime(2026, 12, 8, 5, tzinfo=UTC)
+    now = datetime(2026, 12, 8, 4, 17, tzinfo=UTC)
+    november, december = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    tomorrow, january = datetime(2026, 12, 9, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    pieces = split_counts(since, until, now)
+    assert pieces.rollup == {"month": [(november, january)]}
+    assert pieces.less == {
+        "day": [(november, november + timedelta(days=7)), (tomorrow, january)],
+        "hour": [(november + timedelta(days=7), since), (until, tomorrow)],
+    }
+    assert pieces.raw == []
+    # Without the clock, every bucket costs what it would hold: December is read day by day.
+    assert split_counts(since, until).rollup["day"] == [(december, december + timedelta(days=7))]
 
 
 def test_counts_subtracting_buckets_agree_with_the_totals(
@@ -140,3 +170,60 @@ def test_counts_subtracting_buckets_agree_with_the_totals(
             assert stats.top_errors == raw.top_errors
             assert stats.p50_duration_seconds is not None and raw.p50_duration_seconds
             assert abs(stats.p50_duration_seconds - raw.p50_duration_seconds) <= 0.01 * 16
+
+
+def test_rows_stamped_ahead_of_the_clock_are_counted_exactly(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer whose clock runs ahead records invocations "in the future": a range read as
+    the current month less the buckets still to come counts those inside it and subtracts
+    those after it, as the raw rows do."""
+    now = datetime(2026, 12, 8, 4, 17, tzinfo=UTC)
+    monkeypatch.setattr(data_version, "utc_now", lambda: now)
+    stamps = [datetime(2026, 11, day, 10, tzinfo=UTC) for day in range(1, 31, 2)]
+    stamps += [datetime(2026, 12, day, 3, tzinfo=UTC) for day in range(1, 9)]
+    # Ahead of the clock: inside the range (04:50), and after it (noon and 23:00).
+    stamps += [now.replace(minute=50), now.replace(hour=12), now.replace(hour=23)]
+    add_events(
+        engine,
+        *(
+            make_event(
+                timestamp=stamp,
+                status=Status.FAILED if number % 2 else Status.COMPLETED,
+                error_message=f"broke {number % 3}" if number % 2 else None,
+                duration_seconds=float(number + 1),
+                cost_usd=0.5,
+            )
+            for number, stamp in enumerate(stamps)
+        ),
+    )
+    question = UsageFilter(
+        kind=Kind.AGENT,
+        since=datetime(2026, 11, 8, 5, tzinfo=UTC),
+        until=datetime(2026, 12, 8, 5, tzinfo=UTC),
+    )
+    assert counting_plan_less(question)  # the month less what is to come
+    with computing_afresh(), Session(engine) as session:
+        stats = usage_stats(session, filter=question, top_errors=5)
+        board = leaderboard(session, filter=question, metric=LeaderboardMetric.USAGE)
+    with reading_raw_rows(), Session(engine) as session:
+        raw = usage_stats(session, filter=question, top_errors=5)
+    expected = [stamp for stamp in stamps if question.since <= stamp < question.until]
+    assert stats.invocations == raw.invocations == len(expected) == 20
+    assert stats.failed == raw.failed
+    assert stats.top_errors == raw.top_errors
+    assert sum(error.count for error in stats.top_errors) == stats.failed
+    assert [entry.value for entry in board] == [stats.invocations]
+    assert stats.p50_duration_seconds is not None and raw.p50_duration_seconds is not None
+    assert abs(stats.p50_duration_seconds - raw.p50_duration_seconds) <= 0.01 * 40
+
+
+def counting_plan_less(question: UsageFilter) -> list[Interval]:
+    """The buckets after the clock that the counts of `question` subtract."""
+    pieces = counted_pieces(question, None)
+    return [
+        interval
+        for intervals in pieces.less.values()
+        for interval in intervals
+        if interval[0] is not None and interval[0] >= data_version.utc_now()
+    ]

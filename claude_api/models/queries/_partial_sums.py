@@ -85,7 +85,7 @@ def counted_pieces(filter: UsageFilter, rollups_purged_before: datetime | None) 
     pieces = plan(filter)
     if raw_only() or filter.task_id is not None:
         return pieces
-    counted = split_counts(filter.since, filter.until)
+    counted = split_counts(filter.since, filter.until, data_version.utc_now())
     if counted.less and rollups_purged_before is not None:
         earliest = min(start for found in counted.less.values() for start, _ in found)
         if earliest is None or earliest < rollups_purged_before:

@@ -80,16 +80,22 @@ Cover = tuple[float, list[tuple[int, str, Interval]]]
 _NONE: Cover = (float("inf"), [])
 
 
-def split_counts(since: datetime | None, until: datetime | None) -> Pieces:
+def split_counts(
+    since: datetime | None, until: datetime | None, now: datetime | None = None
+) -> Pieces:
     """[since, until) for sums of counts, which may subtract: like `split_range`, except that a
     range's edge may read the whole month (or day) it falls in less the finer buckets outside
     the range, when that reads fewer rows than the finer buckets inside it (a range starting
     30 days back reads one month and three days, not 27 days; the 30 days from 7 November to
     7 December read November less six days, and six days of December). Raw rows are never
     subtracted.
+
+    Buckets that start after `now` hold nothing yet, so reading them costs nothing: a range
+    ending tomorrow may read this month less the days still to come. They are read and
+    subtracted all the same, so rows stamped ahead of the clock are counted exactly.
     """
     try:
-        found = _counted(since, until, 0)
+        found = _Covers(now).counted(since, until, 0)
     except (OverflowError, ValueError):  # next to the ends of the datetime range
         found = _NONE
     if math.isinf(found[0]):
@@ -108,77 +114,96 @@ def split_counts(since: datetime | None, until: datetime | None) -> Pieces:
     )
 
 
-def _counted(since: datetime | None, until: datetime | None, level: int) -> Cover:
-    if since is not None and until is not None and since >= until:
-        return 0.0, []
-    if level == len(GRAINS):
-        return 0.0, [(1, "raw", (since, until))]
-    grain = GRAINS[level]
-    start = None if since is None else ceil(since, grain)
-    end = None if until is None else floor(until, grain)
-    if start is not None and end is not None and start >= end:
-        finer = _counted(since, until, level + 1)
-        if start > end:  # both ends in one bucket of this grain
-            return finer
-        # The range crosses one edge of this grain ("the last 30 days" across a month's end):
-        # each side may read its whole bucket less what lies outside the range.
-        left, right = _left(since, level, 1, flipped=False), _right(until, level, 1, flipped=False)
-        return min(finer, (left[0] + right[0], left[1] + right[1]), key=lambda cover: cover[0])
-    cost, pieces = _BUCKET_COST[grain] * _buckets(start, end, grain), [(1, grain, (start, end))]
-    for edge in (
-        _left(since, level, 1, flipped=False) if since is not None else (0.0, []),
-        _right(until, level, 1, flipped=False) if until is not None else (0.0, []),
-    ):
-        cost, pieces = cost + edge[0], pieces + edge[1]
-    return cost, pieces
+@dataclass(frozen=True)
+class _Covers:
+    """The cheapest covers of ranges, buckets starting after `now` (None: never) costing
+    nothing."""
 
+    now: datetime | None
 
-def _left(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
-    """`sign` times [moment, the end of the `level` bucket holding it)."""
-    grain = GRAINS[level]
-    first, end = floor(moment, grain), ceil(moment, grain)
-    if first == moment:
-        return 0.0, []
-    inside = _finer_inside(moment, end, level, sign, left=True)
-    if flipped:
-        return inside
-    rest = _right(moment, level, -sign, flipped=True)
-    whole: Cover = (_BUCKET_COST[grain] + rest[0], [(sign, grain, (first, end)), *rest[1]])
-    return min(inside, whole, key=lambda cover: cover[0])
+    def counted(self, since: datetime | None, until: datetime | None, level: int) -> Cover:
+        if since is not None and until is not None and since >= until:
+            return 0.0, []
+        if level == len(GRAINS):
+            return 0.0, [(1, "raw", (since, until))]
+        grain = GRAINS[level]
+        start = None if since is None else ceil(since, grain)
+        end = None if until is None else floor(until, grain)
+        if start is not None and end is not None and start >= end:
+            finer = self.counted(since, until, level + 1)
+            if start > end:  # both ends in one bucket of this grain
+                return finer
+            # The range crosses one edge of this grain ("the last 30 days" across a month's
+            # end): each side may read its whole bucket less what lies outside the range.
+            left = self.left(since, level, 1, flipped=False)
+            right = self.right(until, level, 1, flipped=False)
+            return min(finer, (left[0] + right[0], left[1] + right[1]), key=lambda cover: cover[0])
+        cost, pieces = self.cost(grain, start, end), [(1, grain, (start, end))]
+        for edge in (
+            self.left(since, level, 1, flipped=False) if since is not None else (0.0, []),
+            self.right(until, level, 1, flipped=False) if until is not None else (0.0, []),
+        ):
+            cost, pieces = cost + edge[0], pieces + edge[1]
+        return cost, pieces
 
+    def left(self, moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
+        """`sign` times [moment, the end of the `level` bucket holding it)."""
+        grain = GRAINS[level]
+        first, end = floor(moment, grain), ceil(moment, grain)
+        if first == moment:
+            return 0.0, []
+        inside = self.finer_inside(moment, end, level, sign, left=True)
+        if flipped:
+            return inside
+        rest = self.right(moment, level, -sign, flipped=True)
+        whole: Cover = (
+            self.cost(grain, first, end) + rest[0],
+            [(sign, grain, (first, end)), *rest[1]],
+        )
+        return min(inside, whole, key=lambda cover: cover[0])
 
-def _right(moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
-    """`sign` times [the start of the `level` bucket holding `moment`, moment)."""
-    grain = GRAINS[level]
-    first = floor(moment, grain)
-    if first == moment:
-        return 0.0, []
-    inside = _finer_inside(first, moment, level, sign, left=False)
-    if flipped:
-        return inside
-    end = ceil(moment, grain)
-    rest = _left(moment, level, -sign, flipped=True)
-    whole: Cover = (_BUCKET_COST[grain] + rest[0], [(sign, grain, (first, end)), *rest[1]])
-    return min(inside, whole, key=lambda cover: cover[0])
+    def right(self, moment: datetime, level: int, sign: int, *, flipped: bool) -> Cover:
+        """`sign` times [the start of the `level` bucket holding `moment`, moment)."""
+        grain = GRAINS[level]
+        first = floor(moment, grain)
+        if first == moment:
+            return 0.0, []
+        inside = self.finer_inside(first, moment, level, sign, left=False)
+        if flipped:
+            return inside
+        end = ceil(moment, grain)
+        rest = self.left(moment, level, -sign, flipped=True)
+        whole: Cover = (
+            self.cost(grain, first, end) + rest[0],
+            [(sign, grain, (first, end)), *rest[1]],
+        )
+        return min(inside, whole, key=lambda cover: cover[0])
 
+    def finer_inside(
+        self, start: datetime, end: datetime, level: int, sign: int, *, left: bool
+    ) -> Cover:
+        """`sign` times [start, end) from the next finer grain, where `start` (left) or `end` is
+        the moment inside a finer bucket and the other end is on one of its edges."""
+        if level + 1 == len(GRAINS):
+            return (0.0, [(1, "raw", (start, end))]) if sign > 0 else _NONE
+        finer = GRAINS[level + 1]
+        moment = start if left else end
+        edge = ceil(moment, finer) if left else floor(moment, finer)
+        whole = (edge, end) if left else (start, edge)
+        pieces = [(sign, finer, whole)] if whole[0] != whole[1] else []
+        rest = (
+            self.left(moment, level + 1, sign, flipped=False)
+            if left
+            else self.right(moment, level + 1, sign, flipped=False)
+        )
+        return self.cost(finer, *whole) + rest[0], pieces + rest[1]
 
-def _finer_inside(start: datetime, end: datetime, level: int, sign: int, *, left: bool) -> Cover:
-    """`sign` times [start, end) from the next finer grain, where `start` (left) or `end` is the
-    moment inside a finer bucket and the other end is on one of its edges."""
-    if level + 1 == len(GRAINS):
-        return (0.0, [(1, "raw", (start, end))]) if sign > 0 else _NONE
-    finer = GRAINS[level + 1]
-    moment = start if left else end
-    edge = ceil(moment, finer) if left else floor(moment, finer)
-    whole = (edge, end) if left else (start, edge)
-    count = (whole[1] - whole[0]) / _SPAN[finer]
-    cost, pieces = count * _BUCKET_COST[finer], [(sign, finer, whole)] if count else []
-    rest = (
-        _left(moment, level + 1, sign, flipped=False)
-        if left
-        else _right(moment, level + 1, sign, flipped=False)
-    )
-    return cost + rest[0], pieces + rest[1]
+    def cost(self, grain: str, start: datetime | None, end: datetime | None) -> float:
+        """What reading the `grain` buckets of [start, end) costs: those that start before
+        `now`."""
+        if self.now is not None and start is not None and end is not None:
+            end = max(start, min(end, ceil(self.now, grain)))
+        return _BUCKET_COST[grain] * _buckets(start, end, grain)
 
 
 def _buckets(start: datetime | None, end: datetime | None, grain: str) -> float:
