@@ -125,6 +125,29 @@ def test_a_range_ending_ahead_of_the_clock_reads_the_month_less_what_is_to_come(
     assert split_counts(since, until).rollup["day"] == [(december, december + timedelta(days=7))]
 
 
+def test_a_range_inside_one_month_may_read_the_month_less_both_sides() -> None:
+    """The dashboard's "last 7 days" in New York asked on 7 December before midnight lies
+    inside December: the month less its first five hours and the buckets still to come. Most
+    of November, long past: the month less a day on each side."""
+    since = datetime(2026, 12, 1, 5, tzinfo=UTC)
+    until = datetime(2026, 12, 8, 5, tzinfo=UTC)
+    now = datetime(2026, 12, 7, 23, 58, tzinfo=UTC)
+    december, january = datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    tomorrow = datetime(2026, 12, 9, tzinfo=UTC)
+    pieces = split_counts(since, until, now)
+    assert pieces.rollup == {"month": [(december, january)]}
+    assert pieces.less == {
+        "hour": [(december, since), (until, tomorrow)],
+        "day": [(tomorrow, january)],
+    }
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    pieces = split_counts(november + timedelta(days=1), december - timedelta(days=1))
+    assert pieces.rollup == {"month": [(november, december)]}
+    assert pieces.less == {
+        "day": [(november, november + timedelta(days=1)), (december - timedelta(days=1), december)]
+    }
+
+
 def test_counts_subtracting_buckets_agree_with_the_totals(
     engine: Engine,
 ) -> None:
@@ -179,6 +202,7 @@ def test_rows_stamped_ahead_of_the_clock_are_counted_exactly(
     the current month less the buckets still to come counts those inside it and subtracts
     those after it, as the raw rows do."""
     now = datetime(2026, 12, 8, 4, 17, tzinfo=UTC)
+    december = datetime(2026, 12, 1, 5, tzinfo=UTC)  # local midnight in New York
     monkeypatch.setattr(data_version, "utc_now", lambda: now)
     stamps = [datetime(2026, 11, day, 10, tzinfo=UTC) for day in range(1, 31, 2)]
     stamps += [datetime(2026, 12, day, 3, tzinfo=UTC) for day in range(1, 9)]
@@ -197,25 +221,23 @@ def test_rows_stamped_ahead_of_the_clock_are_counted_exactly(
             for number, stamp in enumerate(stamps)
         ),
     )
-    question = UsageFilter(
-        kind=Kind.AGENT,
-        since=datetime(2026, 11, 8, 5, tzinfo=UTC),
-        until=datetime(2026, 12, 8, 5, tzinfo=UTC),
-    )
-    assert counting_plan_less(question)  # the month less what is to come
-    with computing_afresh(), Session(engine) as session:
-        stats = usage_stats(session, filter=question, top_errors=5)
-        board = leaderboard(session, filter=question, metric=LeaderboardMetric.USAGE)
-    with reading_raw_rows(), Session(engine) as session:
-        raw = usage_stats(session, filter=question, top_errors=5)
-    expected = [stamp for stamp in stamps if question.since <= stamp < question.until]
-    assert stats.invocations == raw.invocations == len(expected) == 20
-    assert stats.failed == raw.failed
-    assert stats.top_errors == raw.top_errors
-    assert sum(error.count for error in stats.top_errors) == stats.failed
-    assert [entry.value for entry in board] == [stats.invocations]
-    assert stats.p50_duration_seconds is not None and raw.p50_duration_seconds is not None
-    assert abs(stats.p50_duration_seconds - raw.p50_duration_seconds) <= 0.01 * 40
+    # The last 30 days across November's end, and the last 7 inside December.
+    for since, count in ((datetime(2026, 11, 8, 5, tzinfo=UTC), 20), (december, 8)):
+        question = UsageFilter(kind=Kind.AGENT, since=since, until=now.replace(hour=5, minute=0))
+        assert counting_plan_less(question)  # the month less what is to come
+        with computing_afresh(), Session(engine) as session:
+            stats = usage_stats(session, filter=question, top_errors=5)
+            board = leaderboard(session, filter=question, metric=LeaderboardMetric.USAGE)
+        with reading_raw_rows(), Session(engine) as session:
+            raw = usage_stats(session, filter=question, top_errors=5)
+        expected = [stamp for stamp in stamps if since <= stamp < question.until]
+        assert stats.invocations == raw.invocations == len(expected) == count
+        assert stats.failed == raw.failed
+        assert stats.top_errors == raw.top_errors
+        assert sum(error.count for error in stats.top_errors) == stats.failed
+        assert [entry.value for entry in board] == [stats.invocations]
+        assert stats.p50_duration_seconds is not None and raw.p50_duration_seconds is not None
+        assert abs(stats.p50_duration_seconds - raw.p50_duration_seconds) <= 0.01 * 40
 
 
 def counting_plan_less(question: UsageFilter) -> list[Interval]:

@@ -87,8 +87,8 @@ def split_counts(
     range's edge may read the whole month (or day) it falls in less the finer buckets outside
     the range, when that reads fewer rows than the finer buckets inside it (a range starting
     30 days back reads one month and three days, not 27 days; the 30 days from 7 November to
-    7 December read November less six days, and six days of December). Raw rows are never
-    subtracted.
+    7 December read November less six days, and six days of December; most of a month reads
+    the month less what lies outside on each side). Raw rows are never subtracted.
 
     Buckets that start after `now` hold nothing yet, so reading them costs nothing: a range
     ending tomorrow may read this month less the days still to come. They are read and
@@ -131,8 +131,17 @@ class _Covers:
         end = None if until is None else floor(until, grain)
         if start is not None and end is not None and start >= end:
             finer = self.counted(since, until, level + 1)
-            if start > end:  # both ends in one bucket of this grain
-                return finer
+            if start > end:  # both ends in one bucket of this grain ("the last 7 days")
+                # It may be read whole less what lies outside the range on each side: the
+                # current month less its first day and the days still to come, say.
+                first, last = floor(since, grain), start
+                before = self.right(since, level, -1, flipped=True)
+                after = self.left(until, level, -1, flipped=True)
+                whole: Cover = (
+                    self.cost(grain, first, last) + before[0] + after[0],
+                    [(1, grain, (first, last)), *before[1], *after[1]],
+                )
+                return min(finer, whole, key=lambda cover: cover[0])
             # The range crosses one edge of this grain ("the last 30 days" across a month's
             # end): each side may read its whole bucket less what lies outside the range.
             left = self.left(since, level, 1, flipped=False)
