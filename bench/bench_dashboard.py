@@ -4,7 +4,7 @@ database, median and p95 of each page over several runs.
 
     python -m bench.bench_dashboard [--database-url URL] [--size 1000000] [--repeat 10]
                                     [--keep DIR] [--tz America/New_York] [--kept-answers]
-                                    [--live] [--only overview]
+                                    [--live | --first-load] [--only overview]
 
 The database is filled with `claude-api demo` data as `bench_queries` fills it (and, with
 `--keep DIR`, kept and reused: the same files, so a database kept by either serves both; "now"
@@ -18,7 +18,9 @@ task. Every answer is computed afresh (the query layer's
 kept answers are not used: a page redrawn after a write computes too), after one warm-up run;
 with `--kept-answers` they are, which leaves GraphQL's execution of the answers; with `--live`
 an invocation is recorded before each load, as while sessions run, so the kept answers are out
-of date but what is kept across such writes (the parts of answers that have settled) serves.
+of date but what is kept across such writes (the parts of answers that have settled) serves;
+with `--first-load` each page's first load is timed instead, the pages in turn in a new process,
+`--repeat` such processes one after the other.
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 "cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
 request run in worker threads at once): the figure a busy machine moves least.
@@ -35,14 +37,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import math
 import pkgutil
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -253,6 +258,29 @@ def run_page(
         page.cpu.append(time.process_time() - cpu_started)
 
 
+RESULT_MARK = "first loads: "
+
+
+def first_loads_in_new_processes(args: argparse.Namespace) -> list[Page]:
+    """`--first-load` `--repeat` times, each time in a new process on the kept database (filled
+    first, here), as a server started anew: the pages' timings of every process together."""
+    with database(args.database_url, args.size, args.keep):
+        pass
+    command = [sys.executable, "-m", "bench.bench_dashboard", *sys.argv[1:], "--one-process"]
+    pages: dict[str, Page] = {}
+    for _ in range(args.repeat):
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        found = next(line for line in output.splitlines() if line.startswith(RESULT_MARK))
+        for timed in json.loads(found.removeprefix(RESULT_MARK)):
+            page = pages.setdefault(timed["label"], Page(timed["label"], requests=lambda _: None))
+            for label, times in timed["times"].items():
+                page.times.setdefault(label, []).extend(times)
+            page.totals += timed["totals"]
+            page.cpu += timed["cpu"]
+            page.baselines += timed["baselines"]
+    return list(pages.values())
+
+
 def live_event(at: datetime) -> UsageEvent:
     """A finished run of the busiest agent, as a running session records one."""
     return UsageEvent(
@@ -411,9 +439,11 @@ def main() -> None:
         "--first-load",
         action="store_true",
         help="time each page's first load instead, after an invocation is recorded as with "
-        "--live: no warm-up load and one timed load, the pages in order in one process (with "
-        "--only naming one page, the first load of a server just started)",
+        "--live: no warm-up load, the pages in order in a new process, --repeat processes one "
+        "after the other (with --only naming one page, the first load of a server just "
+        "started); needs --keep when --repeat is above 1",
     )
+    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--utc-days-only",
         action="store_true",
@@ -424,6 +454,11 @@ def main() -> None:
         "--only", metavar="TEXT", help="time only the pages whose label starts with TEXT"
     )
     args = parser.parse_args()
+    if args.first_load and args.repeat > 1 and not args.one_process:
+        if args.keep is None:
+            raise SystemExit("--first-load with --repeat above 1 needs --keep DIR")
+        report(first_loads_in_new_processes(args), args)
+        return
     if args.no_kept_statements:
         print(f"kept statements turned off: {without_kept_statements()} functions")
 
@@ -463,6 +498,14 @@ def main() -> None:
         finally:
             runner.close()
 
+    if args.one_process and args.first_load:
+        print(RESULT_MARK + json.dumps([asdict(page) | {"requests": None} for page in measured]))
+        return
+    report(measured, args)
+
+
+def report(measured: list[Page], args: argparse.Namespace) -> None:
+    """The table: each page's median and p95, its ratio to the baseline, its CPU time."""
     print(
         f"\n{'page and its requests':44} {'median ms':>10} {'p95 ms':>10} {'x baseline':>11}"
         f" {'cpu ms':>8}"
@@ -487,8 +530,11 @@ def main() -> None:
         f"{'baseline GROUP BY agent_name':44} {statistics.median(every):10.1f} "
         f"{p95(every):10.1f} {1:11.2f}"
     )
-    loads = "its first load" if args.first_load else f"{args.repeat} timed loads"
-    print(f"\n{loads} of each page; target: under {TARGET_MS:.0f} ms each")
+    loads = f"{args.repeat} timed loads of each page"
+    if args.first_load:
+        processes = f"{args.repeat} new process{'es' if args.repeat > 1 else ''}"
+        loads = f"each page's first load, in {processes}"
+    print(f"\n{loads}; target: under {TARGET_MS:.0f} ms each")
 
 
 if __name__ == "__main__":
