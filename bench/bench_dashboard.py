@@ -269,8 +269,10 @@ def first_loads_in_new_processes(args: argparse.Namespace) -> list[Page]:
     command = [sys.executable, "-m", "bench.bench_dashboard", *sys.argv[1:], "--one-process"]
     pages: dict[str, Page] = {}
     for _ in range(args.repeat):
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        found = next(line for line in output.splitlines() if line.startswith(RESULT_MARK))
+        run = subprocess.run(command, capture_output=True, text=True, check=False)
+        if run.returncode:
+            raise SystemExit(f"a first-load process failed:\n{run.stderr}")
+        found = next(line for line in run.stdout.splitlines() if line.startswith(RESULT_MARK))
         for timed in json.loads(found.removeprefix(RESULT_MARK)):
             page = pages.setdefault(timed["label"], Page(timed["label"], requests=lambda _: None))
             for label, times in timed["times"].items():
