@@ -224,7 +224,7 @@ def test_rows_stamped_ahead_of_the_clock_are_counted_exactly(
     # The last 30 days across November's end, and the last 7 inside December.
     for since, count in ((datetime(2026, 11, 8, 5, tzinfo=UTC), 20), (december, 8)):
         question = UsageFilter(kind=Kind.AGENT, since=since, until=now.replace(hour=5, minute=0))
-        assert counting_plan_less(question)  # the month less what is to come
+        assert _subtracted_after_the_clock(question)  # the month less what is to come
         with computing_afresh(), Session(engine) as session:
             stats = usage_stats(session, filter=question, top_errors=5)
             board = leaderboard(session, filter=question, metric=LeaderboardMetric.USAGE)
@@ -240,7 +240,7 @@ def test_rows_stamped_ahead_of_the_clock_are_counted_exactly(
         assert abs(stats.p50_duration_seconds - raw.p50_duration_seconds) <= 0.01 * 40
 
 
-def counting_plan_less(question: UsageFilter) -> list[Interval]:
+def _subtracted_after_the_clock(question: UsageFilter) -> list[Interval]:
     """The buckets after the clock that the counts of `question` subtract."""
     pieces = counted_pieces(question, None)
     return [
