@@ -60,6 +60,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def settled_before() -> datetime:
+    """The instant before which buckets have settled: `SETTLED_AFTER` ago."""
+    return utc_now() - SETTLED_AFTER
+
+
 _CURRENT = sa.select(_TABLE.c.token).where(_TABLE.c.id == 1)
 _SETTLED = sa.select(_TABLE.c.token).where(_TABLE.c.id == _SETTLED_ID)
 _CURRENT_SQL = "SELECT token FROM data_version WHERE id = 1"

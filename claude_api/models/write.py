@@ -184,8 +184,10 @@ def store_events(session: Session, events: Sequence[UsageEvent]) -> None:
 def _earliest(rollups_from: datetime | None, events: Sequence[UsageEvent]) -> datetime | None:
     """The earliest start of an invocation the batch changed: in the rollups (`rollups_from`,
     from the fold) or among the running rows it wrote, which answers read from the raw rows."""
-    running = [event.timestamp for event in events if event.status is Status.RUNNING]
-    return min((*running, *([rollups_from] if rollups_from is not None else [])), default=None)
+    starts = [event.timestamp for event in events if event.status is Status.RUNNING]
+    if rollups_from is not None:
+        starts.append(rollups_from)
+    return min(starts, default=None)
 
 
 # A stored row of one of the batch's ids: event id, name, task id, project id.

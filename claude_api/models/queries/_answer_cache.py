@@ -164,7 +164,7 @@ def _settled(arguments: dict[str, Any]) -> bool:
     return (
         filter is not None
         and filter.until is not None
-        and filter.until <= data_version.utc_now() - data_version.SETTLED_AFTER
+        and filter.until <= data_version.settled_before()
         and (filter.name is None or filter.kind is not None)
     )
 
@@ -197,8 +197,7 @@ def settled_buckets(buckets: Sequence[Any]) -> int:
     """How many of `buckets` (in time order, each with its `end_at`) ended
     `data_version.SETTLED_AFTER` ago or earlier: the leading ones whose part of an answer
     `kept_while_settled` may keep."""
-    cut = data_version.utc_now() - data_version.SETTLED_AFTER
-    return bisect_right([bucket.end_at for bucket in buckets], cut)
+    return bisect_right([bucket.end_at for bucket in buckets], data_version.settled_before())
 
 
 def _engine(session: Session) -> Engine:

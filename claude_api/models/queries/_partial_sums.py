@@ -11,7 +11,7 @@ failure messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cache
@@ -26,6 +26,7 @@ from claude_api.errors import NotFound
 from claude_api.events import Kind, Status
 from claude_api.models import data_version
 from claude_api.models.filters import UsageFilter
+from claude_api.models.queries._answer_cache import kept_while_settled
 from claude_api.models.queries._range_split import (
     Interval,
     Pieces,
@@ -110,13 +111,32 @@ def settled_range(session: Session, filter: UsageFilter) -> tuple[UsageFilter, P
     if not reads_bins(filter):
         return None
     hour = ceil(filter.since, "hour") if filter.since is not None else None
-    cut = floor(data_version.utc_now() - data_version.SETTLED_AFTER, "day")
+    cut = floor(data_version.settled_before(), "day")
     if (hour is not None and hour >= cut) or (filter.until is not None and filter.until <= cut):
         return None
     rest = counting_plan(session, filter.replace(since=cut))
     if hour is not None and filter.since is not None and filter.since < hour:
         rest = replace(rest, raw=[*rest.raw, (filter.since, hour)])
     return filter.replace(since=hour, until=cut), rest
+
+
+def settled_and_rest(
+    session: Session,
+    filter: UsageFilter,
+    key: tuple[Any, ...],
+    read: Callable[[UsageFilter, Pieces], tuple[Any, ...]],
+) -> tuple[tuple[Any, ...], Pieces] | None:
+    """What `read(settled, its counting_plan)` gives of `filter`'s settled range
+    (`settled_range`), kept under `key` across the writes of recent invocations, and the pieces
+    of the rest, which the caller reads each time; None when no part may be kept."""
+    split = settled_range(session, filter)
+    if split is None:
+        return None
+    settled, rest = split
+    kept = kept_while_settled(
+        session, (*key, settled), lambda: read(settled, counting_plan(session, settled))
+    )
+    return None if kept is None else (kept, rest)
 
 
 @cache

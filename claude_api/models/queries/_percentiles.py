@@ -20,14 +20,13 @@ from sqlalchemy.orm import Session
 
 from claude_api.events import Status
 from claude_api.models.filters import UsageFilter
-from claude_api.models.queries._answer_cache import kept_while_settled
 from claude_api.models.queries._partial_sums import (
     FINISHED,
     counting_plan,
     plan,
     reads_bins,
     rollup_scans,
-    settled_range,
+    settled_and_rest,
 )
 from claude_api.models.queries._range_split import Pieces, raw_pieces
 from claude_api.models.queries._raw_rows import ROW, usage_rows
@@ -54,16 +53,19 @@ def duration_percentiles(
     if filter.status is Status.RUNNING:
         return {}
     listed = sorted(set(names)) if names is not None else None
-    split = settled_range(session, filter)
-    if split is not None:
-        settled, rest = split
-        kept = _settled_bins(session, settled, by_name, listed)
-        if kept is not None:
-            rows = _durations(session, filter, rest, by_name, listed)[0]
-            return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
+
+    def summed_bins(settled: UsageFilter, pieces: Pieces) -> tuple[Binned, ...]:
+        return _summed_bins(_durations(session, settled, pieces, by_name, listed)[0], by_name)
+
+    key = ("duration bins", by_name, tuple(listed) if listed is not None else None)
+    found = settled_and_rest(session, filter, key, summed_bins)
+    if found is not None:
+        kept, rest = found
+        rows = _durations(session, filter, rest, by_name, listed)[0]
+        return percentiles_of(rows, by_name=by_name, exact=False, binned=kept)
     pieces = pieces if pieces is not None else counting_plan(session, filter)
-    found, exact = _durations(session, filter, pieces, by_name, listed)
-    return percentiles_of(found, by_name=by_name, exact=exact)
+    rows, exact = _durations(session, filter, pieces, by_name, listed)
+    return percentiles_of(rows, by_name=by_name, exact=exact)
 
 
 def _durations(
@@ -77,28 +79,18 @@ def _durations(
     return session.execute(read, values).all(), exact
 
 
-def _settled_bins(
-    session: Session, filter: UsageFilter, by_name: bool, names: list[str] | None
-) -> tuple[Binned, ...] | None:
-    """The summed bins of `filter`'s range, which has settled, per key: kept across writes of
-    recent invocations, packed in arrays (None when nothing may be kept)."""
-
-    def compute() -> tuple[Binned, ...]:
-        rows = _durations(session, filter, counting_plan(session, filter), by_name, names)[0]
-        groups: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for kind, name, duration, bin, count in rows:
-            bins = groups[(kind, name) if by_name else None]
-            if bin is None:
-                bins[bin_of(duration)] += 1
-            else:
-                bins[bin] += int(count)
-        return tuple(
-            (key, array("q", bins.keys()), array("q", bins.values()))
-            for key, bins in groups.items()
-        )
-
-    key = ("duration bins", filter, by_name, tuple(names) if names is not None else None)
-    return kept_while_settled(session, key, compute)
+def _summed_bins(rows: Iterable[Sequence[Any]], by_name: bool) -> tuple[Binned, ...]:
+    """The rows of `durations_read` summed per key and bin, packed in arrays to be kept."""
+    groups: defaultdict[Key, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for kind, name, duration, bin, count in rows:
+        bins = groups[(kind, name) if by_name else None]
+        if bin is None:
+            bins[bin_of(duration)] += 1
+        else:
+            bins[bin] += int(count)
+    return tuple(
+        (key, array("q", bins.keys()), array("q", bins.values())) for key, bins in groups.items()
+    )
 
 
 @statements

@@ -25,7 +25,7 @@ from claude_api.models.queries._aggregates import (
     totals_columns,
     totals_fields,
 )
-from claude_api.models.queries._answer_cache import cached, kept_while_settled
+from claude_api.models.queries._answer_cache import cached
 from claude_api.models.queries._numbers import as_float
 from claude_api.models.queries._pagination import decode_cursor, make_page
 from claude_api.models.queries._partial_sums import (
@@ -38,7 +38,7 @@ from claude_api.models.queries._partial_sums import (
     plan,
     recorded_kinds_column,
     rollups_purged_before,
-    settled_range,
+    settled_and_rest,
     usage_parts,
 )
 from claude_api.models.queries._percentiles import (
@@ -187,21 +187,18 @@ def _error_counts(
 ) -> Counter[ErrorKey]:
     """The failures matching `filter` (of `names` when given) counted per (kind, name,
     message); those of its settled part (`settled_range`) kept across writes of recent ones."""
-    split = settled_range(session, filter)
-    if split is not None:
-        settled, rest = split
-        listed = tuple(names) if names is not None else None
 
-        def compute() -> tuple[tuple[ErrorKey, int], ...]:
-            counted = _counted_errors(session, settled, counting_plan(session, settled), names)
-            return tuple(counted.items())
+    def counted(settled: UsageFilter, pieces: Pieces) -> tuple[tuple[ErrorKey, int], ...]:
+        return tuple(_counted_errors(session, settled, pieces, names).items())
 
-        kept = kept_while_settled(session, ("error counts", settled, listed), compute)
-        if kept is not None:
-            counts = Counter(dict(kept))
-            counts.update(_counted_errors(session, filter, rest, names))
-            return counts
-    return _counted_errors(session, filter, pieces, names)
+    listed = tuple(names) if names is not None else None
+    found = settled_and_rest(session, filter, ("error counts", listed), counted)
+    if found is None:
+        return _counted_errors(session, filter, pieces, names)
+    kept, rest = found
+    counts = Counter(dict(kept))
+    counts.update(_counted_errors(session, filter, rest, names))
+    return counts
 
 
 def _counted_errors(
