@@ -48,8 +48,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,7 +59,7 @@ from sqlmodel import Session
 from bench.bench_queries import LIVE_SOURCE, analyze, baseline, fill_demo, kept_database, stored
 from bench.bench_tracking import fresh_database
 from claude_api.client.transport import LocalContext
-from claude_api.dashboard.documents import documents
+from claude_api.dashboard.pages import Request, overview, page_range, task, tasks, usage
 from claude_api.events import Kind, Status, UsageEvent
 from claude_api.graph.schema import build_schema
 from claude_api.models import data_version, queries
@@ -70,12 +69,10 @@ from claude_api.models.local_days import day_starts, keep_days, start_hours
 from claude_api.models.queries.alerts import list_rules
 from claude_api.models.write import store_events
 from claude_api.server.app import freeze_startup_objects
+from claude_api.server.warming import ViewWarmer
 
 TARGET_MS = 100.0
 LIVE_TASK = "live-session"  # the task of what --live records: not the task page's task
-SHOWN = 10  # leaderboard rows the overview shows before "show all"
-
-Request = tuple[str, str, dict[str, Any]]  # (label, document, variables)
 
 
 @dataclass
@@ -88,112 +85,6 @@ class Page:
     totals: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     baselines: list[float] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Range:
-    """A period as the page's state.js makes it: [since, until), the one before, the bucket."""
-
-    since: datetime
-    until: datetime
-    previous_since: datetime
-    previous_until: datetime
-    bucket: str
-
-
-def page_range(period: str, now: datetime, zone: ZoneInfo) -> Range:
-    """The range of "24h", "7d", "30d" or "90d" at `now` in the browser's zone `zone`."""
-    if period == "24h":
-        local = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
-        until = (local + timedelta(hours=1)).astimezone(UTC)
-        since = until - timedelta(days=1)
-        return Range(since, until, since - timedelta(days=1), since, "HOUR")
-    days = int(period.removesuffix("d"))
-    today = now.astimezone(zone).date()
-
-    def midnight(day: date) -> datetime:
-        return datetime.combine(day, clock(), zone).astimezone(UTC)
-
-    first = today - timedelta(days=days - 1)
-    return Range(
-        midnight(first),
-        midnight(today + timedelta(days=1)),
-        midnight(first - timedelta(days=days)),
-        midnight(first),
-        "DAY",
-    )
-
-
-def usage_filter(since: datetime, until: datetime, tz: str, **extra: Any) -> dict[str, Any]:
-    return {"since": since.isoformat(), "until": until.isoformat(), "tz": tz, **extra}
-
-
-def overview(period: Range, tz: str) -> Callable[..., None]:
-    docs = documents()
-    current = usage_filter(period.since, period.until, tz)
-    previous = usage_filter(period.previous_since, period.previous_until, tz)
-
-    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
-        variables = {"filter": current, "previous": previous, "period": period.bucket}
-        data = ask(("analytics", docs["OVERVIEW"], variables))
-        ask(("budgets and alerts", docs["GUARDRAILS"], {"projectId": None}))
-        pairs = [("AGENT", entry["name"]) for entry in data["topAgents"]]
-        for board in ("agents", "skills"):
-            rows = sorted(data[board]["items"], key=lambda row: -row["invocations"])[:SHOWN]
-            pairs += [(row["kind"], row["name"]) for row in rows]
-        agents = list(dict.fromkeys(name for kind, name in pairs if kind == "AGENT"))
-        skills = list(dict.fromkeys(name for kind, name in pairs if kind == "SKILL"))
-        trends = {"filter": current, "period": period.bucket, "agents": agents, "skills": skills}
-        trends |= {"withAgents": bool(agents), "withSkills": bool(skills)}
-        ask(("trend lines", docs["TRENDS"], trends))
-
-    return requests
-
-
-def usage(period: Range, tz: str, kind: str, name: str) -> Callable[..., None]:
-    variables = {
-        "kind": kind,
-        "name": name,
-        "isAgent": kind == "AGENT",
-        "filter": usage_filter(period.since, period.until, tz),
-        "previous": usage_filter(period.previous_since, period.previous_until, tz),
-        "period": period.bucket,
-    }
-
-    covering = {"projectId": None, "kind": kind, "name": name}
-
-    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
-        ask(("usage", documents()["USAGE"], variables))
-        ask(("budgets and alerts", documents()["GUARDRAILS"], covering))
-
-    return requests
-
-
-def tasks(period: Range, tz: str, **narrowed: Any) -> Callable[..., None]:
-    status = narrowed.pop("status", None)
-    extra = {"status": status} if status else {}
-    variables = {
-        "kind": narrowed.get("kind"),
-        "name": narrowed.get("name"),
-        "filter": usage_filter(period.since, period.until, tz, **extra),
-        "after": None,
-    }
-    next_page = narrowed.get("next_page", False)
-
-    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
-        data = ask(("tasks", documents()["TASKS"], variables))
-        if next_page:
-            after = data["tasks"]["nextCursor"]
-            ask(("next page", documents()["TASKS"], {**variables, "after": after}))
-
-    return requests
-
-
-def task(task_id: str) -> Callable[..., None]:
-    def requests(ask: Callable[[Request], dict[str, Any]]) -> None:
-        ask(("task", documents()["TASK"], {"id": task_id}))
-
-    return requests
 
 
 class Runner:
@@ -259,6 +150,7 @@ def run_page(
 
 
 RESULT_MARK = "first loads: "
+WARM_UP_MARK = "warm-up: "
 
 
 def first_loads_in_new_processes(args: argparse.Namespace) -> list[Page]:
@@ -268,11 +160,14 @@ def first_loads_in_new_processes(args: argparse.Namespace) -> list[Page]:
         pass
     command = [sys.executable, "-m", "bench.bench_dashboard", *sys.argv[1:], "--one-process"]
     pages: dict[str, Page] = {}
+    warm_ups: list[float] = []
     for _ in range(args.repeat):
         run = subprocess.run(command, capture_output=True, text=True, check=False)
         if run.returncode:
             raise SystemExit(f"a first-load process failed:\n{run.stderr}")
-        found = next(line for line in run.stdout.splitlines() if line.startswith(RESULT_MARK))
+        lines = run.stdout.splitlines()
+        found = next(line for line in lines if line.startswith(RESULT_MARK))
+        warm_ups += [float(line.split()[1]) for line in lines if line.startswith(WARM_UP_MARK)]
         for timed in json.loads(found.removeprefix(RESULT_MARK)):
             page = pages.setdefault(timed["label"], Page(timed["label"], requests=lambda _: None))
             for label, times in timed["times"].items():
@@ -280,6 +175,11 @@ def first_loads_in_new_processes(args: argparse.Namespace) -> list[Page]:
             page.totals += timed["totals"]
             page.cpu += timed["cpu"]
             page.baselines += timed["baselines"]
+    if warm_ups:
+        print(
+            f"{WARM_UP_MARK}median {statistics.median(warm_ups):.0f} ms, "
+            f"longest {max(warm_ups):.0f} ms ({len(warm_ups)} processes)"
+        )
     return list(pages.values())
 
 
@@ -445,6 +345,13 @@ def main() -> None:
         "after the other (with --only naming one page, the first load of a server just "
         "started); needs --keep when --repeat is above 1",
     )
+    parser.add_argument(
+        "--warmed",
+        action="store_true",
+        help="with --first-load: let the server's warm-up of the dashboard's first views (in "
+        "--tz) run first, untimed, as `claude-api serve` does once it has started (its time "
+        "is reported)",
+    )
     parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--utc-days-only",
@@ -456,6 +363,8 @@ def main() -> None:
         "--only", metavar="TEXT", help="time only the pages whose label starts with TEXT"
     )
     args = parser.parse_args()
+    if args.warmed and not args.first_load:
+        raise SystemExit("--warmed goes with --first-load")
     if args.first_load and args.repeat > 1 and not args.one_process:
         if args.keep is None:
             raise SystemExit("--first-load with --repeat above 1 needs --keep DIR")
@@ -488,6 +397,10 @@ def main() -> None:
             # have settled and which are still to come (a kept database's "now" is its last
             # stored event, however long ago it was filled).
             data_version.utc_now = lambda: now  # type: ignore[assignment]
+            if args.warmed:
+                warmer = ViewWarmer(runner.context.gateway, runner.schema, [args.tz])
+                warmer.warm(now=now)
+                print(f"{WARM_UP_MARK}{warmer.last_seconds * 1000:.0f} ms")
             for page in measured:
                 if args.first_load:
                     run_page(runner, page, timed=True, live=live)

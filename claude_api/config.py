@@ -167,6 +167,14 @@ class Settings(BaseSettings):
         "so a history by local day reads one row a day rather than 24 hourly ones.",
     )
 
+    dashboard_warm_up: bool = Field(
+        default=True,
+        description="Load the dashboard's first views (the overview of each period, the pages "
+        "of the busiest agent and skill, the task list) in the background, in each of the time "
+        "zones above, when the server starts, after each local midnight and after older data "
+        "changes: their first load in a browser then finds them ready.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.applications import Starlette
 
 from claude_api.config import Settings
 from claude_api.models.db import write_engine
@@ -35,6 +36,7 @@ class Secured:
     url: str
     engine: Engine
     services: Services
+    app: Starlette
 
     def key(self, scope: str, project: str | None = None, name: str | None = None) -> str:
         """A new API key, made as `claude-api keys create` makes it: in a transaction that
@@ -80,8 +82,9 @@ def secured_server(engine: Engine, **overrides: Any) -> Iterator[Secured]:
     tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
     services = Services(settings=settings, engine=engine, tracker=tracker)
     try:
-        with serve(create_app(settings, services=services)) as url:
-            yield Secured(url, engine, services)
+        app = create_app(settings, services=services)
+        with serve(app) as url:
+            yield Secured(url, engine, services, app)
     finally:
         tracker.close()
 

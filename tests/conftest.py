@@ -26,6 +26,11 @@ from tests._migrated_databases import MigratedPostgresql, MigratedSqlite
 POSTGRES_ENV = "CLAUDE_API_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgresql"]
 
+# The servers the tests start (in-process and `claude-api serve` alike) leave out the warm-up of
+# the dashboard's first views, which would read in the background of every test; the tests of
+# the warm-up turn it on.
+os.environ["CLAUDE_API_DASHBOARD_WARM_UP"] = "false"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_default_tls_context() -> Iterator[None]:

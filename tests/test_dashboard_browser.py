@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -27,11 +28,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import sqlalchemy
 from sqlalchemy import Engine
+from sqlalchemy.engine.interfaces import CacheStats
 from sqlmodel import Session
 
 from claude_api.config import Settings
@@ -59,6 +63,7 @@ SKILLS = ["pdf", "commit"]
 ERRORS = ["Tool Bash failed: timed out", "Context window exceeded"]
 MODELS = ["claude-sonnet-4-5", "claude-sonnet-4-5", "claude-opus-4-1", None]  # None: not recorded
 MINUS, UNKNOWN = "\N{MINUS SIGN}", "\N{EN DASH}"  # as the page writes them
+USAGE_DATA = re.compile(r"\b(?:agent_usage|skill_usage|usage_\w+)\b")  # the tables of invocations
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +241,22 @@ def seeded(engine: Engine) -> tuple[Engine, list[UsageEvent], datetime]:
     events = seed(now)
     add_events(engine, *events)
     return engine, events, now
+
+
+def post_event(url: str, *, name: str) -> None:
+    """A run of the agent `name` that finished now, as a running session records it."""
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "kind": "agent",
+        "name": name,
+        "task_id": "task-live",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "status": "completed",
+        "cost_usd": 0.25,
+        "source": "test",
+    }
+    answer = httpx.post(f"{url}/v1/events", json={"events": [event]}, timeout=30)
+    assert answer.status_code < 300
 
 
 @contextmanager
@@ -436,18 +457,7 @@ def test_a_recorded_event_appears_without_a_reload(browser, seeded) -> None:
         t.open("/")
         assert int(t.figure("invocations")) == len(current)
         t.page.evaluate("window.stillTheSamePage = true")
-        event = {
-            "event_id": str(uuid.uuid4()),
-            "kind": "agent",
-            "name": "planner",
-            "task_id": "task-live",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "status": "completed",
-            "cost_usd": 0.25,
-            "source": "test",
-        }
-        answer = httpx.post(f"{running.url}/v1/events", json={"events": [event]}, timeout=30)
-        assert answer.status_code < 300
+        post_event(running.url, name="planner")
         t.page.wait_for_function(
             "n => document.querySelector('[data-metric=invocations] .value')?.dataset.value == n",
             arg=len(current) + 1,
@@ -883,4 +893,55 @@ def test_the_task_list_pages_and_each_page_fits_a_phone(browser, engine: Engine)
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 0, path
+        t.check_clean()
+
+
+def test_the_first_views_are_ready_before_the_browser_opens_them(browser, seeded) -> None:
+    """With the warm-up `claude-api serve` runs once started, the overview of every period and
+    the busiest agent's page, opened in a browser of the zone the server prepares, are answered
+    from what the warm-up kept: their first load reads no more invocation or rollup rows than
+    the load after it (none for the overview; the agent's page lists its recent tasks, which
+    are read at each load). A page's ranges or names that differ from what the warm-up asked
+    would read more."""
+    engine, events, _ = seeded
+    read: list[str] = []
+    compiled: list[str] = []  # what was read by a statement compiled for the first time
+
+    def note(connection, cursor, statement, parameters, context, executemany) -> None:
+        read.extend(USAGE_DATA.findall(statement))
+        if context.cache_hit is CacheStats.CACHE_MISS:
+            compiled.extend(USAGE_DATA.findall(statement))
+
+    def reads_of(t: Tab, path: str) -> list[str]:
+        read.clear()
+        t.open(path)
+        t.figure("invocations")
+        t.page.wait_for_load_state("networkidle")
+        return sorted(read)
+
+    settings = {"dashboard_warm_up": True, "time_zones": [TZ_NAME]}
+    with server(engine, **settings) as running, tab(browser, running.url) as t:
+        deadline = time_module.monotonic() + 60
+        while running.app.state.warmer.rounds == 0:
+            assert time_module.monotonic() < deadline, "the warm-up did not finish"
+            time_module.sleep(0.05)
+        busiest = Counter(e.name for e in events if e.kind is Kind.AGENT).most_common(1)[0][0]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", note)
+        try:
+            paths = ["/", *(f"/?period={period}" for period in ("24h", "30d", "90d"))]
+            for path in paths:
+                assert reads_of(t, path) == [], path
+            agent_page = f"/agents/{quote(busiest, safe='')}?period=30d"
+            first = reads_of(t, agent_page)
+            assert first == reads_of(t, agent_page)
+            # A session records an invocation: each view reads again what may have changed
+            # (its last days), in statements the warm-up has compiled already.
+            t.page.goto("about:blank")
+            post_event(running.url, name=busiest)
+            for path in [*paths, agent_page]:
+                compiled.clear()
+                assert reads_of(t, path) != [], path
+                assert compiled == [], path
+        finally:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", note)
         t.check_clean()

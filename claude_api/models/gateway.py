@@ -31,6 +31,7 @@ from claude_api.models.queries._answer_cache import (
     Record,
     caches_answers,
     computing_afresh,
+    computing_again,
     mark_uncacheable,
     recording,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Record",
     "caches_answers",
     "computing_afresh",
+    "computing_again",
     "mark_uncacheable",
     "recording",
 ]

@@ -1,5 +1,6 @@
 """The Starlette app: `/graphql` (with GraphiQL), the REST shims, event ingest and health; and
-the daily purge of invocations past their retention, and the alert evaluator."""
+the daily purge of invocations past their retention, the alert evaluator and the warm-up of the
+dashboard's first views."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from claude_api.server.responses import JSONResponse, problem
 from claude_api.server.rest import PATH_PREFIXES, rest_routes
 from claude_api.server.services import Services
 from claude_api.server.tasks import post_task
+from claude_api.server.warming import ViewWarmer, local_zone_name
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +80,24 @@ def create_app(
             )
         )
         alerting = asyncio.create_task(AlertEvaluator(started).run(stopping))
+        background = [purging, alerting]
+        if settings.dashboard_warm_up:
+            zones = settings.time_zones or [local_zone_name()]
+            app.state.warmer = ViewWarmer(started.gateway, schema, zones)
+            background.append(asyncio.create_task(app.state.warmer.run(stopping)))
         try:
             yield
         finally:
             stopping.set()
-            await purging  # at most the batch under way, before the engine is closed
-            await alerting
+            # A purge stops after the batch under way, a warm-up before its next request:
+            # both before the engine is closed.
+            for task in background:
+                await task
             if services is None:
                 await run_in_threadpool(started.close)
 
-    graphql = GraphQLApp(build_schema(), context_getter=RequestContext.of)
+    schema = build_schema()
+    graphql = GraphQLApp(schema, context_getter=RequestContext.of)
     routes = [
         *graphql_routes(graphql),
         *rest_routes(),

@@ -1,0 +1,106 @@
+"""The server's warm-up of the dashboard's first views: when it runs again (after an older write,
+after a local midnight, not after recent writes), that it stops when the server does, and the
+machine's time zone it prepares by default. That a browser's first load then finds the views
+ready is tested in a real browser (tests/test_dashboard_browser.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+
+from claude_api.graph.schema import build_schema
+from claude_api.models import data_version
+from claude_api.server.services import Services
+from claude_api.server.warming import ViewWarmer
+from claude_api.tracking import build_tracker
+from tests.auth_support import settings_for
+from tests.factories import add_events, make_event
+
+ZONE = "America/New_York"
+
+
+async def until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_the_warm_up_runs_again_after_an_older_write_and_after_midnight(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = {"now": datetime.now(UTC)}
+    monkeypatch.setattr(data_version, "utc_now", lambda: clock["now"])
+    add_events(engine, make_event(timestamp=clock["now"] - timedelta(hours=1)))
+    tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
+    services = Services(settings=settings_for(engine), engine=engine, tracker=tracker)
+    warmer = ViewWarmer(services.gateway, build_schema(), [ZONE], check_seconds=0.02)
+
+    async def scenario() -> None:
+        stopping = asyncio.Event()
+        running = asyncio.create_task(warmer.run(stopping))
+        await until(lambda: warmer.rounds == 1)
+        # A running session's writes leave the warmed views' settled parts as they were.
+        recent = make_event(name="recent", timestamp=clock["now"] - timedelta(minutes=5))
+        await asyncio.to_thread(add_events, engine, recent)
+        await asyncio.sleep(0.3)  # fifteen checks
+        assert warmer.rounds == 1
+        # An import of a session three days old changes them: warmed again.
+        older = make_event(name="imported", timestamp=clock["now"] - timedelta(days=3))
+        await asyncio.to_thread(add_events, engine, older)
+        await until(lambda: warmer.rounds == 2)
+        # The periods move on at the zone's midnight: warmed again.
+        tomorrow = clock["now"].astimezone(ZoneInfo(ZONE)).date() + timedelta(days=1)
+        clock["now"] = datetime.combine(tomorrow, time(0, 0, 1), ZoneInfo(ZONE)).astimezone(UTC)
+        await until(lambda: warmer.rounds == 3)
+        stopping.set()
+        await asyncio.wait_for(running, 10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        services.close()
+    assert warmer.rounds == 3
+
+
+def test_a_warm_up_stops_before_its_next_request(engine: Engine) -> None:
+    add_events(engine, make_event(timestamp=datetime.now(UTC) - timedelta(hours=1)))
+    tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
+    services = Services(settings=settings_for(engine), engine=engine, tracker=tracker)
+    warmer = ViewWarmer(services.gateway, build_schema(), [ZONE])
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    try:
+        warmer.warm(stop=stop)
+    finally:
+        services.close()
+    assert len(asked) == 4  # three requests sent, the fourth not
+    assert warmer.rounds == 0
+
+
+@pytest.mark.parametrize(
+    ("tz", "prepared"),
+    [("Asia/Tokyo", "Asia/Tokyo"), ("Etc/UTC", "UTC"), ("Nowhere/Atlantis", "UTC")],
+)
+def test_the_zone_prepared_by_default_is_the_machines(tz: str, prepared: str) -> None:
+    code = "from claude_api.server.warming import local_zone_name; print(local_zone_name())"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TZ": tz},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == prepared
