@@ -4,7 +4,7 @@ database, median and p95 of each page over several runs.
 
     python -m bench.bench_dashboard [--database-url URL] [--size 1000000] [--repeat 10]
                                     [--keep DIR] [--tz America/New_York] [--kept-answers]
-                                    [--live | --first-load] [--only overview]
+                                    [--live | --first-load [--warmed]] [--only overview]
 
 The database is filled with `claude-api demo` data as `bench_queries` fills it (and, with
 `--keep DIR`, kept and reused: the same files, so a database kept by either serves both; "now"
@@ -20,7 +20,8 @@ with `--kept-answers` they are, which leaves GraphQL's execution of the answers;
 an invocation is recorded before each load, as while sessions run, so the kept answers are out
 of date but what is kept across such writes (the parts of answers that have settled) serves;
 with `--first-load` each page's first load is timed instead, the pages in turn in a new process,
-`--repeat` such processes one after the other.
+`--repeat` such processes one after the other; with `--warmed` too, after the warm-up of the
+dashboard's first views that `claude-api serve` runs once started (`server/warming.py`).
 The target: each page under 100 ms (the sum of its requests; the browser sends some at once).
 "cpu ms" is the process's CPU time for a load of the page, every thread's (the fields of a
 request run in worker threads at once): the figure a busy machine moves least.
@@ -69,7 +70,7 @@ from claude_api.models.local_days import day_starts, keep_days, start_hours
 from claude_api.models.queries.alerts import list_rules
 from claude_api.models.write import store_events
 from claude_api.server.app import freeze_startup_objects
-from claude_api.server.warming import ViewWarmer
+from claude_api.server.warming import ViewWarmer, freeze_warmed_objects
 
 TARGET_MS = 100.0
 LIVE_TASK = "live-session"  # the task of what --live records: not the task page's task
@@ -400,6 +401,7 @@ def main() -> None:
             if args.warmed:
                 warmer = ViewWarmer(runner.context.gateway, runner.schema, [args.tz])
                 warmer.warm(now=now)
+                freeze_warmed_objects()  # as the server does after its first warm-up
                 print(f"{WARM_UP_MARK}{warmer.last_seconds * 1000:.0f} ms")
             for page in measured:
                 if args.first_load:

@@ -17,6 +17,7 @@ have paused for a check's interval. A failure is logged and tried again at the n
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,16 @@ def local_zone_name() -> str:
     except Exception:  # an unknown TZ, a broken /etc/localtime
         return "UTC"
     return "UTC" if name in _UTC_ALIASES else name
+
+
+def freeze_warmed_objects() -> None:
+    """Move what the first warm-up kept (compiled statements, kept parts and answers: some
+    50,000 objects at 10^6 events) out of the cyclic garbage collector's reach, as the server
+    does with what its start made (`app.freeze_startup_objects`): they live as long as the
+    server, and each full collection would otherwise walk them, a pause of every request in
+    flight."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,8 @@ class ViewWarmer:
                 if seen != warmed and (warmed is None or seen == last):
                     warmed = seen  # a warm-up that fails is tried again at the next change
                     await asyncio.to_thread(self.warm, stop=stopping.is_set)
+                    if self.rounds == 1:
+                        await asyncio.to_thread(freeze_warmed_objects)
             except Exception:
                 logger.exception("preparing the dashboard's first views failed")
             last = seen
