@@ -25,6 +25,7 @@ from tests.auth_support import settings_for
 from tests.factories import add_events, make_event
 
 ZONE = "America/New_York"
+NEW_YORK = ZoneInfo(ZONE)
 
 
 async def until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
@@ -37,12 +38,23 @@ async def until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
 def test_the_warm_up_runs_again_after_an_older_write_and_after_midnight(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = {"now": datetime.now(UTC)}
+    # An hour before midnight in New York, 13:00 in Tokyo: New York's date changes first.
+    midnight = datetime.combine(datetime.now(UTC).astimezone(NEW_YORK).date(), time(), NEW_YORK)
+    clock = {"now": midnight.astimezone(UTC) - timedelta(hours=1)}
     monkeypatch.setattr(data_version, "utc_now", lambda: clock["now"])
     add_events(engine, make_event(timestamp=clock["now"] - timedelta(hours=1)))
     tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
     services = Services(settings=settings_for(engine), engine=engine, tracker=tracker)
-    warmer = ViewWarmer(services.gateway, build_schema(), [ZONE], check_seconds=0.02)
+    zones = ["America/New_York", "Asia/Tokyo"]
+    warmer = ViewWarmer(services.gateway, build_schema(), zones, check_seconds=0.02)
+    warmed: list[list[str]] = []
+    warm = warmer.warm
+
+    def noting(zones: list[str], **options: object) -> None:
+        warmed.append(list(zones))
+        warm(zones, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(warmer, "warm", noting)
 
     async def scenario() -> None:
         stopping = asyncio.Event()
@@ -53,13 +65,12 @@ def test_the_warm_up_runs_again_after_an_older_write_and_after_midnight(
         await asyncio.to_thread(add_events, engine, recent)
         await asyncio.sleep(0.3)  # fifteen checks
         assert warmer.rounds == 1
-        # An import of a session three days old changes them: warmed again.
+        # An import of a session three days old changes them: every zone is warmed again.
         older = make_event(name="imported", timestamp=clock["now"] - timedelta(days=3))
         await asyncio.to_thread(add_events, engine, older)
         await until(lambda: warmer.rounds == 2)
-        # The periods move on at the zone's midnight: warmed again.
-        tomorrow = clock["now"].astimezone(ZoneInfo(ZONE)).date() + timedelta(days=1)
-        clock["now"] = datetime.combine(tomorrow, time(0, 0, 1), ZoneInfo(ZONE)).astimezone(UTC)
+        # New York's periods move on at its midnight: its views are warmed again.
+        clock["now"] = midnight.astimezone(UTC) + timedelta(seconds=1)
         await until(lambda: warmer.rounds == 3)
         stopping.set()
         await asyncio.wait_for(running, 10)
@@ -68,7 +79,7 @@ def test_the_warm_up_runs_again_after_an_older_write_and_after_midnight(
         asyncio.run(scenario())
     finally:
         services.close()
-    assert warmer.rounds == 3
+    assert warmed == [zones, zones, ["America/New_York"]]
 
 
 def test_a_warm_up_stops_before_its_next_request(engine: Engine) -> None:

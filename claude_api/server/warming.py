@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from strawberry import Schema
@@ -87,6 +87,13 @@ class _Context:
     tracker: None = None
 
 
+class _State(NamedTuple):
+    """What the warmed views depend on besides recent writes."""
+
+    settled: int | None  # the settled token
+    dates: tuple[date, ...]  # each zone's date
+
+
 class _Stopped(Exception):
     """The server is stopping: the warm-up ends."""
 
@@ -103,20 +110,28 @@ class ViewWarmer:
     rounds: int = 0  # warm-ups completed
     last_seconds: float | None = None  # how long the last one took
 
-    def warm(self, now: datetime | None = None, stop: Callable[[], bool] = lambda: False) -> None:
-        """Load each view once, in turn, in an event loop of this thread (call it from a
-        worker thread: the requests' reads run on the gateway's threads meanwhile); `stop()`
-        is asked before each request, and ends the warm-up early when true."""
+    def warm(
+        self,
+        zones: Sequence[str] | None = None,
+        *,
+        now: datetime | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Load each view in `zones` (default: all), in turn, in an event loop of this thread
+        (call it from a worker thread: the requests' reads run on the gateway's threads
+        meanwhile); `stop()` is asked before each request, and ends the warm-up early when
+        true."""
         started = time.perf_counter()
+        zones = self.zones if zones is None else zones
         moment = now or data_version.utc_now()
         loop = asyncio.new_event_loop()
         try:
-            for zone in self.zones:
+            for zone in zones:
                 self._warm_zone(loop, zone, moment, stop)
             # Again, as after a write: a history's first load reads its buckets in one
             # statement, a later one its recent buckets in another, compiled now.
             with computing_again():
-                for zone in self.zones:
+                for zone in zones:
                     self._warm_zone(loop, zone, moment, stop)
         except _Stopped:
             return
@@ -124,11 +139,8 @@ class ViewWarmer:
             loop.close()
         self.rounds += 1
         self.last_seconds = time.perf_counter() - started
-        logger.info(
-            "the dashboard's first views are ready (%s): %.1f s",
-            ", ".join(self.zones),
-            self.last_seconds,
-        )
+        ready = ", ".join(zones)
+        logger.info("the dashboard's first views are ready (%s): %.1f s", ready, self.last_seconds)
 
     def _warm_zone(
         self, loop: asyncio.AbstractEventLoop, tz: str, now: datetime, stop: Callable[[], bool]
@@ -162,17 +174,18 @@ class ViewWarmer:
         tasks(ranges[DEFAULT_PERIOD], tz)(ask)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Warm up now, then again when a zone's date or the settled data has changed (and
-        stayed so for a check's interval), until `stopping` is set."""
-        warmed: Any = None
-        last: Any = None
+        """Warm up now, then again when the settled data (every zone) or a zone's date (that
+        zone) has changed and stayed so for a check's interval, until `stopping` is set."""
+        warmed: _State | None = None
+        last: _State | None = None
         while not stopping.is_set():
             seen = None
             try:
                 seen = await self.gateway.run(self._state)
                 if seen != warmed and (warmed is None or seen == last):
+                    zones = self._zones_to_warm(warmed, seen)
                     warmed = seen  # a warm-up that fails is tried again at the next change
-                    await asyncio.to_thread(self.warm, stop=stopping.is_set)
+                    await asyncio.to_thread(self.warm, zones, stop=stopping.is_set)
                     if self.rounds == 1:
                         await asyncio.to_thread(freeze_warmed_objects)
             except Exception:
@@ -181,10 +194,15 @@ class ViewWarmer:
             with suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.check_seconds)
 
-    def _state(self) -> tuple[tuple[date, ...], int | None]:
-        """What the warmed views depend on besides recent writes: each zone's date and the
-        settled token."""
+    def _zones_to_warm(self, warmed: _State | None, seen: _State) -> list[str]:
+        """Every zone at first and after the settled data changed; else those whose date did."""
+        if warmed is None or warmed.settled != seen.settled:
+            return list(self.zones)
+        dates = zip(self.zones, warmed.dates, seen.dates, strict=True)
+        return [zone for zone, before, now in dates if before != now]
+
+    def _state(self) -> _State:
         now = data_version.utc_now()
         dates = tuple(now.astimezone(ZoneInfo(zone)).date() for zone in self.zones)
         with self.gateway.session() as session:
-            return dates, data_version.settled(session)
+            return _State(data_version.settled(session), dates)
