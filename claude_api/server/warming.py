@@ -27,6 +27,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import tzlocal
 from strawberry import Schema
 
 from claude_api.access import FULL_ACCESS, Principal
@@ -55,8 +56,6 @@ _UTC_ALIASES = {"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Unive
 
 def local_zone_name() -> str:
     """This machine's time zone as an IANA name ("UTC" when it cannot be told)."""
-    import tzlocal
-
     try:
         name = tzlocal.get_localzone_name() or "UTC"
         ZoneInfo(name)
@@ -67,7 +66,7 @@ def local_zone_name() -> str:
 
 def freeze_warmed_objects() -> None:
     """Move what the first warm-up kept (compiled statements, kept parts and answers: some
-    50,000 objects at 10^6 events) out of the cyclic garbage collector's reach, as the server
+    180,000 objects at 10^6 events) out of the cyclic garbage collector's reach, as the server
     does with what its start made (`app.freeze_startup_objects`): they live as long as the
     server, and each full collection would otherwise walk them, a pause of every request in
     flight."""
