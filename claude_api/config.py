@@ -170,9 +170,9 @@ class Settings(BaseSettings):
     dashboard_warm_up: bool = Field(
         default=True,
         description="Load the dashboard's first views (the overview of each period, the pages "
-        "of the busiest agent and skill, the task list) in the background, in each of the time "
-        "zones above, when the server starts, after each local midnight and after older data "
-        "changes: their first load in a browser then finds them ready.",
+        "of the busiest agent and skill, the task list) in the background, in each time zone of "
+        "CLAUDE_API_TIME_ZONES, when the server starts, after each local midnight and after "
+        "older data changes: their first load in a browser then finds them ready.",
     )
 
     @classmethod
