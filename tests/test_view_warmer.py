@@ -9,7 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,14 +18,20 @@ from sqlalchemy import Engine
 
 from claude_api.graph.schema import build_schema
 from claude_api.models import data_version
-from claude_api.server.services import Services
+from claude_api.models.gateway import Gateway
 from claude_api.server.warming import ViewWarmer
-from claude_api.tracking import build_tracker
-from tests.auth_support import settings_for
 from tests.factories import add_events, make_event
 
 ZONE = "America/New_York"
 NEW_YORK = ZoneInfo(ZONE)
+
+
+@pytest.fixture
+def gateway(engine: Engine) -> Iterator[Gateway]:
+    """The read gateway of the server's database, as its warm-up reads through it."""
+    opened = Gateway(engine, threads=4)
+    yield opened
+    opened.close()
 
 
 async def until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
@@ -36,17 +42,15 @@ async def until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
 
 
 def test_the_warm_up_runs_again_after_an_older_write_and_after_midnight(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An hour before midnight in New York, 13:00 in Tokyo: New York's date changes first.
     midnight = datetime.combine(datetime.now(UTC).astimezone(NEW_YORK).date(), time(), NEW_YORK)
     clock = {"now": midnight.astimezone(UTC) - timedelta(hours=1)}
     monkeypatch.setattr(data_version, "utc_now", lambda: clock["now"])
     add_events(engine, make_event(timestamp=clock["now"] - timedelta(hours=1)))
-    tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
-    services = Services(settings=settings_for(engine), engine=engine, tracker=tracker)
     zones = ["America/New_York", "Asia/Tokyo"]
-    warmer = ViewWarmer(services.gateway, build_schema(), zones, check_seconds=0.02)
+    warmer = ViewWarmer(gateway, build_schema(), zones, check_seconds=0.02)
     warmed: list[list[str]] = []
     warm = warmer.warm
 
@@ -75,28 +79,20 @@ def test_the_warm_up_runs_again_after_an_older_write_and_after_midnight(
         stopping.set()
         await asyncio.wait_for(running, 10)
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        services.close()
+    asyncio.run(scenario())
     assert warmed == [zones, zones, ["America/New_York"]]
 
 
-def test_a_warm_up_stops_before_its_next_request(engine: Engine) -> None:
+def test_a_warm_up_stops_before_its_next_request(engine: Engine, gateway: Gateway) -> None:
     add_events(engine, make_event(timestamp=datetime.now(UTC) - timedelta(hours=1)))
-    tracker = build_tracker(engine, load_entrypoints=False, retry_delays=())
-    services = Services(settings=settings_for(engine), engine=engine, tracker=tracker)
-    warmer = ViewWarmer(services.gateway, build_schema(), [ZONE])
+    warmer = ViewWarmer(gateway, build_schema(), [ZONE])
     asked: list[int] = []
 
     def stop() -> bool:
         asked.append(1)
         return len(asked) > 3
 
-    try:
-        warmer.warm(stop=stop)
-    finally:
-        services.close()
+    warmer.warm(stop=stop)
     assert len(asked) == 4  # three requests sent, the fourth not
     assert warmer.rounds == 0
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from claude_api.dashboard.documents import documents
 
-PERIODS = ("24h", "7d", "30d", "90d")  # the periods the picker offers, but a custom range
+PERIODS = ("24h", "7d", "30d", "90d")  # the picker's periods, besides a custom range
 DEFAULT_PERIOD = "7d"
 SHOWN = 10  # leaderboard rows the overview shows before "show all"
 
